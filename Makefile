@@ -1,0 +1,78 @@
+# rsdl_qgis: build, install, test and demo.
+#   make install   plugin + private Python dependencies into a QGIS profile, enabled
+#   make test      whatever set-up is missing, then the whole test suite
+#   make demo      the workflow on the bundled sample data, through qgis_process
+#   make zip       a ZIP for QGIS's "Install from ZIP"
+# QGIS_CUSTOM_CONFIG_PATH selects the profile folder, as it does for QGIS itself.
+
+PYTHON       ?= /usr/bin/python3
+QGIS_PROCESS ?= qgis_process.bin
+VERSION      := $(shell sed -n 's/^version=//p' metadata.txt)
+CONFIG_ROOT  := $(if $(QGIS_CUSTOM_CONFIG_PATH),$(QGIS_CUSTOM_CONFIG_PATH),$(HOME)/.local/share/QGIS/QGIS3)
+PROFILE_DIR  ?= $(CONFIG_ROOT)/profiles/default
+PLUGIN_DEST  := $(PROFILE_DIR)/python/plugins/rsdl_qgis
+DEPS_DEST    := $(PROFILE_DIR)/rsdl_qgis/python-deps
+# A GPU build of TensorFlow where an NVIDIA driver is present, the CPU build elsewhere.
+TF_PKG       ?= $(if $(shell command -v nvidia-smi 2>/dev/null),tensorflow[and-cuda]==2.21.0,tensorflow-cpu==2.21.0)
+PIP          := $(PYTHON) -m pip install --disable-pip-version-check --no-warn-script-location -q
+BUILD        := build
+DEPS         := $(BUILD)/deps
+TESTDEPS     := $(BUILD)/testdeps
+PLUGIN       := $(BUILD)/plugin/rsdl_qgis
+PYTEST_ARGS  ?=
+
+SYSTEM_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-pip pyqt5-dev-tools
+TEST_PACKAGES   := $(SYSTEM_PACKAGES) otb-bin
+
+.PHONY: all system test-system deps testdeps plugin install zip test demo clean
+
+all: plugin
+
+system:
+	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
+
+test-system:
+	@scripts/ensure-system-packages $(TEST_PACKAGES)
+
+deps: system $(DEPS)/.stamp
+$(DEPS)/.stamp: requirements.txt
+	rm -rf $(DEPS) && mkdir -p $(DEPS)
+	$(PIP) --target $(DEPS) -r requirements.txt "$(TF_PKG)"
+	echo "$(TF_PKG)" > $@
+
+testdeps: system $(TESTDEPS)/.stamp
+$(TESTDEPS)/.stamp: requirements-test.txt
+	rm -rf $(TESTDEPS) && mkdir -p $(TESTDEPS)
+	$(PIP) --target $(TESTDEPS) -r requirements-test.txt
+	touch $@
+
+plugin: system
+	rm -rf $(PLUGIN) && mkdir -p $(PLUGIN)
+	cp -r rsdl_qgis/. $(PLUGIN)/
+	cp -r metadata.txt LICENSE requirements.txt icons $(PLUGIN)/
+	pyrcc5 -o $(PLUGIN)/resources.py resources.qrc
+	find $(PLUGIN) -name __pycache__ -prune -exec rm -rf {} +
+
+install: deps plugin
+	mkdir -p $(dir $(PLUGIN_DEST)) $(dir $(DEPS_DEST))
+	rm -rf $(PLUGIN_DEST) $(DEPS_DEST)
+	cp -r $(PLUGIN) $(PLUGIN_DEST)
+	cp -al $(DEPS) $(DEPS_DEST) 2>/dev/null || cp -a $(DEPS) $(DEPS_DEST)
+	$(PYTHON) scripts/enable-plugin.py $(PROFILE_DIR) rsdl_qgis
+	@echo "Installed rsdl_qgis $(VERSION) into $(PROFILE_DIR) (dependencies: $(DEPS_DEST))"
+
+zip: plugin
+	mkdir -p dist && rm -f dist/rsdl_qgis-$(VERSION).zip
+	$(PYTHON) -m zipfile -c dist/rsdl_qgis-$(VERSION).zip $(PLUGIN)
+	@echo "dist/rsdl_qgis-$(VERSION).zip"
+
+test: test-system deps testdeps plugin
+	QT_QPA_PLATFORM=offscreen PYTHONPATH=$(DEPS):$(TESTDEPS):$(CURDIR) \
+	  $(PYTHON) -m pytest -p no:cacheprovider tests $(PYTEST_ARGS)
+
+demo: install
+	QT_QPA_PLATFORM=offscreen QGIS_PROCESS=$(QGIS_PROCESS) PYTHON=$(PYTHON) \
+	  QGIS_CUSTOM_CONFIG_PATH=$(CONFIG_ROOT) scripts/demo
+
+clean:
+	rm -rf $(BUILD) dist demo-output

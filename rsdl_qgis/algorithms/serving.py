@@ -1,0 +1,148 @@
+"""rsdl:modelserve: apply a TensorFlow model to rasters of any size."""
+from qgis.core import (QgsProcessingException, QgsProcessingParameterBoolean,
+                       QgsProcessingParameterEnum, QgsProcessingParameterFile,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
+
+from .. import api
+from ..engine.serve import OUTPUT_TYPES
+from .base import FeedbackProgress, RsdlAlgorithm, advanced
+
+MAX_SOURCES = 4
+
+HELP = """<p>Applies a TensorFlow model to one to four rasters of any size, with bounded
+memory, as OTBTF's TensorflowModelServe does. The output is a tiled, compressed GeoTIFF on
+the grid of SOURCE1 (times SCALE), exactly georeferenced, with no seams between tiles.</p>
+<h3>Modes</h3>
+<p><b>Patch-based</b> (default): one patch of the receptive field is cut around every
+output pixel (every EFIELD x EFIELD block) and the patches are fed to the model in
+batches. For a 128 x 128 image and a receptive field of 16 the output is 113 x 113 pixels,
+shifted by 8 input pixels. <b>Fully-convolutional</b>: the model receives whole regions
+and returns the expression field of each; much faster for convolutional models.</p>
+<h3>Parameters</h3>
+<ul>
+<li><b>MODEL</b>: a SavedModel folder (choose its saved_model.pb) or a .keras file.
+TF1 models (OTBTF's) are addressed by tensor names, TF2 models by signature keys.</li>
+<li><b>SOURCE1..SOURCE4</b>: input rasters. SOURCE1 is the reference grid; the other
+sources are aligned on it by coordinates (other resolutions and extents allowed; another
+CRS is warped on the fly).</li>
+<li><b>SOURCEn_RFIELD</b>: receptive field (patch size, in pixels of that source) of the
+model input fed by source n.</li>
+<li><b>SOURCEn_NAME</b>: the model input the source feeds (may stay empty when the model
+has one input).</li>
+<li><b>SOURCEn_NODATA</b>: nodata value of the source (default: the raster's own). Output
+pixels whose SOURCE1 pixel is nodata are nodata; tiles of nodata only are not computed.</li>
+<li><b>OUTPUT_NAMES</b>: comma-separated model outputs, stacked as bands (may stay
+empty when the model has one output).</li>
+<li><b>EFIELD</b>: expression field: the size of the output block one input patch
+gives (1 for a classifier, e.g. 32 for a segmentation net of 64 -> 32).</li>
+<li><b>SCALE</b>: output spacing = SOURCE1 spacing x SCALE.</li>
+<li><b>FULLY_CONV</b>: fully-convolutional mode.</li>
+<li><b>TILE_SIZE</b>: output tile side in pixels; 0 picks it from MEMORY_MB.</li>
+<li><b>BATCH_SIZE</b>: patches per model call in patch-based mode.</li>
+<li><b>OUTPUT_TYPE</b>: float32, uint8, uint16, int16 or int32 (values are clipped to
+the type's range).</li>
+<li><b>OUTPUT_NODATA</b> (advanced): nodata value of the output (default: -9999 for
+float32, the largest value for unsigned types, the smallest for signed ones).</li>
+<li><b>MEMORY_MB</b> (advanced): memory budget used when TILE_SIZE is 0.</li>
+</ul>
+<h3>Example</h3>
+<pre>qgis_process.bin run rsdl:modelserve -- MODEL=models/model3 SOURCE1=pxs.tif
+  SOURCE1_RFIELD=16 SOURCE1_NAME=x OUTPUT_NAMES=prediction FULLY_CONV=true
+  OUTPUT=map.tif</pre>
+"""
+
+
+class ModelServe(RsdlAlgorithm):
+    NAME = "modelserve"
+    DISPLAY = "Apply a model (model serve)"
+    GROUP = "serving"
+    HELP = HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterFile(
+            "MODEL", "Model (SavedModel's saved_model.pb, or a .keras file)",
+            fileFilter="TensorFlow models (saved_model.pb *.keras);;All files (*)"))
+        for i in range(1, MAX_SOURCES + 1):
+            optional = i > 1
+            self.addParameter(QgsProcessingParameterRasterLayer(
+                f"SOURCE{i}", f"Source {i}" + (" (reference grid)" if i == 1 else ""),
+                optional=optional))
+            self.addParameter(QgsProcessingParameterNumber(
+                f"SOURCE{i}_RFIELD", f"Source {i}: receptive field (pixels)",
+                QgsProcessingParameterNumber.Integer, defaultValue=16, minValue=1,
+                optional=optional))
+            self.addParameter(QgsProcessingParameterString(
+                f"SOURCE{i}_NAME", f"Source {i}: model input name", defaultValue="",
+                optional=True))
+            self.addParameter(QgsProcessingParameterNumber(
+                f"SOURCE{i}_NODATA", f"Source {i}: nodata value",
+                QgsProcessingParameterNumber.Double, optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            "OUTPUT_NAMES", "Model output names (comma separated)", defaultValue="",
+            optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "EFIELD", "Expression field (pixels)", QgsProcessingParameterNumber.Integer,
+            defaultValue=1, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            "SCALE", "Output spacing scale factor", QgsProcessingParameterNumber.Double,
+            defaultValue=1.0, minValue=1e-6))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "FULLY_CONV", "Fully-convolutional mode", defaultValue=False))
+        self.addParameter(QgsProcessingParameterNumber(
+            "TILE_SIZE", "Tile size (pixels, 0 = automatic)",
+            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "BATCH_SIZE", "Batch size (patch-based mode)",
+            QgsProcessingParameterNumber.Integer, defaultValue=256, minValue=1))
+        self.addParameter(QgsProcessingParameterEnum(
+            "OUTPUT_TYPE", "Output data type", options=list(OUTPUT_TYPES), defaultValue=0))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "OUTPUT_NODATA", "Output nodata value", QgsProcessingParameterNumber.Double,
+            optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "MEMORY_MB", "Memory budget for automatic tiles (MB)",
+            QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Output raster"))
+
+    def run(self, parameters, context, feedback):
+        given = [i for i in range(1, MAX_SOURCES + 1)
+                 if parameters.get(f"SOURCE{i}") not in (None, "")]
+        if given != list(range(1, len(given) + 1)) or not given:
+            raise QgsProcessingException(
+                f"SOURCE1 is required and sources are numbered from 1 without gaps "
+                f"(given: {', '.join(f'SOURCE{i}' for i in given) or 'none'})")
+        sources = []
+        for i in given:
+            key = f"SOURCE{i}"
+            layer = self.parameterAsRasterLayer(parameters, key, context)
+            if layer is None or not layer.isValid():
+                raise QgsProcessingException(self.invalidRasterError(parameters, key))
+            if layer.providerType() != "gdal":
+                raise QgsProcessingException(
+                    f"{key}: '{layer.name()}' is a {layer.providerType()} layer; save it "
+                    "as a GeoTIFF first (Export > Save As...)")
+            sources.append(api.ServeSource(
+                layer.source(),
+                self.parameterAsInt(parameters, f"{key}_RFIELD", context),
+                self.parameterAsString(parameters, f"{key}_NAME", context).strip(),
+                self._optional_double(parameters, f"{key}_NODATA", context)))
+        job = api.ServeJob(
+            model=self.parameterAsFile(parameters, "MODEL", context),
+            sources=sources,
+            output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
+            output_names=self.parameterAsString(parameters, "OUTPUT_NAMES", context).split(","),
+            efield=self.parameterAsInt(parameters, "EFIELD", context),
+            scale=self.parameterAsDouble(parameters, "SCALE", context),
+            fully_conv=self.parameterAsBool(parameters, "FULLY_CONV", context),
+            tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
+            batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
+            output_type=OUTPUT_TYPES[self.parameterAsEnum(parameters, "OUTPUT_TYPE", context)],
+            output_nodata=self._optional_double(parameters, "OUTPUT_NODATA", context),
+            memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context))
+        return api.serve_model(job, FeedbackProgress(feedback))
+
+    def _optional_double(self, parameters, key, context):
+        if parameters.get(key) in (None, ""):
+            return None
+        return self.parameterAsDouble(parameters, key, context)

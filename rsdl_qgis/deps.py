@@ -1,0 +1,65 @@
+"""The plugin's private dependency folder.
+
+Pinned Python dependencies (TensorFlow, numpy 1.26, scikit-learn...) live in a folder of
+their own, outside the system Python, and go first on ``sys.path`` when the plugin
+loads. Debian's GDAL bindings break on numpy 2, so the order matters: this must run
+before anything imports numpy. No qgis import at module level: the engine's tests use
+this module too.
+"""
+import importlib
+import os
+import sys
+
+PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+REQUIREMENTS = os.path.join(PLUGIN_DIR, "requirements.txt")
+ENV_VAR = "RSDL_QGIS_DEPS"
+
+
+def profile_deps_dir(profile_dir):
+    """Where `make install` and the plugin menu put dependencies for a QGIS profile."""
+    return os.path.join(profile_dir, "rsdl_qgis", "python-deps")
+
+
+def deps_dir():
+    """The dependency folder in use: $RSDL_QGIS_DEPS, else the active QGIS profile's."""
+    if os.environ.get(ENV_VAR):
+        return os.environ[ENV_VAR]
+    try:
+        from qgis.core import QgsApplication
+    except ImportError:
+        return None
+    return profile_deps_dir(QgsApplication.qgisSettingsDirPath())
+
+
+def activate(path=None):
+    """Put the dependency folder first on sys.path. Returns the folder, or None."""
+    path = path or deps_dir()
+    if not path or not os.path.isdir(path):
+        return None
+    if path in sys.path:
+        sys.path.remove(path)
+    sys.path.insert(0, path)
+    importlib.invalidate_caches()
+    return path
+
+
+def install_command(path=None):
+    """The exact shell command that installs the dependencies into the folder."""
+    path = path or deps_dir() or "<profile>/rsdl_qgis/python-deps"
+    return (f"/usr/bin/python3 -m pip install --upgrade --target '{path}' "
+            f"-r '{REQUIREMENTS}' tensorflow-cpu==2.21.0")
+
+
+def require_tensorflow():
+    """Import TensorFlow or raise a DependencyError that says how to install it."""
+    from .errors import DependencyError
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise DependencyError(
+            f"TensorFlow is not installed for the plugin ({exc}). Install it with "
+            f"`make install` from the plugin's sources, the plugin menu "
+            f"'Remote sensing deep learning > Install or update Python dependencies', "
+            f"or: {install_command()}") from exc
+    return tf

@@ -1,0 +1,1 @@
+"""The engine: GDAL + numpy only, never imports qgis nor TensorFlow."""

@@ -1,0 +1,213 @@
+"""Raster readers and writers (GDAL only)."""
+import os
+import queue
+import threading
+import uuid
+
+import numpy as np
+from osgeo import gdal, osr
+
+from ..errors import RsdlIOError, GridError
+from .grid import Grid
+from .windows import Window, crop
+
+gdal.UseExceptions()
+
+GDAL_TYPES = {
+    "uint8": gdal.GDT_Byte, "uint16": gdal.GDT_UInt16, "int16": gdal.GDT_Int16,
+    "uint32": gdal.GDT_UInt32, "int32": gdal.GDT_Int32, "float32": gdal.GDT_Float32,
+    "float64": gdal.GDT_Float64,
+}
+NUMPY_TYPES = {v: k for k, v in GDAL_TYPES.items()}
+
+#: default nodata value written in outputs of each type
+DEFAULT_NODATA = {"uint8": 255, "uint16": 65535, "int16": -32768, "int32": -2147483648,
+                  "uint32": 4294967295, "float32": -9999.0, "float64": -9999.0}
+
+
+def open_raster(path, param=None):
+    """Open a raster for reading; errors name the parameter."""
+    if not path:
+        raise RsdlIOError("no raster given", param)
+    try:
+        ds = gdal.Open(str(path), gdal.GA_ReadOnly)
+    except RuntimeError as exc:
+        raise RsdlIOError(f"cannot read raster '{path}': {exc}", param) from exc
+    if ds is None or ds.RasterCount == 0:
+        raise RsdlIOError(f"'{path}' is not a raster GDAL can read", param)
+    return ds
+
+
+def grid_of(ds):
+    return Grid(ds.RasterXSize, ds.RasterYSize, tuple(ds.GetGeoTransform()),
+                ds.GetProjectionRef() or "")
+
+
+def same_crs(wkt_a, wkt_b):
+    if not wkt_a or not wkt_b:
+        return True
+    a, b = osr.SpatialReference(), osr.SpatialReference()
+    a.ImportFromWkt(wkt_a)
+    b.ImportFromWkt(wkt_b)
+    return bool(a.IsSame(b))
+
+
+class SourceReader:
+    """Reads windows of one source as (rows, cols, bands) arrays.
+
+    Parts of a window outside the image are filled with the source's nodata value (0
+    when it has none). A source in another CRS than the reference is warped on the fly
+    (nearest neighbour) into the reference CRS at its own resolution.
+    """
+
+    def __init__(self, path, param, nodata=None, ref_wkt=None, log=None):
+        self.path = str(path)
+        self.param = param
+        self.ds = open_raster(path, param)
+        self.warped = False
+        wkt = self.ds.GetProjectionRef()
+        if ref_wkt and wkt and not same_crs(wkt, ref_wkt):
+            try:
+                self.ds = gdal.AutoCreateWarpedVRT(self.ds, wkt, ref_wkt, gdal.GRA_NearestNeighbour)
+            except RuntimeError as exc:
+                raise GridError(f"cannot warp '{path}' into the CRS of SOURCE1: {exc}", param) from exc
+            self.warped = True
+            if log:
+                log(f"{param}: its CRS differs from SOURCE1's; warping it on the fly "
+                    "(nearest neighbour) into SOURCE1's CRS")
+        self.grid = grid_of(self.ds)
+        self.grid.check_north_up(param)
+        self.bands = self.ds.RasterCount
+        band_nodata = self.ds.GetRasterBand(1).GetNoDataValue()
+        self.nodata = band_nodata if nodata is None else nodata
+        self.dtype = NUMPY_TYPES.get(self.ds.GetRasterBand(1).DataType, "float64")
+
+    def read(self, window, dtype=np.float32):
+        """The window as a (height, width, bands) array, padded outside the image."""
+        fill = 0 if self.nodata is None else self.nodata
+        inside = crop(window, self.grid.width, self.grid.height)
+        try:
+            data = self.ds.ReadAsArray(inside.col_off, inside.row_off, inside.width,
+                                       inside.height) if not inside.empty else None
+        except RuntimeError as exc:
+            raise RsdlIOError(f"cannot read {inside} of '{self.path}': {exc}", self.param) from exc
+        if data is not None:
+            data = data.reshape(self.bands, inside.height, inside.width)
+        if inside == window:
+            return np.ascontiguousarray(np.moveaxis(data, 0, -1), dtype=dtype)
+        out = np.full((window.height, window.width, self.bands), fill, dtype=dtype)
+        if data is not None:
+            rel = inside.relative_to(window)
+            out[rel.slices()] = np.moveaxis(data, 0, -1)
+        return out
+
+    def nodata_mask(self, array):
+        """True where every band of a (rows, cols, bands) array equals the nodata value."""
+        if self.nodata is None:
+            return np.zeros(array.shape[:2], dtype=bool)
+        if isinstance(self.nodata, float) and np.isnan(self.nodata):
+            return np.isnan(array).all(axis=-1)
+        return (array == self.nodata).all(axis=-1)
+
+    def close(self):
+        self.ds = None
+
+
+def temp_path_for(path):
+    d, name = os.path.split(os.path.abspath(path))
+    return os.path.join(d, f".{name}.{uuid.uuid4().hex[:8]}.part.tif")
+
+
+class TiledWriter:
+    """A tiled, compressed GeoTIFF written by a background thread.
+
+    Tiles are written into a hidden temporary file beside the target; ``commit`` renames
+    it onto the target once every tile is written, ``abort`` removes it. The queue is
+    bounded, so memory stays bounded when the disk is slower than the model.
+    """
+
+    def __init__(self, path, width, height, bands, dtype, geotransform, crs_wkt, nodata,
+                 band_names=None, metadata=None, block=256, max_pending=4):
+        self.path = str(path)
+        self.dtype = np.dtype(dtype)
+        self.tmp = temp_path_for(self.path)
+        options = ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}",
+                   "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "NUM_THREADS=1"]
+        if self.dtype.kind == "f":
+            options.append("PREDICTOR=3")
+        elif self.dtype.itemsize > 1:
+            options.append("PREDICTOR=2")
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            drv = gdal.GetDriverByName("GTiff")
+            self.ds = drv.Create(self.tmp, width, height, bands, GDAL_TYPES[self.dtype.name], options)
+        except (RuntimeError, OSError) as exc:
+            raise RsdlIOError(f"cannot create '{self.path}': {exc}", "OUTPUT") from exc
+        self.ds.SetGeoTransform(geotransform)
+        if crs_wkt:
+            self.ds.SetProjection(crs_wkt)
+        for b in range(bands):
+            band = self.ds.GetRasterBand(b + 1)
+            if nodata is not None:
+                band.SetNoDataValue(nodata)
+            if band_names:
+                band.SetDescription(band_names[b])
+        if metadata:
+            self.ds.SetMetadata({k: str(v) for k, v in metadata.items()})
+        self.error = None
+        self.queue = queue.Queue(maxsize=max_pending)
+        self.thread = threading.Thread(target=self._run, name="rsdl-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            window, array = item
+            if self.error is not None:
+                continue
+            try:
+                for b in range(array.shape[2]):
+                    self.ds.GetRasterBand(b + 1).WriteArray(array[:, :, b], window.col_off, window.row_off)
+            except Exception as exc:  # reported by write() or commit()
+                self.error = exc
+
+    def _check(self):
+        if self.error is not None:
+            raise RsdlIOError(f"cannot write '{self.path}': {self.error}", "OUTPUT")
+
+    def write(self, window, array):
+        """Queue a (rows, cols, bands) tile for writing at ``window``."""
+        self._check()
+        self.queue.put((window, np.asarray(array, dtype=self.dtype)))
+
+    def _stop(self):
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+    def commit(self):
+        self._stop()
+        self._check()
+        try:
+            self.ds.FlushCache()
+            self.ds = None
+            if os.path.exists(self.path + ".aux.xml"):  # statistics of an older output
+                os.remove(self.path + ".aux.xml")
+            os.replace(self.tmp, self.path)
+        except (RuntimeError, OSError) as exc:
+            self.abort()
+            raise RsdlIOError(f"cannot write '{self.path}': {exc}", "OUTPUT") from exc
+
+    def abort(self):
+        try:
+            while True:
+                self.queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._stop()
+        self.ds = None
+        for p in (self.tmp, self.tmp + ".aux.xml"):
+            if os.path.exists(p):
+                os.remove(p)

@@ -1,0 +1,362 @@
+"""The streaming serving engine: apply a model to rasters of any size.
+
+A serving job is plain data (:class:`ServeJob`: paths, numbers, names), so that it can be
+logged, stored beside its output, or sent to another worker. :func:`serve` runs one job
+with any model object that has ``run(feeds, output_names) -> list of arrays`` and
+``input_dtype(name)``: the engine never imports TensorFlow.
+
+Pipeline: a reader thread reads the regions of the next tile and cuts its patches while
+the model computes the current tile; a writer thread compresses and writes finished
+tiles. Queues between them are bounded, so memory is bounded by the tile size.
+"""
+import json
+import queue
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional
+
+import numpy as np
+from osgeo import gdal
+
+from ..errors import CancelledError, GridError, ModelError, RsdlError
+from .grid import SourceGeometry, output_geometry, plan_tile
+from .raster import DEFAULT_NODATA, GDAL_TYPES, SourceReader, TiledWriter
+from .windows import Window, subdivide
+
+OUTPUT_TYPES = ("float32", "uint8", "uint16", "int16", "int32")
+
+
+@dataclass
+class ServeSource:
+    path: str
+    rfield: int
+    name: str = ""
+    nodata: Optional[float] = None
+
+
+@dataclass
+class ServeJob:
+    model: str
+    sources: List[ServeSource]
+    output: str
+    output_names: List[str] = field(default_factory=list)
+    efield: int = 1
+    scale: float = 1.0
+    fully_conv: bool = False
+    tile_size: int = 0
+    batch_size: int = 256
+    output_type: str = "float32"
+    output_nodata: Optional[float] = None
+    memory_mb: int = 512
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d)
+        d["sources"] = [ServeSource(**s) for s in d["sources"]]
+        return cls(**d)
+
+
+class Progress:
+    """Callbacks of a run; the default does nothing and never cancels."""
+
+    def set(self, fraction):
+        pass
+
+    def cancelled(self):
+        return False
+
+    def info(self, message):
+        pass
+
+
+@contextmanager
+def gdal_cache(max_bytes):
+    """Bound GDAL's block cache during a run, so memory does not grow with image size."""
+    old = gdal.GetCacheMax()
+    gdal.SetCacheMax(min(old, max_bytes))
+    try:
+        yield
+    finally:
+        gdal.SetCacheMax(old)
+
+
+def param_of(index, suffix=""):
+    return f"SOURCE{index + 1}{suffix}"
+
+
+class ServePlan:
+    """Everything known about a job before any pixel is computed."""
+
+    def __init__(self, job, model, progress):
+        self.job, self.model, self.progress = job, model, progress
+        if not job.sources:
+            raise GridError("at least one source is needed", "SOURCE1")
+        if job.output_type not in OUTPUT_TYPES:
+            raise RsdlError(f"unknown output type '{job.output_type}'; one of "
+                            f"{', '.join(OUTPUT_TYPES)}", "OUTPUT_TYPE")
+        if job.batch_size < 1:
+            raise RsdlError("the batch size must be at least 1", "BATCH_SIZE")
+        self.readers = []
+        try:
+            for i, s in enumerate(job.sources):
+                ref_wkt = self.readers[0].grid.crs_wkt if self.readers else None
+                self.readers.append(SourceReader(s.path, param_of(i), s.nodata, ref_wkt,
+                                                 progress.info))
+            ref = self.readers[0].grid
+            self.sgeoms = [SourceGeometry.of(r.grid, ref, s.rfield)
+                           for r, s in zip(self.readers, job.sources)]
+            self.geom = output_geometry(self.sgeoms, job.efield, job.scale,
+                                        [param_of(i) for i in range(len(job.sources))])
+            self._check_fields()
+            self.input_names = [s.name for s in job.sources]
+            self.input_dtypes = [np.dtype(model.input_dtype(n)) for n in self.input_names]
+            self.output_names = list(job.output_names)
+            self.bands = self._probe_bands()
+        except BaseException:
+            self.close()
+            raise
+        self.out_dtype = np.dtype(job.output_type)
+        self.out_nodata = (job.output_nodata if job.output_nodata is not None
+                           else DEFAULT_NODATA[job.output_type])
+        self.tile = self._tile_size()
+
+    def _check_fields(self):
+        e = self.job.efield
+        for i, s in enumerate(self.sgeoms):
+            ratio = self.geom.scale / s.kx
+            need = 1 + (e - 1) * ratio
+            if need > s.rfield + 1e-9:
+                raise GridError(
+                    f"the receptive field {s.rfield} cannot hold an expression field of {e} "
+                    f"output pixels ({need:g} pixels of this source at SCALE "
+                    f"{self.geom.scale:g}): raise the receptive field or lower EFIELD/SCALE",
+                    param_of(i, "_RFIELD"))
+
+    def _zeros_feeds(self, tile):
+        plans = plan_tile(self.geom, self.sgeoms, tile)
+        arrays = [np.zeros((p.window.height, p.window.width, r.bands), dt)
+                  for p, r, dt in zip(plans, self.readers, self.input_dtypes)]
+        return self._feeds(tile, plans, arrays)
+
+    def _probe_bands(self):
+        """Run the model once on zeros to learn how many bands each output has."""
+        e = self.geom.efield
+        side = e if not self.job.fully_conv else e * 2
+        tile = Window(0, 0, min(side, self.geom.width), min(side, self.geom.height))
+        feeds = next(iter(self._zeros_feeds(tile)))
+        results = self.model.run(feeds, self.output_names)
+        bands = []
+        for name, res in zip(self.output_names, results):
+            n = np.asarray(res).size
+            per_pixel = tile.size if self.job.fully_conv else e * e
+            if n == 0 or n % per_pixel:
+                raise ModelError(
+                    f"output '{name}' gave {n} values for {tile.width} x {tile.height} "
+                    f"output pixels: not a whole number of bands. Check SOURCEn_RFIELD, "
+                    f"EFIELD, SCALE and FULLY_CONV", "OUTPUT_NAMES")
+            bands.append(n // per_pixel)
+        return bands
+
+    def _tile_size(self):
+        e = self.geom.efield
+        if self.job.tile_size:
+            t = max(e, (self.job.tile_size // e) * e)
+            return t
+        budget = self.job.memory_mb * 2 ** 20
+        step = max(e, 16 // e * e if e <= 16 else e)
+        best = step
+        for t in range(step, 2048 + 1, step):
+            if self.estimate_bytes(t) > budget:
+                break
+            best = t
+            if t >= max(self.geom.width, self.geom.height):
+                break
+        return best
+
+    def estimate_bytes(self, t):
+        """Rough peak memory of the pipeline for square tiles of ``t`` output pixels."""
+        total = 0
+        for s, r in zip(self.sgeoms, self.readers):
+            side = t * self.geom.scale / s.kx + s.rfield
+            total += 3 * side * side * r.bands * 4          # read, cast, prefetched tile
+            if self.job.fully_conv:
+                total += 64 * side * side * 4                # model activations (guess)
+            else:
+                total += 2 * self.job.batch_size * s.rfield ** 2 * r.bands * 4
+        total += 6 * t * t * sum(self.bands) * 8             # model output, cast, writer queue
+        return total
+
+    def _feeds(self, tile, plans, arrays):
+        """Model feeds for a tile: one dict (fully-convolutional) or one per batch."""
+        if self.job.fully_conv:
+            yield {n: a[None] for n, a in zip(self.input_names, arrays)}
+            return
+        views = [np.lib.stride_tricks.sliding_window_view(a, (s.rfield, s.rfield), axis=(0, 1))
+                 for a, s in zip(arrays, self.sgeoms)]
+        nbx = len(plans[0].col_starts)
+        nblocks = nbx * len(plans[0].row_starts)
+        for k in range(0, nblocks, self.job.batch_size):
+            idx = np.arange(k, min(k + self.job.batch_size, nblocks))
+            iy, ix = idx // nbx, idx % nbx
+            feeds = {}
+            for name, v, p in zip(self.input_names, views, plans):
+                patches = v[p.row_starts[iy], p.col_starts[ix]]          # (b, bands, r, r)
+                feeds[name] = np.ascontiguousarray(patches.transpose(0, 2, 3, 1))
+            yield feeds
+
+    def prepare(self, tile):
+        """Reader side: read the tile's regions; None feeds when it is all nodata."""
+        plans = plan_tile(self.geom, self.sgeoms, tile)
+        arrays = [r.read(p.window, dt) for r, p, dt in zip(self.readers, plans, self.input_dtypes)]
+        ref, win = self.readers[0], plans[0].window
+        valid = None
+        if ref.nodata is not None:
+            cols = self.sgeoms[0].pixel_of(self.geom.centres(tile.col_off, tile.width, 0), 0)
+            rows = self.sgeoms[0].pixel_of(self.geom.centres(tile.row_off, tile.height, 1), 1)
+            rows, cols = rows - win.row_off, cols - win.col_off
+            if rows.min() < 0 or cols.min() < 0 or rows.max() >= win.height or cols.max() >= win.width:
+                raise GridError(f"reference pixels of tile {tile} fall outside its region {win}")
+            valid = ~ref.nodata_mask(arrays[0][np.ix_(rows, cols)])
+            if not valid.any():
+                return tile, None, valid
+        with_nodata = [(r, a) for r, a in zip(self.readers, arrays) if r.nodata is not None]
+        if with_nodata and len(with_nodata) == len(arrays) and all(
+                r.nodata_mask(a).all() for r, a in with_nodata):
+            return tile, None, np.zeros((tile.height, tile.width), bool)
+        return tile, list(self._feeds(tile, plans, arrays)), valid
+
+    def compute(self, tile, feeds, valid):
+        """Model side: run the model and assemble the output tile (rows, cols, bands)."""
+        out = np.empty((tile.height, tile.width, sum(self.bands)), self.out_dtype)
+        if feeds is None:
+            out[...] = self.out_nodata
+            return out
+        e = self.geom.efield
+        parts = [[] for _ in self.output_names]
+        for f in feeds:
+            if self.progress.cancelled():
+                raise CancelledError()
+            for acc, res in zip(parts, self.model.run(f, self.output_names)):
+                acc.append(np.asarray(res).reshape(-1))
+        band = 0
+        for name, acc, nb in zip(self.output_names, parts, self.bands):
+            flat = acc[0] if len(acc) == 1 else np.concatenate(acc)
+            if flat.size != tile.size * nb:
+                raise ModelError(
+                    f"output '{name}' gave {flat.size} values for a {tile.width} x "
+                    f"{tile.height} pixel tile of {nb} band(s) ({tile.size * nb} expected). "
+                    "Check SOURCEn_RFIELD, EFIELD, SCALE and FULLY_CONV against the model",
+                    "OUTPUT_NAMES")
+            if self.job.fully_conv:
+                block = flat.reshape(tile.height, tile.width, nb)
+            else:
+                block = (flat.reshape(tile.height // e, tile.width // e, e, e, nb)
+                         .transpose(0, 2, 1, 3, 4).reshape(tile.height, tile.width, nb))
+            out[:, :, band:band + nb] = cast(block, self.out_dtype)
+            band += nb
+        if valid is not None:
+            out[~valid] = self.out_nodata
+        return out
+
+    def close(self):
+        for r in self.readers:
+            r.close()
+
+
+def cast(array, dtype):
+    """Cast model values to the output type, clipping to the range of integer types."""
+    if dtype.kind in "iu" and array.dtype != dtype:
+        info = np.iinfo(dtype)
+        array = np.clip(array, info.min, info.max)
+    return array.astype(dtype, copy=False)
+
+
+def serve(job, model, progress=None):
+    """Run a serving job; returns a dict describing the output."""
+    progress = progress or Progress()
+    start = time.monotonic()
+    plan = ServePlan(job, model, progress)
+    try:
+        geom = plan.geom
+        ref = plan.readers[0].grid
+        tiles = subdivide(geom.width, geom.height, plan.tile)
+        progress.info(f"Output: {geom.width} x {geom.height} pixels, {sum(plan.bands)} band(s) "
+                      f"{job.output_type}, spacing {ref.sx * geom.scale:g}; "
+                      f"{len(tiles)} tile(s) of {plan.tile} x {plan.tile}, "
+                      f"{'fully-convolutional' if job.fully_conv else 'patch-based'}")
+        band_names = [n if nb == 1 else f"{n}_{b + 1}"
+                      for n, nb in zip(job.output_names, plan.bands) for b in range(nb)]
+        meta = {"RSDL_MODEL": job.model, "RSDL_JOB": json.dumps(job.to_dict())}
+        with gdal_cache(min(128, job.memory_mb // 4) * 2 ** 20):
+            writer = TiledWriter(job.output, geom.width, geom.height, sum(plan.bands),
+                                 plan.out_dtype, geom.geotransform(ref), ref.crs_wkt,
+                                 plan.out_nodata, band_names, meta)
+            try:
+                skipped = run_pipeline(plan, tiles, writer, progress)
+                writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+    finally:
+        plan.close()
+    elapsed = time.monotonic() - start
+    progress.info(f"Done in {elapsed:.1f} s; {skipped} of {len(tiles)} tile(s) were all "
+                  "nodata and skipped")
+    return {"OUTPUT": job.output, "WIDTH": geom.width, "HEIGHT": geom.height,
+            "BANDS": sum(plan.bands), "TILES": len(tiles), "SKIPPED_TILES": skipped,
+            "SECONDS": elapsed}
+
+
+def run_pipeline(plan, tiles, writer, progress):
+    """Read ahead in a thread, compute here, write in the writer's thread."""
+    q = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def reader():
+        try:
+            for tile in tiles:
+                if stop.is_set():
+                    return
+                put(("tile", plan.prepare(tile)))
+        except BaseException as exc:  # handed to the main thread
+            put(("error", exc))
+
+    thread = threading.Thread(target=reader, name="rsdl-reader", daemon=True)
+    thread.start()
+    skipped = 0
+    total = sum(t.size for t in tiles)
+    done = 0
+    try:
+        for _ in tiles:
+            if progress.cancelled():
+                raise CancelledError()
+            kind, item = q.get()
+            if kind == "error":
+                raise item
+            tile, feeds, valid = item
+            skipped += feeds is None
+            writer.write(tile, plan.compute(tile, feeds, valid))
+            done += tile.size
+            progress.set(done / total)
+    finally:
+        stop.set()
+        try:
+            while True:
+                q.get_nowait()
+        except queue.Empty:
+            pass
+        thread.join()
+    return skipped

@@ -1,0 +1,95 @@
+"""Pixel windows: a tiny immutable type and module-level functions.
+
+A window is a rectangle of pixels in some grid: column and row offsets and a size.
+Offsets may be negative or run past the image (a window that asks for padding);
+``crop`` brings one back inside an image.
+"""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Window:
+    col_off: int
+    row_off: int
+    width: int
+    height: int
+
+    def __post_init__(self):
+        if self.width < 0 or self.height < 0:
+            raise ValueError(f"negative window size {self.width}x{self.height}")
+
+    @property
+    def col_end(self):
+        return self.col_off + self.width
+
+    @property
+    def row_end(self):
+        return self.row_off + self.height
+
+    @property
+    def empty(self):
+        return self.width == 0 or self.height == 0
+
+    @property
+    def size(self):
+        return self.width * self.height
+
+    def slices(self):
+        """(row slice, column slice) for indexing a (rows, cols, ...) array."""
+        return (slice(self.row_off, self.row_end), slice(self.col_off, self.col_end))
+
+    def relative_to(self, outer):
+        """This window in the coordinates of ``outer`` (whose origin becomes 0, 0)."""
+        return Window(self.col_off - outer.col_off, self.row_off - outer.row_off,
+                      self.width, self.height)
+
+
+def intersection(a, b):
+    """The overlap of two windows; an empty window at a's origin when they do not meet."""
+    c0, r0 = max(a.col_off, b.col_off), max(a.row_off, b.row_off)
+    c1, r1 = min(a.col_end, b.col_end), min(a.row_end, b.row_end)
+    if c1 <= c0 or r1 <= r0:
+        return Window(a.col_off, a.row_off, 0, 0)
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def crop(window, width, height):
+    """The part of ``window`` inside an image of ``width`` x ``height`` pixels."""
+    return intersection(window, Window(0, 0, width, height))
+
+
+def pad(window, left, top=None, right=None, bottom=None):
+    """Grow a window by margins (one value pads all four sides)."""
+    top = left if top is None else top
+    right = left if right is None else right
+    bottom = top if bottom is None else bottom
+    return Window(window.col_off - left, window.row_off - top,
+                  window.width + left + right, window.height + top + bottom)
+
+
+def align(window, step, origin=(0, 0)):
+    """The smallest window containing ``window`` whose edges lie on a grid of ``step``.
+
+    ``origin`` is a point of the grid, in the window's coordinates.
+    """
+    oc, orow = origin
+    c0 = oc + ((window.col_off - oc) // step) * step
+    r0 = orow + ((window.row_off - orow) // step) * step
+    c1 = oc - ((oc - window.col_end) // step) * step
+    r1 = orow - ((orow - window.row_end) // step) * step
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
+def subdivide(width, height, tile_width, tile_height=None):
+    """Tiles covering a ``width`` x ``height`` image in row-major order.
+
+    Tiles have the given size except on the last column and row, which keep the rest.
+    """
+    tile_height = tile_width if tile_height is None else tile_height
+    if tile_width <= 0 or tile_height <= 0:
+        raise ValueError(f"tile size must be positive, got {tile_width}x{tile_height}")
+    tiles = []
+    for r in range(0, height, tile_height):
+        for c in range(0, width, tile_width):
+            tiles.append(Window(c, r, min(tile_width, width - c), min(tile_height, height - r)))
+    return tiles

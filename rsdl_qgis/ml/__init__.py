@@ -1,0 +1,1 @@
+"""Classical classifiers on pixel or deep features (scikit-learn)."""

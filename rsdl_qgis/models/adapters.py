@@ -1,0 +1,233 @@
+"""Model adapters: one interface over the kinds of TensorFlow models users bring.
+
+- TF1 SavedModels (OTBTF's): no signatures; inputs and outputs are addressed by tensor
+  name (``x`` or ``x:0``), loaded with ``tf.compat.v1.saved_model.loader.load``.
+- TF2 SavedModels (``model.export()``, ``tf.saved_model.save``): addressed by the keys of
+  their serving signature.
+- Keras ``.keras`` files, loaded in safe mode (no arbitrary code).
+
+Every adapter has ``inputs`` and ``outputs`` (name -> (shape, dtype)),
+``resolve_input(name, param)`` / ``resolve_output(...)`` (an empty name picks the only
+one; an unknown one fails with the names the model has), ``input_dtype(name)`` and
+``run(feeds, output_names) -> list of numpy arrays``. TensorFlow is imported lazily.
+"""
+import os
+import threading
+
+import numpy as np
+
+from ..deps import require_tensorflow
+from ..errors import ModelError
+
+TF1_SKIP_SINK_TYPES = {"NoOp", "Assign", "AssignVariableOp", "SaveV2", "RestoreV2", "Const",
+                       "VarHandleOp", "VariableV2", "MergeV2Checkpoints", "Identity_save",
+                       "StringJoin", "ShardedFilename", "Placeholder", "PlaceholderWithDefault"}
+
+
+def _training_op(op):
+    """Ops of the training machinery (optimizer slots, gradients, savers, shape helpers)."""
+    name = op.name
+    return (name.split("/")[0].split("_")[0] in ("gradients", "save", "optimizer") or "optimizer" in name
+            or name.endswith(("/read", "/Shape")) or "assert" in name or op.type.startswith("Apply")
+            or "strided_slice" in name)
+
+
+def _dtype_name(dt):
+    return np.dtype(dt.as_numpy_dtype).name if hasattr(dt, "as_numpy_dtype") else np.dtype(dt).name
+
+
+class ModelAdapter:
+    kind = "model"
+
+    def __init__(self, path):
+        self.path = path
+        self.inputs = {}
+        self.outputs = {}
+        self.extra_outputs = False  # TF1 graphs can return any tensor, not only the sinks
+
+    def _resolve(self, name, table, what, param):
+        if not name:
+            if len(table) == 1:
+                return next(iter(table))
+            raise ModelError(f"the model has {len(table)} {what}s ({', '.join(sorted(table))}): "
+                             f"say which one", param)
+        if name in table:
+            return name
+        base = name[:-2] if name.endswith(":0") else name
+        if base in table:
+            return base
+        if what == "output" and self.extra_outputs and self._has_tensor(base):
+            self.outputs[base] = self._tensor_info(base)
+            return base
+        raise ModelError(f"the model has no {what} named '{name}'; its {what}s are: "
+                         f"{', '.join(sorted(table)) or '(none)'}", param)
+
+    def resolve_input(self, name, param="SOURCE1_NAME"):
+        return self._resolve(name, self.inputs, "input", param)
+
+    def resolve_output(self, name, param="OUTPUT_NAMES"):
+        return self._resolve(name, self.outputs, "output", param)
+
+    def input_dtype(self, name):
+        dt = self.inputs[name][1]
+        return "float32" if dt in ("string", "object", "bool") else dt
+
+    def describe(self):
+        def fmt(t):
+            return ", ".join(f"{n} {list(s) if s is not None else '?'} {d}" for n, (s, d) in sorted(t.items()))
+        return f"{self.kind} '{self.path}'; inputs: {fmt(self.inputs)}; outputs: {fmt(self.outputs)}"
+
+
+class TF1Model(ModelAdapter):
+    kind = "TF1 SavedModel"
+
+    def __init__(self, path, tf, tags=("serve",)):
+        super().__init__(path)
+        self.graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=self.graph)
+        try:
+            with self.graph.as_default():
+                meta = tf.compat.v1.saved_model.loader.load(self.session, list(tags), path)
+        except Exception as exc:
+            raise ModelError(f"cannot load the TF1 SavedModel '{path}': {exc}", "MODEL") from exc
+        self.extra_outputs = True
+        sig = meta.signature_def.get("serving_default")
+        if sig is not None and sig.inputs:
+            self.inputs = {k: self._tensor_info(v.name) for k, v in sig.inputs.items()}
+            self.outputs = {k: self._tensor_info(v.name) for k, v in sig.outputs.items()}
+            self._names = {k: v.name for k, v in list(sig.inputs.items()) + list(sig.outputs.items())}
+        else:
+            self._names = {}
+            ops = self.graph.get_operations()
+            self.inputs = {op.name: self._tensor_info(op.name) for op in ops
+                           if op.type == "Placeholder"}
+            consumed = {t.name for op in ops for t in op.inputs}
+            self.outputs = {}
+            for op in ops:
+                if (op.type in TF1_SKIP_SINK_TYPES or not op.outputs or _training_op(op)
+                        or any(t.name in consumed for t in op.outputs)):
+                    continue
+                self.outputs[op.name] = self._tensor_info(op.name)
+        self._lock = threading.Lock()
+
+    def _tensor(self, name):
+        full = self._names.get(name, name if ":" in name else name + ":0")
+        return self.graph.get_tensor_by_name(full)
+
+    def _has_tensor(self, name):
+        try:
+            self._tensor(name)
+            return True
+        except (KeyError, ValueError):
+            return False
+
+    def _tensor_info(self, name):
+        t = self._tensor(name)
+        shape = None if t.shape.rank is None else tuple(t.shape.as_list())
+        return shape, _dtype_name(t.dtype)
+
+    def run(self, feeds, output_names):
+        fd = {self._tensor(k): v for k, v in feeds.items()}
+        fetches = [self._tensor(n) for n in output_names]
+        try:
+            return self.session.run(fetches, fd)
+        except Exception as exc:
+            raise ModelError(f"the model failed on inputs "
+                             f"{ {k: v.shape for k, v in feeds.items()} }: {str(exc).splitlines()[0]}",
+                             "MODEL") from exc
+
+
+class TF2Model(ModelAdapter):
+    kind = "TF2 SavedModel"
+
+    def __init__(self, path, tf, loaded):
+        super().__init__(path)
+        self.tf = tf
+        self.obj = loaded
+        sigs = loaded.signatures
+        key = "serving_default" if "serving_default" in sigs else sorted(sigs)[0]
+        self.fn = sigs[key]
+        _, kwargs = self.fn.structured_input_signature
+        self.inputs = {k: (tuple(v.shape.as_list()) if v.shape.rank is not None else None,
+                           _dtype_name(v.dtype)) for k, v in kwargs.items()}
+        self.outputs = {k: (tuple(v.shape.as_list()) if v.shape.rank is not None else None,
+                            _dtype_name(v.dtype)) for k, v in self.fn.structured_outputs.items()}
+
+    def run(self, feeds, output_names):
+        try:
+            res = self.fn(**{k: self.tf.constant(v) for k, v in feeds.items()})
+        except Exception as exc:
+            raise ModelError(f"the model failed on inputs "
+                             f"{ {k: v.shape for k, v in feeds.items()} }: {str(exc).splitlines()[0]}",
+                             "MODEL") from exc
+        return [res[n].numpy() for n in output_names]
+
+
+class KerasModel(ModelAdapter):
+    kind = "Keras model"
+
+    def __init__(self, path, tf):
+        super().__init__(path)
+        import keras
+        try:
+            self.model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as exc:
+            raise ModelError(f"cannot load the Keras model '{path}' (safe mode): {exc}",
+                             "MODEL") from exc
+        self.tf = tf
+        self.inputs = {t.name: (tuple(t.shape), np.dtype(t.dtype).name) for t in self.model.inputs}
+        self.outputs = {n: (tuple(t.shape), np.dtype(t.dtype).name)
+                        for n, t in zip(self.model.output_names, self.model.outputs)}
+        self._fn = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+
+    def run(self, feeds, output_names):
+        x = [self.tf.constant(feeds[t.name]) for t in self.model.inputs]
+        try:
+            res = self._fn(x if len(x) > 1 else x[0])
+        except Exception as exc:
+            raise ModelError(f"the model failed on inputs "
+                             f"{ {k: v.shape for k, v in feeds.items()} }: {str(exc).splitlines()[0]}",
+                             "MODEL") from exc
+        if not isinstance(res, (list, tuple)):
+            res = [res]
+        by_name = dict(zip(self.model.output_names, res))
+        return [np.asarray(by_name[n]) for n in output_names]
+
+
+def load_model(path, param="MODEL"):
+    """Load a SavedModel folder or a .keras file as a ModelAdapter."""
+    if not path:
+        raise ModelError("no model given: choose a SavedModel folder or a .keras file", param)
+    path = str(path)
+    if os.path.isfile(path) and os.path.basename(path) == "saved_model.pb":
+        path = os.path.dirname(path)
+    if not os.path.exists(path):
+        raise ModelError(f"'{path}' does not exist", param)
+    if os.path.isfile(path):
+        if path.endswith(".keras"):
+            return KerasModel(path, require_tensorflow())
+        raise ModelError(f"'{path}' is not a model: choose a SavedModel folder (holding "
+                         "saved_model.pb) or a .keras file", param)
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ModelError(f"'{path}' is not a SavedModel folder: it has no saved_model.pb", param)
+    tf = require_tensorflow()
+    if _is_tf2_saved_model(path):
+        try:
+            loaded = tf.saved_model.load(path)
+        except Exception as exc:
+            raise ModelError(f"cannot load the SavedModel '{path}': {exc}", param) from exc
+        if len(loaded.signatures):
+            return TF2Model(path, tf, loaded)
+    return TF1Model(path, tf)
+
+
+def _is_tf2_saved_model(path):
+    """True when the SavedModel has a TF2 object graph (not a plain TF1 graph)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    proto = saved_model_pb2.SavedModel()
+    try:
+        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+            proto.ParseFromString(f.read())
+    except Exception as exc:
+        raise ModelError(f"'{path}/saved_model.pb' is not a SavedModel: {exc}", "MODEL") from exc
+    return any(len(mg.object_graph_def.nodes) for mg in proto.meta_graphs)

@@ -1,0 +1,50 @@
+import os
+import sys
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("RSDL_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+OTBTF = os.path.join(SHARED, "otbtf")
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+gdal.UseExceptions()
+
+
+@pytest.fixture(scope="session")
+def otbtf():
+    if not os.path.isdir(OTBTF):
+        pytest.fail(f"reference data missing: {OTBTF} (set RSDL_SHARED_DATA)")
+    return OTBTF
+
+
+def write_raster(path, array, gt=(1000.0, 2.0, 0.0, 5000.0, 0.0, -2.0), epsg=32631, nodata=None):
+    """Write a (rows, cols, bands) array as a GeoTIFF."""
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    types = {"uint8": gdal.GDT_Byte, "int16": gdal.GDT_Int16, "uint16": gdal.GDT_UInt16,
+             "float32": gdal.GDT_Float32, "int32": gdal.GDT_Int32, "float64": gdal.GDT_Float64}
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[1], array.shape[0],
+                                               array.shape[2], types[array.dtype.name])
+    ds.SetGeoTransform(gt)
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    ds.SetProjection(srs.ExportToWkt())
+    for b in range(array.shape[2]):
+        band = ds.GetRasterBand(b + 1)
+        band.WriteArray(array[:, :, b])
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+    ds = None
+    return str(path)
+
+
+def read_raster(path):
+    ds = gdal.Open(str(path))
+    a = ds.ReadAsArray()
+    if a.ndim == 2:
+        a = a[None]
+    return np.moveaxis(a, 0, -1), ds.GetGeoTransform(), ds
