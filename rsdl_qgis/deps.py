@@ -55,11 +55,30 @@ def require_tensorflow():
     from .errors import DependencyError
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import tensorflow as tf
+        tf = _import_tensorflow()
     except ImportError as exc:
         raise DependencyError(
             f"TensorFlow is not installed for the plugin ({exc}). Install it with "
             f"`make install` from the plugin's sources, the plugin menu "
             f"'Remote sensing deep learning > Install or update Python dependencies', "
             f"or: {install_command()}") from exc
+    return tf
+
+
+def _import_tensorflow():
+    """Import TensorFlow so that its libraries bind to their own symbols first.
+
+    QGIS's executables (qgis.bin, qgis_process.bin) link Debian's libprotobuf-lite,
+    which sits in the process's global symbol scope; TensorFlow's libraries would resolve
+    their own protobuf symbols to it and abort at import ("File already exists in
+    database"). RTLD_DEEPBIND makes each TensorFlow library prefer its own definitions.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    old = sys.getdlopenflags()
+    sys.setdlopenflags(os.RTLD_NOW | os.RTLD_DEEPBIND)
+    try:
+        import tensorflow as tf
+    finally:
+        sys.setdlopenflags(old)
     return tf

@@ -48,3 +48,25 @@ def read_raster(path):
     if a.ndim == 2:
         a = a[None]
     return np.moveaxis(a, 0, -1), ds.GetGeoTransform(), ds
+
+
+_STATUS = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _STATUS.append(int(exitstatus))
+
+
+def pytest_unconfigure(config):
+    """Leave at once when a QgsApplication ran in this process.
+
+    Tearing down QGIS (exitQgis, or static destructors at exit) after TensorFlow has run
+    in the same process crashes in C++ destructors; results are already reported here,
+    so skip the teardown and keep pytest's exit status. qgis_process itself exits
+    cleanly (tests/cli).
+    """
+    from tests.qgis.conftest import STARTED
+    if STARTED and _STATUS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_STATUS[0])

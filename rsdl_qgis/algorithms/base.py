@@ -46,7 +46,7 @@ def advanced(param):
 
 
 class RsdlAlgorithm(QgsProcessingAlgorithm):
-    """Base class: subclasses set NAME, DISPLAY, GROUP, HELP and implement ``run``."""
+    """Base class: subclasses set NAME, DISPLAY, GROUP, HELP and implement ``process``."""
     NAME = ""
     DISPLAY = ""
     GROUP = ""
@@ -75,7 +75,7 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         try:
-            return self.run(parameters, context, feedback)
+            return self.process(parameters, context, feedback)
         except CancelledError as exc:
             raise QgsProcessingException(f"{exc}: no output was written") from exc
         except RsdlError as exc:
@@ -84,5 +84,6 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException(
                 "Out of memory: lower TILE_SIZE, BATCH_SIZE or the memory budget") from exc
 
-    def run(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
+        """Read parameters, call one api function, return its results."""
         raise NotImplementedError

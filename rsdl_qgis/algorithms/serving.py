@@ -105,7 +105,7 @@ class ModelServe(RsdlAlgorithm):
             QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Output raster"))
 
-    def run(self, parameters, context, feedback):
+    def process(self, parameters, context, feedback):
         given = [i for i in range(1, MAX_SOURCES + 1)
                  if parameters.get(f"SOURCE{i}") not in (None, "")]
         if given != list(range(1, len(given) + 1)) or not given:

@@ -1,0 +1,81 @@
+"""End to end as a user runs it: `make install` into a fresh profile, then qgis_process."""
+import json
+import os
+import subprocess
+import zipfile
+
+import pytest
+
+from tests.conftest import ROOT, read_raster
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory):
+    root = tmp_path_factory.mktemp("profile")
+    env = user_env(root)
+    r = subprocess.run(["make", "-C", ROOT, "install"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert os.path.isfile(root / "profiles/default/python/plugins/rsdl_qgis/metadata.txt")
+    assert os.path.isdir(root / "profiles/default/rsdl_qgis/python-deps/tensorflow")
+    return root
+
+
+def user_env(root):
+    """A user's environment: no PYTHONPATH from the test run, a custom profile."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env.update(QGIS_CUSTOM_CONFIG_PATH=str(root), QT_QPA_PLATFORM="offscreen")
+    return env
+
+
+def qgis_process(profile, *args):
+    return subprocess.run(["qgis_process.bin", *args], env=user_env(profile),
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_fresh_profile_lists_the_provider(profile):
+    r = qgis_process(profile, "list")
+    assert r.returncode == 0, r.stderr
+    assert "Remote sensing deep learning" in r.stdout
+    assert "rsdl:modelserve" in r.stdout
+
+
+def test_help_of_modelserve(profile):
+    r = qgis_process(profile, "help", "rsdl:modelserve")
+    assert r.returncode == 0 and "SOURCE1_RFIELD" in r.stdout and "receptive field" in r.stdout
+
+
+def test_run_modelserve_json(profile, otbtf, tmp_path):
+    out = tmp_path / "m4.tif"
+    r = qgis_process(profile, "--json", "run", "rsdl:modelserve", "--",
+                     f"MODEL={otbtf}/models/model4", f"SOURCE1={otbtf}/pxs_subset2.tif",
+                     "SOURCE1_RFIELD=64", "SOURCE1_NAME=x", "OUTPUT_NAMES=prediction_fcn",
+                     "EFIELD=32", "FULLY_CONV=true", f"OUTPUT={out}")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(r.stdout[r.stdout.index("{"):])["results"]
+    assert res["WIDTH"] == 96 and res["HEIGHT"] == 96
+    got, _, _ = read_raster(out)
+    assert got.shape == (96, 96, 1)
+
+
+def test_bad_input_is_a_clear_error_without_traceback(profile, otbtf, tmp_path):
+    out = tmp_path / "never.tif"
+    r = qgis_process(profile, "run", "rsdl:modelserve", "--",
+                     f"MODEL={otbtf}/models/model1", f"SOURCE1={otbtf}/pxs_subset.tif",
+                     "SOURCE1_RFIELD=200", "SOURCE1_NAME=x", "OUTPUT_NAMES=prediction",
+                     f"OUTPUT={out}")
+    assert r.returncode != 0
+    text = r.stdout + r.stderr
+    assert "SOURCE1_RFIELD" in text and "larger than the image" in text
+    assert "Traceback" not in text
+    assert not out.exists()
+
+
+def test_make_zip_is_an_installable_plugin(tmp_path):
+    r = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, "zip"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    path = os.path.join(ROOT, r.stdout.strip().splitlines()[-1])
+    names = zipfile.ZipFile(path).namelist()
+    for needed in ("rsdl_qgis/__init__.py", "rsdl_qgis/metadata.txt", "rsdl_qgis/resources.py",
+                   "rsdl_qgis/icons/rsdl.svg", "rsdl_qgis/engine/serve.py", "rsdl_qgis/LICENSE"):
+        assert needed in names
+    assert not any("__pycache__" in n for n in names)

@@ -1,0 +1,71 @@
+import os
+import re
+
+import numpy as np
+import pytest
+
+from tests.conftest import read_raster
+
+
+def test_provider_lists_working_algorithms_with_help(qgis_app):
+    from qgis.core import QgsApplication
+    p = QgsApplication.processingRegistry().providerById("rsdl")
+    assert p.name() == "Remote sensing deep learning" and not p.icon().isNull()
+    algs = {a.id(): a for a in p.algorithms()}
+    assert "rsdl:modelserve" in algs
+    for a in algs.values():
+        assert a.group() in ("Sampling", "Training", "Serving", "Classification")
+        assert not a.icon().isNull()
+        help_ = a.shortHelpString()
+        assert "Example" in help_
+        for d in a.parameterDefinitions():
+            name = d.name()
+            generic = re.sub(r"^SOURCE[1-4]", "SOURCEn", name)
+            assert (name in help_ or generic in help_
+                    or (re.fullmatch(r"SOURCE[1-4]", name) and "SOURCE1..SOURCE4" in help_)), \
+                f"{a.id()}: the help does not explain {name}"
+
+
+def test_modelserve_fully_conv(qgis_app, otbtf, tmp_path):
+    import processing
+    out = str(tmp_path / "m3.tif")
+    res = processing.run("rsdl:modelserve", {
+        "MODEL": f"{otbtf}/models/model3/saved_model.pb", "SOURCE1": f"{otbtf}/pxs_subset.tif",
+        "SOURCE1_RFIELD": 16, "SOURCE1_NAME": "x", "OUTPUT_NAMES": "prediction",
+        "FULLY_CONV": True, "OUTPUT_TYPE": 1, "OUTPUT": out})
+    got, gt, ds = read_raster(res["OUTPUT"])
+    assert got.shape == (113, 113, 1) and got.dtype == np.uint8
+    assert res["WIDTH"] == 113 and res["TILES"] >= 1
+    assert "RSDL_JOB" in ds.GetMetadata()          # provenance
+
+
+def test_modelserve_bad_name_is_a_processing_exception(qgis_app, otbtf, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+    out = tmp_path / "bad.tif"
+    with pytest.raises(QgsProcessingException) as e:
+        processing.run("rsdl:modelserve", {
+            "MODEL": f"{otbtf}/models/model3", "SOURCE1": f"{otbtf}/pxs_subset.tif",
+            "SOURCE1_RFIELD": 16, "SOURCE1_NAME": "x", "OUTPUT_NAMES": "nope", "OUTPUT": str(out)})
+    assert "OUTPUT_NAMES" in str(e.value) and "prediction" in str(e.value)
+    assert not out.exists()
+
+
+def test_modelserve_cancel_leaves_no_output(qgis_app, otbtf, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+    out = tmp_path / "cancelled.tif"
+
+    class CancelOnProgress(QgsProcessingFeedback):
+        def setProgress(self, p):  # noqa: N802
+            super().setProgress(p)
+            if p > 0:
+                self.cancel()
+
+    with pytest.raises(QgsProcessingException) as e:
+        processing.run("rsdl:modelserve", {
+            "MODEL": f"{otbtf}/models/model3", "SOURCE1": f"{otbtf}/pxs_subset.tif",
+            "SOURCE1_RFIELD": 16, "SOURCE1_NAME": "x", "OUTPUT_NAMES": "prediction",
+            "TILE_SIZE": 16, "OUTPUT": str(out)}, feedback=CancelOnProgress())
+    assert "Cancelled" in str(e.value)
+    assert os.listdir(tmp_path) == []
