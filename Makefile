@@ -70,9 +70,12 @@ test: test-system deps testdeps plugin
 	QT_QPA_PLATFORM=offscreen PYTHONPATH=$(DEPS):$(TESTDEPS):$(CURDIR) \
 	  $(PYTHON) -m pytest -p no:cacheprovider tests $(PYTEST_ARGS)
 
-demo: install
+# The demo installs into a profile of its own (build/demo-profile), not the user's.
+DEMO_CONFIG := $(CURDIR)/$(BUILD)/demo-profile
+demo:
+	$(MAKE) --no-print-directory install QGIS_CUSTOM_CONFIG_PATH=$(DEMO_CONFIG)
 	QT_QPA_PLATFORM=offscreen QGIS_PROCESS=$(QGIS_PROCESS) PYTHON=$(PYTHON) \
-	  QGIS_CUSTOM_CONFIG_PATH=$(CONFIG_ROOT) scripts/demo
+	  QGIS_CUSTOM_CONFIG_PATH=$(DEMO_CONFIG) scripts/demo
 
 clean:
 	rm -rf $(BUILD) dist demo-output

