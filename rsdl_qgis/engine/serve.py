@@ -21,7 +21,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import CancelledError, GridError, ModelError, RsdlError
-from .grid import SourceGeometry, output_geometry, plan_tile
+from .grid import SourceGeometry, output_geometry, plan_tile, reference_pixels
 from .raster import DEFAULT_NODATA, GDAL_TYPES, SourceReader, TiledWriter
 from .windows import Window, subdivide
 
@@ -170,7 +170,7 @@ class ServePlan:
             t = max(e, (self.job.tile_size // e) * e)
             return t
         budget = self.job.memory_mb * 2 ** 20
-        step = max(e, 16 // e * e if e <= 16 else e)
+        step = e * max(1, 16 // e)          # the largest multiple of EF up to 16
         best = step
         for t in range(step, MAX_AUTO_TILE + 1, step):
             if self.estimate_bytes(t) > budget:
@@ -218,8 +218,7 @@ class ServePlan:
         ref, win = self.readers[0], plans[0].window
         valid = None
         if ref.nodata is not None:
-            cols = self.sgeoms[0].pixel_of(self.geom.centres(tile.col_off, tile.width, 0), 0)
-            rows = self.sgeoms[0].pixel_of(self.geom.centres(tile.row_off, tile.height, 1), 1)
+            cols, rows = reference_pixels(self.geom, self.sgeoms[0], tile)
             rows, cols = rows - win.row_off, cols - win.col_off
             if rows.min() < 0 or cols.min() < 0 or rows.max() >= win.height or cols.max() >= win.width:
                 raise GridError(f"reference pixels of tile {tile} fall outside its region {win}")

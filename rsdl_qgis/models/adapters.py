@@ -20,7 +20,7 @@ from ..deps import require_tensorflow
 from ..errors import ModelError
 
 TF1_SKIP_SINK_TYPES = {"NoOp", "Assign", "AssignVariableOp", "SaveV2", "RestoreV2", "Const",
-                       "VarHandleOp", "VariableV2", "MergeV2Checkpoints", "Identity_save",
+                       "VarHandleOp", "VariableV2", "MergeV2Checkpoints",
                        "StringJoin", "ShardedFilename", "Placeholder", "PlaceholderWithDefault"}
 
 

@@ -7,12 +7,15 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("QGIS_CUSTOM_CONFIG_PATH", tempfile.mkdtemp(prefix="rsdl-qgis-profile-"))
 
-
 STARTED = []
 
 
-@pytest.fixture(scope="session")
-def qgis_app():
+def _start_qgis():
+    """Start QGIS when this folder is collected, before any test loads TensorFlow.
+
+    That is the order of QGIS and qgis_process (QGIS first, plugins later); creating a
+    QgsApplication after TensorFlow is loaded crashes in initQgis.
+    """
     from qgis.core import QgsApplication
     QgsApplication.setPrefixPath("/usr", True)
     app = QgsApplication([], False)
@@ -20,9 +23,18 @@ def qgis_app():
     sys.path.append("/usr/share/qgis/python/plugins")
     from processing.core.Processing import Processing
     Processing.initialize()
+    STARTED.append(app)
+    return app
+
+
+_APP = _start_qgis()
+
+
+@pytest.fixture(scope="session")
+def qgis_app():
+    from qgis.core import QgsApplication
     from rsdl_qgis.provider import RsdlProvider
     provider = RsdlProvider()
     QgsApplication.processingRegistry().addProvider(provider)
-    STARTED.append(app)
-    yield app
+    yield _APP
     QgsApplication.processingRegistry().removeProvider(provider)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from rsdl_qgis.engine.serve import ServeJob, ServeSource, serve
+from rsdl_qgis.engine.serve import Progress, ServeJob, ServeSource, serve
 from rsdl_qgis.errors import CancelledError, ModelError
 from tests.conftest import read_raster, write_raster
 from tests.synthetic import StridedModel
@@ -91,7 +91,7 @@ def test_cancel_leaves_no_output(tmp_path):
     src = write_raster(tmp_path / "in.tif", np.ones((64, 64), np.int16))
     out = tmp_path / "out.tif"
 
-    class CancelAfterTwo:
+    class CancelAfterTwo(Progress):
         n = 0
 
         def set(self, f):
@@ -99,9 +99,6 @@ def test_cancel_leaves_no_output(tmp_path):
 
         def cancelled(self):
             return self.n >= 2
-
-        def info(self, m):
-            pass
 
     with pytest.raises(CancelledError):
         serve(ServeJob("m", [ServeSource(src, 3, "x")], str(out), ["peak"], tile_size=8),
@@ -118,13 +115,7 @@ def test_other_crs_is_warped(tmp_path):
     gdal.Warp(b, a, dstSRS="EPSG:4326")
     logs = []
 
-    class Log:
-        def set(self, f):
-            pass
-
-        def cancelled(self):
-            return False
-
+    class Log(Progress):
         def info(self, m):
             logs.append(m)
 
