@@ -3,6 +3,8 @@
 Each function takes plain values (paths, numbers, names, a progress object) and returns
 a dict of results; algorithms only translate parameters to these calls.
 """
+from .engine.patches import PatchesJob, PatchSource, extract_patches  # noqa: F401
+from .engine.selection import SelectionJob, class_statistics, sample_selection  # noqa: F401
 from .engine.serve import Progress, ServeJob, ServeSource, serve  # noqa: F401
 from .errors import ModelError
 

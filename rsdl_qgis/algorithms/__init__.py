@@ -2,8 +2,12 @@
 
 Only algorithms that work are listed here.
 """
+from .sampling import ClassStatistics, PatchesExtraction, SampleSelection
 from .serving import ModelServe
 
 ALGORITHMS = [
+    ClassStatistics,
+    SampleSelection,
+    PatchesExtraction,
     ModelServe,
 ]

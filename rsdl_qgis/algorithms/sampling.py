@@ -1,0 +1,320 @@
+"""Sampling algorithms: class statistics, sample selection, patch extraction."""
+from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParameterBoolean,
+                       QgsProcessingParameterEnum, QgsProcessingParameterFeatureSource,
+                       QgsProcessingParameterField, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString,
+                       QgsProcessingParameterVectorDestination)
+
+from .. import api
+from ..engine.sampling import SAMPLERS, STRATEGIES
+from .base import FeedbackProgress, RsdlAlgorithm, advanced
+
+MAX_SOURCES = 4
+VECTOR_FORMATS = ["gpkg", "shp", "geojson", "sqlite", "fgb"]
+
+
+class _SamplingAlgorithm(RsdlAlgorithm):
+    GROUP = "sampling"
+
+    def vector_path(self, parameters, key, context, feedback):
+        """A file OGR can read for a vector parameter (selections and memory layers are
+        exported to a temporary GeoPackage by QGIS)."""
+        if parameters.get(key) in (None, ""):
+            return None
+        source = self.parameterAsSource(parameters, key, context)
+        if source is None:
+            raise QgsProcessingException(self.invalidSourceError(parameters, key))
+        path, layer = self.parameterAsCompatibleSourceLayerPathAndLayerName(
+            parameters, key, context, VECTOR_FORMATS, "gpkg", feedback)
+        return f"{path}|layername={layer}" if layer else path
+
+    def raster_path(self, parameters, key, context):
+        if parameters.get(key) in (None, ""):
+            return None
+        layer = self.parameterAsRasterLayer(parameters, key, context)
+        if layer is None or not layer.isValid():
+            raise QgsProcessingException(self.invalidRasterError(parameters, key))
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                f"{key}: '{layer.name()}' is a {layer.providerType()} layer; save it as a "
+                "GeoTIFF first (Export > Save As...)")
+        return layer.source()
+
+    def optional_double(self, parameters, key, context):
+        if parameters.get(key) in (None, ""):
+            return None
+        return self.parameterAsDouble(parameters, key, context)
+
+    def add_vector(self, types, description="Training polygons or points", optional=False):
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "VECTOR", description, types, optional=optional))
+        self.addParameter(QgsProcessingParameterField(
+            "FIELD", "Class field", parentLayerParameterName="VECTOR", optional=optional))
+
+
+CLASS_STATS_HELP = """<p>Counts, for each class, the pixels of INPUT whose centre lies inside
+the training polygons (or that contain the training points), and the polygons that hold at
+least one pixel: OTB's PolygonClassStatistics, as a table.</p>
+<h3>Parameters</h3>
+<ul>
+<li><b>INPUT</b>: the image (only its grid is used).</li>
+<li><b>VECTOR</b>: training polygons or points; another CRS is reprojected on the fly.</li>
+<li><b>FIELD</b>: the class field (integers or text).</li>
+<li><b>MASK</b> (optional): a raster on INPUT's grid; only its non-zero pixels count.</li>
+<li><b>OUTPUT</b>: the table (columns class, pixels, polygons); CSV when the name ends in
+.csv, else a GeoPackage table.</li>
+</ul>
+<p>A pixel inside two polygons counts once for each, as in OTB. Classes without any pixel
+are an error: their polygons are smaller than the pixels or outside the image.</p>
+<h3>Example</h3>
+<pre>qgis_process.bin run rsdl:classstatistics -- INPUT=scene.tif VECTOR=polygons.gpkg
+  FIELD=class OUTPUT=stats.csv</pre>
+"""
+
+
+class ClassStatistics(_SamplingAlgorithm):
+    NAME = "classstatistics"
+    DISPLAY = "Class statistics of training polygons"
+    HELP = CLASS_STATS_HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Image"))
+        self.add_vector([QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint])
+        self.addParameter(advanced(QgsProcessingParameterRasterLayer(
+            "MASK", "Mask (non-zero pixels are used)", optional=True)))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT", "Class statistics", "CSV files (*.csv);;GeoPackage (*.gpkg)"))
+
+    def process(self, parameters, context, feedback):
+        res = api.class_statistics(
+            self.raster_path(parameters, "INPUT", context),
+            self.vector_path(parameters, "VECTOR", context, feedback),
+            self.parameterAsString(parameters, "FIELD", context),
+            self.parameterAsFileOutput(parameters, "OUTPUT", context),
+            self.raster_path(parameters, "MASK", context), FeedbackProgress(feedback))
+        return {"OUTPUT": res["OUTPUT"], "TOTAL_PIXELS": res["TOTAL_PIXELS"],
+                "CLASSES": len(res["CLASSES"])}
+
+
+SELECTION_HELP = """<p>Selects training samples (pixel centres) inside training polygons,
+at training points, or in a label raster, with OTB's SampleSelection strategies, and splits
+them into training, validation and test sets.</p>
+<h3>Parameters</h3>
+<ul>
+<li><b>INPUT</b>: the image; samples are at the centres of its pixels.</li>
+<li><b>VECTOR</b> + <b>FIELD</b>: training polygons or points and their class field
+(integers or text). Or <b>LABELS</b>: a label raster on INPUT's grid instead (OTBTF's
+LabelImageSampleSelection); its nodata pixels are not sampled.</li>
+<li><b>STRATEGY</b>: <i>smallest</i> (as many per class as the smallest class has),
+<i>constant</i> (SAMPLES per class, or all of a smaller class), <i>percent</i> (PERCENT of
+each class), <i>total</i> (SAMPLES in all, shared in proportion to the classes),
+<i>byclass</i> (CLASS_COUNTS), <i>all</i>.</li>
+<li><b>SAMPLES</b>, <b>PERCENT</b>, <b>CLASS_COUNTS</b> (e.g. <code>1:500,2:300</code> or
+<code>water:500,crop:300</code>): the numbers of the strategy.</li>
+<li><b>SAMPLER</b>: <i>periodic</i> (evenly spread) or <i>random</i>; <b>SEED</b>: the same
+seed gives the same samples and split.</li>
+<li><b>MASK</b> (optional): only pixels where this raster (on INPUT's grid) is non-zero.</li>
+<li><b>GRID_STEP</b>: only pixels whose row and column are multiples of this step are
+candidates, so samples are at least this many pixels apart: patches of that size never
+overlap, and training and validation patches share no pixel.</li>
+<li><b>VALID_FRACTION</b>, <b>TEST_FRACTION</b>: shares of each class's samples written to
+OUTPUT_VALID and OUTPUT_TEST; the rest goes to OUTPUT.</li>
+<li><b>SPLIT_BY_POLYGON</b>: all samples of one polygon go to the same set, so validation
+measures generalisation to new places (with LABELS: 64 x 64-pixel blocks).</li>
+<li><b>OUTPUT</b>, <b>OUTPUT_VALID</b>, <b>OUTPUT_TEST</b>: point layers carrying the class
+field (same name) and <code>originfid</code>, the polygon each sample comes from. Text
+classes get integer codes, saved beside each output as <code>NAME.classes.csv</code> and
+reused by the next steps.</li>
+<li><b>LABELS_NODATA</b> (advanced): the label raster's nodata value, when it has none.</li>
+</ul>
+<h3>Example</h3>
+<pre>qgis_process.bin run rsdl:sampleselection -- INPUT=scene.tif VECTOR=polygons.gpkg
+  FIELD=class STRATEGY=1 SAMPLES=500 VALID_FRACTION=0.3 OUTPUT=train.gpkg
+  OUTPUT_VALID=valid.gpkg</pre>
+"""
+
+
+class SampleSelection(_SamplingAlgorithm):
+    NAME = "sampleselection"
+    DISPLAY = "Sample selection (with train/validation/test split)"
+    HELP = SELECTION_HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Image"))
+        self.add_vector([QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint],
+                        optional=True)
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "LABELS", "Label raster (instead of polygons)", optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            "STRATEGY", "Strategy", options=list(STRATEGIES), defaultValue=2))
+        self.addParameter(QgsProcessingParameterNumber(
+            "SAMPLES", "Samples (constant: per class; total: in all)",
+            QgsProcessingParameterNumber.Integer, defaultValue=1000, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            "PERCENT", "Percent of each class (percent strategy)",
+            QgsProcessingParameterNumber.Double, defaultValue=50.0, minValue=0.0001,
+            maxValue=100.0))
+        self.addParameter(QgsProcessingParameterString(
+            "CLASS_COUNTS", "Samples per class (byclass strategy), e.g. 1:500,2:300",
+            defaultValue="", optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            "SAMPLER", "Sampler", options=list(SAMPLERS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "SEED", "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
+            minValue=0))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "MASK", "Mask (samples only where non-zero)", optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "GRID_STEP", "Minimum spacing between samples (pixels)",
+            QgsProcessingParameterNumber.Integer, defaultValue=1, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            "VALID_FRACTION", "Validation fraction", QgsProcessingParameterNumber.Double,
+            defaultValue=0.0, minValue=0.0, maxValue=0.99))
+        self.addParameter(QgsProcessingParameterNumber(
+            "TEST_FRACTION", "Test fraction", QgsProcessingParameterNumber.Double,
+            defaultValue=0.0, minValue=0.0, maxValue=0.99))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "SPLIT_BY_POLYGON", "Split by polygon (no spatial leakage)", defaultValue=True))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "LABELS_NODATA", "Label raster nodata value", QgsProcessingParameterNumber.Double,
+            optional=True)))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            "OUTPUT", "Training samples", QgsProcessing.TypeVectorPoint))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            "OUTPUT_VALID", "Validation samples", QgsProcessing.TypeVectorPoint,
+            optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            "OUTPUT_TEST", "Test samples", QgsProcessing.TypeVectorPoint, optional=True,
+            createByDefault=False))
+
+    def process(self, parameters, context, feedback):
+        job = api.SelectionJob(
+            image=self.raster_path(parameters, "INPUT", context),
+            output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
+            vector=self.vector_path(parameters, "VECTOR", context, feedback),
+            labels=self.raster_path(parameters, "LABELS", context),
+            field=self.parameterAsString(parameters, "FIELD", context) or None,
+            strategy=STRATEGIES[self.parameterAsEnum(parameters, "STRATEGY", context)],
+            samples=self.parameterAsInt(parameters, "SAMPLES", context),
+            percent=self.parameterAsDouble(parameters, "PERCENT", context),
+            class_counts=self.parameterAsString(parameters, "CLASS_COUNTS", context),
+            sampler=SAMPLERS[self.parameterAsEnum(parameters, "SAMPLER", context)],
+            seed=self.parameterAsInt(parameters, "SEED", context),
+            mask=self.raster_path(parameters, "MASK", context),
+            grid_step=self.parameterAsInt(parameters, "GRID_STEP", context),
+            valid_fraction=self.parameterAsDouble(parameters, "VALID_FRACTION", context),
+            test_fraction=self.parameterAsDouble(parameters, "TEST_FRACTION", context),
+            split_by_polygon=self.parameterAsBool(parameters, "SPLIT_BY_POLYGON", context),
+            output_valid=self.parameterAsOutputLayer(parameters, "OUTPUT_VALID", context) or None,
+            output_test=self.parameterAsOutputLayer(parameters, "OUTPUT_TEST", context) or None,
+            labels_nodata=self.optional_double(parameters, "LABELS_NODATA", context))
+        if job.vector and not job.field:
+            raise QgsProcessingException("FIELD: choose the class field of VECTOR")
+        res = api.sample_selection(job, FeedbackProgress(feedback))
+        return {k: res.get(k) for k in ("OUTPUT", "OUTPUT_VALID", "OUTPUT_TEST", "SAMPLES",
+                                        "TRAIN", "VALID", "TEST")}
+
+
+PATCHES_HELP = """<p>Cuts a patch of each source around each sample point and writes them in
+OTBTF's patches-image format: n patches stacked in rows (width = patch size, height = n x
+patch size), with the source's bands, data type and spacing; the classes go to a 1 x n
+labels raster. Memory stays bounded whatever the number of points: patches are streamed to
+disk.</p>
+<h3>Parameters</h3>
+<ul>
+<li><b>VECTOR</b>: sample points (e.g. from Sample selection); <b>FIELD</b> (optional): their
+class field, written to OUTPUT_LABELS (text classes become the codes of the
+<code>.classes.csv</code> table beside the points, when there is one).</li>
+<li><b>SOURCE1..SOURCE4</b>: the images; they may have different resolutions, extents and
+CRSs: each source's patch is centred on the pixel of that source that contains the point
+(for even sizes, the centre is index size/2, 0-based).</li>
+<li><b>SOURCEn_PATCH_SIZE</b>: patch side in pixels of that source.</li>
+<li><b>SOURCEn_NODATA</b>: value marking nodata (default: the raster's own). A sample is
+rejected when any source's patch leaves its image or contains this value in any band.</li>
+<li><b>OUTPUT_SOURCE1..OUTPUT_SOURCE4</b>: the patches images.</li>
+<li><b>OUTPUT_LABELS</b>: 1 x n raster of the class codes.</li>
+<li><b>LABEL_RASTER</b> + <b>LABEL_PATCH_SIZE</b> -> <b>OUTPUT_LABEL_PATCHES</b>: dense label
+patches cut the same way (for segmentation networks).</li>
+<li><b>OUTPUT_POINTS</b>: the kept points, with <code>patch</code> (their row in the patches
+images, 0-based) and <code>originfid</code>.</li>
+</ul>
+<p>The log says how many samples were kept and why the others were rejected.</p>
+<h3>Example</h3>
+<pre>qgis_process.bin run rsdl:patchesextraction -- VECTOR=train.gpkg FIELD=class
+  SOURCE1=scene.tif SOURCE1_PATCH_SIZE=16 OUTPUT_SOURCE1=patches.tif
+  OUTPUT_LABELS=labels.tif</pre>
+"""
+
+
+class PatchesExtraction(_SamplingAlgorithm):
+    NAME = "patchesextraction"
+    DISPLAY = "Patches extraction"
+    HELP = PATCHES_HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "VECTOR", "Sample points", [QgsProcessing.TypeVectorPoint]))
+        self.addParameter(QgsProcessingParameterField(
+            "FIELD", "Class field", parentLayerParameterName="VECTOR", optional=True))
+        for i in range(1, MAX_SOURCES + 1):
+            optional = i > 1
+            self.addParameter(QgsProcessingParameterRasterLayer(
+                f"SOURCE{i}", f"Source {i}", optional=optional))
+            self.addParameter(QgsProcessingParameterNumber(
+                f"SOURCE{i}_PATCH_SIZE", f"Source {i}: patch size (pixels)",
+                QgsProcessingParameterNumber.Integer, defaultValue=16, minValue=1,
+                optional=optional))
+            self.addParameter(QgsProcessingParameterNumber(
+                f"SOURCE{i}_NODATA", f"Source {i}: nodata value",
+                QgsProcessingParameterNumber.Double, optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "LABEL_RASTER", "Label raster (dense labels)", optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "LABEL_PATCH_SIZE", "Label patch size (pixels)", QgsProcessingParameterNumber.Integer,
+            defaultValue=16, minValue=1))
+        for i in range(1, MAX_SOURCES + 1):
+            self.addParameter(QgsProcessingParameterRasterDestination(
+                f"OUTPUT_SOURCE{i}", f"Patches of source {i}", optional=i > 1,
+                createByDefault=i == 1))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_LABELS", "Labels (1 x n)", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_LABEL_PATCHES", "Label patches", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            "OUTPUT_POINTS", "Kept points", QgsProcessing.TypeVectorPoint, optional=True,
+            createByDefault=False))
+
+    def process(self, parameters, context, feedback):
+        given = [i for i in range(1, MAX_SOURCES + 1)
+                 if parameters.get(f"SOURCE{i}") not in (None, "")]
+        if given != list(range(1, len(given) + 1)) or not given:
+            raise QgsProcessingException(
+                f"SOURCE1 is required and sources are numbered from 1 without gaps "
+                f"(given: {', '.join(f'SOURCE{i}' for i in given) or 'none'})")
+        sources = []
+        for i in given:
+            key = f"SOURCE{i}"
+            out = self.parameterAsOutputLayer(parameters, f"OUTPUT_{key}", context)
+            if not out:
+                raise QgsProcessingException(f"OUTPUT_{key}: {key} is given, so give where its "
+                                             "patches go")
+            sources.append(api.PatchSource(
+                self.raster_path(parameters, key, context),
+                self.parameterAsInt(parameters, f"{key}_PATCH_SIZE", context), out,
+                self.optional_double(parameters, f"{key}_NODATA", context)))
+        label_raster = self.raster_path(parameters, "LABEL_RASTER", context)
+        job = api.PatchesJob(
+            vector=self.vector_path(parameters, "VECTOR", context, feedback),
+            sources=sources,
+            field=self.parameterAsString(parameters, "FIELD", context) or None,
+            output_labels=self.parameterAsOutputLayer(parameters, "OUTPUT_LABELS", context) or None,
+            label_raster=label_raster,
+            label_patch_size=self.parameterAsInt(parameters, "LABEL_PATCH_SIZE", context),
+            output_label_patches=self.parameterAsOutputLayer(
+                parameters, "OUTPUT_LABEL_PATCHES", context) or None,
+            output_points=self.parameterAsOutputLayer(parameters, "OUTPUT_POINTS", context) or None)
+        res = api.extract_patches(job, FeedbackProgress(feedback))
+        keys = [f"OUTPUT_SOURCE{i}" for i in given] + ["OUTPUT_LABELS", "OUTPUT_LABEL_PATCHES",
+                                                       "OUTPUT_POINTS", "KEPT", "REJECTED"]
+        return {k: res.get(k) for k in keys}

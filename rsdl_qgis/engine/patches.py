@@ -1,0 +1,385 @@
+"""Patch extraction into OTBTF's patches-image format, streamed to disk.
+
+A patches image stacks n patches of size x size pixels in rows: width = size, height =
+n x size, with the source's bands, data type and spacing. Labels go to a 1 x n raster.
+Each source's patch is centred on the pixel of that source containing the sample point
+(for even sizes, the centre is index size/2, 0-based), so sources of different
+resolutions and extents see the same place.
+"""
+import os
+import uuid
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+from osgeo import gdal, osr
+
+from ..errors import CancelledError, GridError, RsdlIOError
+from .raster import GDAL_TYPES, NUMPY_TYPES, compression, grid_of, open_raster, same_crs, temp_path_for
+from .serve import Progress
+from .vectors import ClassCodes, PointWriter, lookup_path, read_features, vector_driver
+
+gdal.UseExceptions()
+
+
+@dataclass
+class PatchSource:
+    path: str
+    patch_size: int
+    output: str
+    nodata: Optional[float] = None
+
+
+@dataclass
+class PatchesJob:
+    vector: str
+    sources: List[PatchSource]
+    field: Optional[str] = None
+    output_labels: Optional[str] = None
+    label_raster: Optional[str] = None
+    label_patch_size: int = 1
+    output_label_patches: Optional[str] = None
+    output_points: Optional[str] = None
+    batch: int = 1024
+    cache_mb: int = 256
+
+
+class _Source:
+    """One raster: its grid, and where each sample's patch sits in it."""
+
+    def __init__(self, path, size, nodata, param, ref_wkt):
+        self.param = param
+        self.path = str(path)
+        self.ds = open_raster(path, param)
+        self.grid = grid_of(self.ds)
+        self.grid.check_north_up(param)
+        if size < 1:
+            raise GridError(f"patch size must be at least 1 (got {size})", f"{param}_PATCH_SIZE")
+        if size > min(self.grid.width, self.grid.height):
+            raise GridError(f"patch size {size} is larger than the raster "
+                            f"({self.grid.width} x {self.grid.height})", f"{param}_PATCH_SIZE")
+        self.size = int(size)
+        self.bands = self.ds.RasterCount
+        band = self.ds.GetRasterBand(1)
+        self.dtype = np.dtype(NUMPY_TYPES.get(band.DataType, "float64"))
+        self.nodata = band.GetNoDataValue() if nodata is None else nodata
+        self.ct = None
+        wkt = self.grid.crs_wkt
+        if ref_wkt and wkt and not same_crs(wkt, ref_wkt):
+            src, dst = osr.SpatialReference(), osr.SpatialReference()
+            src.ImportFromWkt(ref_wkt)
+            dst.ImportFromWkt(wkt)
+            for s in (src, dst):
+                s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+            self.ct = osr.CoordinateTransformation(src, dst)
+
+    def corners(self, xy):
+        """Top-left pixel of each sample's patch, and whether the patch is inside."""
+        if self.ct is not None and len(xy):
+            xy = np.asarray(self.ct.TransformPoints(xy))[:, :2]
+        g = self.grid.geotransform
+        col = np.floor((xy[:, 0] - g[0]) / g[1]).astype(np.int64)
+        row = np.floor((xy[:, 1] - g[3]) / g[5]).astype(np.int64)
+        x0, y0 = col - self.size // 2, row - self.size // 2
+        inside = (x0 >= 0) & (y0 >= 0) & (x0 + self.size <= self.grid.width) & \
+            (y0 + self.size <= self.grid.height)
+        return x0, y0, inside
+
+    def nodata_in(self, patches):
+        """For (n, bands, size, size) patches: True where any value is nodata."""
+        if self.nodata is None:
+            return np.zeros(len(patches), dtype=bool)
+        flat = patches.reshape(len(patches), -1)
+        if np.isnan(self.nodata):
+            return np.isnan(flat).any(axis=1)
+        return (flat == self.nodata).any(axis=1)
+
+
+#: side of the blocks (pixels of SOURCE1) that order the reads
+CHUNK = 256
+
+
+def _groups(src, x0, y0):
+    """Patches of one CHUNK x CHUNK block lie in one group."""
+    key = (y0 // CHUNK) * (1 << 32) + x0 // CHUNK
+    order = np.argsort(key, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(key[order])) + 1)
+
+
+def _read_groups(src, ds, groups, x0, y0, buf):
+    """Read the patches of some groups into buf. Patches close together in a group come
+    from a single read of their bounding window."""
+    s = src.size
+    try:
+        for group in groups:
+            gx, gy = x0[group], y0[group]
+            xmin, ymin = int(gx.min()), int(gy.min())
+            w, h = int(gx.max()) - xmin + s, int(gy.max()) - ymin + s
+            # one read of the bounding window costs about as much as a few reads of a
+            # patch (measured: a 272 x 272 x 3 window ~ 2.5 patch reads), so neighbours
+            # share a read unless they are very far apart
+            if len(group) > 1 and w * h * src.bands <= 100000 * len(group):
+                win = ds.ReadAsArray(xmin, ymin, w, h).reshape(src.bands, h, w)
+                for j, x, y in zip(group.tolist(), (gx - xmin).tolist(), (gy - ymin).tolist()):
+                    buf[j] = win[:, y:y + s, x:x + s]
+            else:
+                for j, x, y in zip(group.tolist(), gx.tolist(), gy.tolist()):
+                    ds.ReadAsArray(x, y, s, s, buf_obj=buf[j])
+    except RuntimeError as exc:
+        raise RsdlIOError(f"cannot read '{src.path}': {exc}", src.param) from exc
+
+
+class _Spool:
+    """Accepted patches appended to a hidden raw file, turned into a GeoTIFF at the end."""
+
+    def __init__(self, output, bands, size, dtype, spacing, nodata, metadata, param):
+        self.output, self.bands, self.size = str(output), bands, size
+        self.dtype, self.spacing, self.nodata = np.dtype(dtype), spacing, nodata
+        self.metadata, self.param = metadata, param
+        d = os.path.dirname(os.path.abspath(self.output))
+        try:
+            os.makedirs(d, exist_ok=True)
+            self.raw = os.path.join(d, f".{os.path.basename(self.output)}.{uuid.uuid4().hex[:8]}.raw")
+            self.fh = open(self.raw, "wb")
+        except OSError as exc:
+            raise RsdlIOError(f"cannot write '{self.output}': {exc}", param) from exc
+        self.count = 0
+
+    def append(self, patches):
+        self.fh.write(np.ascontiguousarray(patches, dtype=self.dtype).tobytes())
+        self.count += len(patches)
+
+    def commit(self, chunk=1024):
+        self.fh.close()
+        n, s, b = self.count, self.size, self.bands
+        tmp = temp_path_for(self.output)
+        try:
+            # uncompressed, as OTBTF writes them: training reads them fastest that way
+            options = ["BIGTIFF=IF_SAFER", f"BLOCKYSIZE={s * max(1, 64 // s)}"]
+            ds = gdal.GetDriverByName("GTiff").Create(tmp, s, n * s, b, GDAL_TYPES[self.dtype.name],
+                                                      options)
+            ds.SetGeoTransform((0.0, self.spacing[0], 0.0, 0.0, 0.0, self.spacing[1]))
+            if self.metadata:
+                ds.SetMetadata({k: str(v) for k, v in self.metadata.items()}, "")
+            for i in range(b):
+                if self.nodata is not None:
+                    ds.GetRasterBand(i + 1).SetNoDataValue(float(self.nodata))
+            with open(self.raw, "rb") as raw:
+                for p0 in range(0, n, chunk):
+                    p1 = min(n, p0 + chunk)
+                    data = np.fromfile(raw, dtype=self.dtype, count=(p1 - p0) * b * s * s)
+                    data = data.reshape(p1 - p0, b, s, s)
+                    block = np.ascontiguousarray(data.transpose(1, 0, 2, 3).reshape(b, (p1 - p0) * s, s))
+                    ds.WriteRaster(0, p0 * s, s, (p1 - p0) * s, block.tobytes(),
+                                   buf_type=GDAL_TYPES[self.dtype.name])
+            ds = None
+            os.replace(tmp, self.output)
+        except (RuntimeError, OSError) as exc:
+            for p in (tmp,):
+                if os.path.exists(p):
+                    os.remove(p)
+            raise RsdlIOError(f"cannot write '{self.output}': {exc}", self.param) from exc
+        finally:
+            if os.path.exists(self.raw):
+                os.remove(self.raw)
+
+    def abort(self):
+        if not self.fh.closed:
+            self.fh.close()
+        if os.path.exists(self.raw):
+            os.remove(self.raw)
+
+
+def smallest_int_type(values):
+    lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+    for t in ("uint8", "uint16", "int16", "int32"):
+        info = np.iinfo(t)
+        if info.min <= lo and hi <= info.max:
+            return t
+    return "float64"
+
+
+def _read_points(job, ref_wkt, progress):
+    """Map coordinates (in SOURCE1's CRS) and class values of the sample points."""
+    feats = read_features(job.vector, job.field or None, _MapGrid(ref_wkt), "VECTOR", "FIELD",
+                          progress.info)
+    if feats.has_polygons:
+        raise GridError("VECTOR holds polygons; patches are cut around points: run Sample "
+                        "selection first to turn polygons into sample points", "VECTOR")
+    return feats
+
+
+class _MapGrid:
+    """A stand-in grid whose 'pixels' are map coordinates (identity geotransform)."""
+
+    def __init__(self, crs_wkt):
+        self.crs_wkt = crs_wkt
+        self.geotransform = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+def extract_patches(job, progress=None):
+    """Cut patches of every source around every point; write OTBTF patches images.
+
+    Returns counts of kept and rejected samples, and the output paths.
+    """
+    progress = progress or Progress()
+    if not job.sources:
+        raise GridError("give at least SOURCE1", "SOURCE1")
+    srcs = []
+    for i, s in enumerate(job.sources):
+        param = f"SOURCE{i + 1}"
+        if not s.output:
+            raise GridError(f"{param} is given: give OUTPUT_{param} too", f"OUTPUT_{param}")
+        srcs.append(_Source(s.path, s.patch_size, s.nodata, param,
+                            srcs[0].grid.crs_wkt if srcs else None))
+    for key, path in (("OUTPUT_POINTS", job.output_points),):
+        if path:
+            vector_driver(path, key)
+    label_src = None
+    if job.label_raster:
+        if not job.output_label_patches:
+            raise GridError("LABEL_RASTER is given: give OUTPUT_LABEL_PATCHES too",
+                            "OUTPUT_LABEL_PATCHES")
+        label_src = _Source(job.label_raster, job.label_patch_size, None, "LABEL_RASTER",
+                            srcs[0].grid.crs_wkt)
+    if job.output_labels and not job.field:
+        raise GridError("OUTPUT_LABELS needs FIELD, the class field of the points", "FIELD")
+    feats = _read_points(job, srcs[0].grid.crs_wkt, progress)
+    xy = feats.point_xy
+    n_all = len(xy)
+    value_of_point = [feats.value[i] for i in feats.point_feature.tolist()]
+    codes = None
+    if job.field:
+        if feats.kind == "text":
+            lp = lookup_path(job.vector)
+            codes = ClassCodes.read(lp) if os.path.exists(lp) else \
+                ClassCodes.from_values(feats.value, "text")
+            unknown = sorted(set(value_of_point) - set(codes.names))
+            if unknown:
+                raise GridError(f"classes {unknown} are not in the lookup table '{lp}'", "FIELD")
+        else:
+            codes = ClassCodes.from_values(feats.value, "int")
+        labels_all = codes.codes_of(value_of_point)
+    else:
+        labels_all = np.zeros(n_all, dtype=np.int64)
+    progress.info(f"{n_all} sample points")
+    # where each patch sits; samples whose patch leaves any image are rejected up front
+    corners = [s.corners(xy) for s in srcs]
+    if label_src is not None:
+        corners.append(label_src.corners(xy))
+    inside = np.ones(n_all, dtype=bool)
+    outside_by = {}
+    for s, (_, _, ins) in zip(srcs + ([label_src] if label_src else []), corners):
+        outside_by[s.param] = int(np.count_nonzero(inside & ~ins))
+        inside &= ins
+    readers = srcs + ([label_src] if label_src else [])
+    outputs = [s.output for s in job.sources] + ([job.output_label_patches] if label_src else [])
+    spools, writer = [], None
+    nodata_by = {s.param: 0 for s in srcs}
+    kept_labels = []
+    label_tmp = None
+    old_cache = gdal.GetCacheMax()
+    gdal.SetCacheMax(int(job.cache_mb) * 1024 * 1024)
+    try:
+        for r, out in zip(readers, outputs):
+            meta = {"RSDL_PATCH_SIZE": r.size, "RSDL_SOURCE": os.path.basename(r.path),
+                    "RSDL_FORMAT": "patches"}
+            spools.append(_Spool(out, r.bands, r.size, r.dtype, (r.grid.geotransform[1],
+                                 r.grid.geotransform[5]), r.nodata, meta,
+                                 f"OUTPUT_{r.param}" if r.param.startswith("SOURCE") else
+                                 "OUTPUT_LABEL_PATCHES"))
+        if job.output_points:
+            fields = ([(job.field, "text" if feats.kind == "text" else "int")] if job.field else []) \
+                + [("patch", "int"), ("originfid", "int")]
+            writer = PointWriter(job.output_points, srcs[0].grid.crs_wkt, fields, "OUTPUT_POINTS")
+        bufs = [np.empty((job.batch, r.bands, r.size, r.size), dtype=r.dtype) for r in readers]
+        # read in spatial order (blocks of SOURCE1), so every image block is decoded once
+        # and neighbouring patches come from one read; OUTPUT_POINTS maps patches to points
+        candidates = np.flatnonzero(inside)
+        x0s, y0s = corners[0][0][candidates], corners[0][1][candidates]
+        candidates = candidates[np.lexsort((x0s, y0s, x0s // CHUNK, y0s // CHUNK))]
+        kept_total = 0
+        for b0 in range(0, len(candidates), job.batch):
+            if progress.cancelled():
+                raise CancelledError()
+            idx = candidates[b0:b0 + job.batch]
+            ok = np.ones(len(idx), dtype=bool)
+            for k, (r, (x0, y0, _)) in enumerate(zip(readers, corners)):
+                _read_groups(r, r.ds, _groups(r, x0[idx], y0[idx]), x0[idx], y0[idx], bufs[k])
+                if r is not label_src:
+                    bad = r.nodata_in(bufs[k][:len(idx)]) & ok
+                    nodata_by[r.param] += int(np.count_nonzero(bad))
+                    ok &= ~bad
+            keep = np.flatnonzero(ok)
+            for k, sp in enumerate(spools):
+                sp.append(bufs[k][keep])
+            kept = idx[keep]
+            kept_labels.append(labels_all[kept])
+            if writer is not None:
+                cols = ([np.asarray(value_of_point, dtype=object)[kept]] if job.field else []) + \
+                    [np.arange(kept_total, kept_total + len(kept)),
+                     feats.fid[feats.point_feature[kept]]]
+                writer.write(xy[kept, 0], xy[kept, 1], cols)
+            kept_total += len(kept)
+            progress.set(0.95 * min(1.0, (b0 + len(idx)) / max(1, len(candidates))))
+        reasons = [f"{v} leave {k}" for k, v in outside_by.items() if v] + \
+            [f"{v} contain nodata in {k}" for k, v in nodata_by.items() if v]
+        progress.info(f"kept {kept_total} of {n_all} samples"
+                      + (f"; rejected: {', '.join(reasons)}" if reasons else ""))
+        if kept_total == 0:
+            raise GridError(f"no sample was kept out of {n_all}: "
+                            + (", ".join(reasons) or "no points") +
+                            ". Check that the points fall inside every source, far enough from "
+                            "their edges for the patch size, and away from nodata", "VECTOR")
+        labels = np.concatenate(kept_labels) if kept_labels else np.zeros(0, dtype=np.int64)
+        if job.output_labels:
+            label_tmp = _write_labels(job.output_labels, labels)
+        for sp in spools:
+            sp.commit()
+        if writer is not None:
+            writer.commit()
+            writer = None
+        if label_tmp:
+            os.replace(label_tmp, job.output_labels)
+    except BaseException:
+        for sp in spools:
+            sp.abort()
+        if writer is not None:
+            writer.abort()
+        if label_tmp and os.path.exists(label_tmp):
+            os.remove(label_tmp)
+        raise
+    finally:
+        gdal.SetCacheMax(old_cache)
+    if codes is not None and codes.kind == "text":
+        for p in (job.output_labels, job.output_points):
+            if p:
+                codes.write(lookup_path(p))
+    progress.set(1.0)
+    result = {"KEPT": int(kept_total), "REJECTED": int(n_all - kept_total),
+              "OUTPUT_LABELS": job.output_labels, "OUTPUT_POINTS": job.output_points,
+              "OUTPUT_LABEL_PATCHES": job.output_label_patches}
+    for i, s in enumerate(job.sources):
+        result[f"OUTPUT_SOURCE{i + 1}"] = s.output
+    if codes is not None:
+        result["CLASSES"] = {codes.name_of(c): int(np.count_nonzero(labels == c))
+                             for c in np.unique(labels).tolist()}
+    return result
+
+
+def _write_labels(path, labels):
+    """The 1 x n labels raster, written to a temporary file renamed by the caller."""
+    dtype = smallest_int_type(labels)
+    tmp = temp_path_for(path)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        ds = gdal.GetDriverByName("GTiff").Create(tmp, 1, len(labels), 1, GDAL_TYPES[dtype],
+                                                  [f"COMPRESS={compression()}", "BIGTIFF=IF_SAFER"])
+        ds.SetMetadata({"RSDL_FORMAT": "labels", "RSDL_PATCH_SIZE": "1"}, "")
+        ds.GetRasterBand(1).WriteArray(labels.reshape(-1, 1).astype(dtype))
+        ds = None
+    except (RuntimeError, OSError) as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise RsdlIOError(f"cannot write '{path}': {exc}", "OUTPUT_LABELS") from exc
+    return tmp

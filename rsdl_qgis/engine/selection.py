@@ -1,0 +1,360 @@
+"""Class statistics and sample selection: rasters and vectors in, tables and points out."""
+import csv
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from osgeo import gdal, ogr
+
+from ..errors import CancelledError, GridError, RsdlIOError
+from .raster import grid_of, open_raster, same_crs
+from .sampling import (SAMPLERS, STRATEGIES, MaskCounter, parse_class_counts, required_counts,
+                       select, span_counts, spans_of, split_sets, choose)
+from .serve import Progress
+from .vectors import (ClassCodes, PointWriter, lookup_path, pixel_centre, read_features,
+                      remove_vector, vector_driver, temp_vector_path)
+
+gdal.UseExceptions()
+
+#: side of the square blocks that stand in for polygons when a label raster is split
+LABEL_BLOCK = 64
+
+
+def _check_cancel(progress):
+    if progress.cancelled():
+        raise CancelledError()
+
+
+def _extent_text(grid):
+    g = grid.geotransform
+    xs = sorted([g[0], g[0] + grid.width * g[1]])
+    ys = sorted([g[3], g[3] + grid.height * g[5]])
+    return f"x {xs[0]:.2f}..{xs[1]:.2f}, y {ys[0]:.2f}..{ys[1]:.2f}"
+
+
+class _Mask:
+    """An optional mask raster on the grid of the image: non-zero pixels are kept."""
+
+    def __init__(self, path, grid, param="MASK"):
+        self.ds = open_raster(path, param)
+        mgrid = grid_of(self.ds)
+        if (mgrid.width, mgrid.height) != (grid.width, grid.height) or not np.allclose(
+                mgrid.geotransform, grid.geotransform, atol=1e-6 * abs(grid.geotransform[1])):
+            raise GridError(f"the mask ({mgrid.width} x {mgrid.height}, geotransform "
+                            f"{tuple(round(v, 6) for v in mgrid.geotransform)}) is not on the "
+                            f"grid of INPUT ({grid.width} x {grid.height}, "
+                            f"{tuple(round(v, 6) for v in grid.geotransform)}); resample it "
+                            "with Raster > Projections > Warp, using INPUT as the target", param)
+        self.band = self.ds.GetRasterBand(1)
+        self.counter = MaskCounter(self.read_rows, grid.width, grid.height)
+
+    def read_rows(self, row0, nrows):
+        return self.band.ReadAsArray(0, row0, self.ds.RasterXSize, nrows) != 0
+
+
+@dataclass
+class Candidates:
+    """Candidate pixels of training geometries, as spans with their classes."""
+    grid: object
+    feats: object
+    codes: ClassCodes
+    spans: object
+    span_class: np.ndarray
+    counts: np.ndarray
+    mask: Optional[object] = None
+
+
+def candidates(image, vector, field, mask=None, step=1, progress=None, param="VECTOR"):
+    """Read the training geometries over `image` and find their candidate pixels."""
+    progress = progress or Progress()
+    ds = open_raster(image, "INPUT")
+    grid = grid_of(ds)
+    feats = read_features(vector, field, grid, param, "FIELD", progress.info)
+    _check_cancel(progress)
+    spans = spans_of(feats, grid.width, grid.height, step)
+    if not len(spans.row):
+        g = grid_of(ds)
+        raise GridError(f"no pixel centre of INPUT ({_extent_text(g)}) lies inside the "
+                        f"geometries of VECTOR ({feats.count} features): they do not overlap "
+                        "the raster, or are smaller than its pixels", param)
+    codes = ClassCodes.from_values(feats.value, feats.kind)
+    feature_code = codes.codes_of(feats.value)
+    span_class = feature_code[spans.feature]
+    counts = span_counts(spans, step)
+    m = None
+    if mask:
+        m = _Mask(mask, grid).counter
+        counts = m.counts(spans, step)
+    return Candidates(grid, feats, codes, spans, span_class, counts, m)
+
+
+def _class_table(cand):
+    """{code: (pixels, features with at least one pixel)} and the classes with none."""
+    codes = np.array(cand.codes.codes)
+    pixels = {c: 0 for c in codes.tolist()}
+    feats_with = {c: 0 for c in codes.tolist()}
+    per_feature = np.bincount(cand.spans.feature, weights=cand.counts, minlength=cand.feats.count)
+    feature_code = cand.codes.codes_of(cand.feats.value)
+    for c in codes.tolist():
+        sel = feature_code == c
+        pixels[c] = int(per_feature[sel].sum())
+        feats_with[c] = int(np.count_nonzero(per_feature[sel] > 0))
+    empty = [c for c in codes.tolist() if pixels[c] == 0]
+    return pixels, feats_with, empty
+
+
+def _empty_class_error(cand, empty, param="VECTOR"):
+    names = ", ".join(cand.codes.name_of(c) for c in empty)
+    return GridError(f"classes with no pixel: {names}. Their polygons hold no pixel centre "
+                     "of INPUT (too small, outside the raster, or masked): remove them, "
+                     "or draw larger polygons", param)
+
+
+def write_table(path, header, rows, param="OUTPUT"):
+    """A table as CSV (path ending in .csv) or as an attribute-only vector (GPKG...)."""
+    path = str(path)
+    tmp = temp_vector_path(path)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if path.lower().endswith(".csv") or not os.path.splitext(path)[1]:
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(header)
+                w.writerows(rows)
+        else:
+            drv = ogr.GetDriverByName(vector_driver(path, param))
+            ds = drv.CreateDataSource(tmp)
+            lyr = ds.CreateLayer(os.path.splitext(os.path.basename(path))[0], None, ogr.wkbNone)
+            for i, name in enumerate(header):
+                kind = ogr.OFTInteger64 if all(isinstance(r[i], (int, np.integer)) for r in rows) \
+                    else ogr.OFTString
+                lyr.CreateField(ogr.FieldDefn(name, kind))
+            for r in rows:
+                f = ogr.Feature(lyr.GetLayerDefn())
+                for i, v in enumerate(r):
+                    f.SetField(i, v if isinstance(v, str) else int(v))
+                lyr.CreateFeature(f)
+            lyr = None
+            ds = None
+        remove_vector(path)
+        os.replace(tmp, path)
+    except (RuntimeError, OSError) as exc:
+        remove_vector(tmp)
+        raise RsdlIOError(f"cannot write '{path}': {exc}", param) from exc
+    return path
+
+
+def class_statistics(image, vector, field, output=None, mask=None, progress=None):
+    """Pixels (centre inside) and polygons of each class, like OTB's PolygonClassStatistics.
+
+    Returns {"CLASSES": [(class, pixels, polygons)], "TOTAL_PIXELS": n, "OUTPUT": path}.
+    """
+    progress = progress or Progress()
+    cand = candidates(image, vector, field, mask, 1, progress)
+    pixels, feats_with, empty = _class_table(cand)
+    if empty:
+        raise _empty_class_error(cand, empty)
+    rows = []
+    for c in cand.codes.codes:
+        name = cand.codes.name_of(c) if cand.codes.kind == "text" else c
+        rows.append((name, pixels[c], feats_with[c]))
+        progress.info(f"class {name}: {pixels[c]} pixels in {feats_with[c]} polygons")
+    total = sum(pixels.values())
+    progress.info(f"{len(rows)} classes, {total} pixels")
+    progress.set(1.0)
+    if output:
+        write_table(output, ["class", "pixels", "polygons"], rows)
+    return {"CLASSES": rows, "TOTAL_PIXELS": total, "OUTPUT": output}
+
+
+@dataclass
+class SelectionJob:
+    image: str
+    output: str
+    vector: Optional[str] = None
+    labels: Optional[str] = None
+    field: Optional[str] = None
+    strategy: str = "smallest"
+    samples: int = 1000
+    percent: float = 50.0
+    class_counts: str = ""
+    sampler: str = "periodic"
+    seed: int = 0
+    mask: Optional[str] = None
+    grid_step: int = 1
+    valid_fraction: float = 0.0
+    test_fraction: float = 0.0
+    split_by_polygon: bool = True
+    output_valid: Optional[str] = None
+    output_test: Optional[str] = None
+    labels_nodata: Optional[float] = None
+
+
+def sample_selection(job, progress=None):
+    """Select samples with OTB's strategies and split them into train/valid/test sets.
+
+    Outputs point layers at pixel centres carrying the class field (same name; 'class'
+    for a label raster) and 'originfid' (the polygon they come from, -1 for a label
+    raster). Text classes get integer codes saved in '<output>.classes.csv'.
+    """
+    progress = progress or Progress()
+    if job.strategy not in STRATEGIES:
+        raise GridError(f"unknown strategy '{job.strategy}'; use one of {', '.join(STRATEGIES)}",
+                        "STRATEGY")
+    if job.sampler not in SAMPLERS:
+        raise GridError(f"unknown sampler '{job.sampler}'; use periodic or random", "SAMPLER")
+    step = max(1, int(job.grid_step or 1))
+    split = job.valid_fraction > 0 or job.test_fraction > 0
+    if job.valid_fraction > 0 and not job.output_valid:
+        raise GridError("VALID_FRACTION is above 0: give OUTPUT_VALID too", "OUTPUT_VALID")
+    if job.test_fraction > 0 and not job.output_test:
+        raise GridError("TEST_FRACTION is above 0: give OUTPUT_TEST too", "OUTPUT_TEST")
+    if bool(job.vector) == bool(job.labels):
+        raise GridError("give either VECTOR (training polygons or points) or LABELS (a label "
+                        "raster), not both" if job.vector else
+                        "give VECTOR (training polygons or points) or LABELS (a label raster)",
+                        "VECTOR")
+    for p, key in ((job.output, "OUTPUT"), (job.output_valid, "OUTPUT_VALID"),
+                   (job.output_test, "OUTPUT_TEST")):
+        if p:
+            vector_driver(p, key)
+    if job.vector:
+        sel = _select_in_vector(job, step, progress)
+    else:
+        sel = _select_in_labels(job, step, progress)
+    codes, grid, rows, cols, sample_code, group, field_name, values, fids, totals, req = sel
+    _check_cancel(progress)
+    sets = split_sets(sample_code, group, job.valid_fraction if split else 0,
+                      job.test_fraction if split else 0, job.split_by_polygon, job.seed)
+    for c in sorted(totals):
+        name = codes.name_of(c) if codes.kind == "text" else c
+        n = int(np.count_nonzero(sample_code == c))
+        progress.info(f"class {name}: {n} of {totals[c]} pixels selected"
+                      + (f" (train {np.count_nonzero((sample_code == c) & (sets == 0))}, "
+                         f"valid {np.count_nonzero((sample_code == c) & (sets == 1))}, "
+                         f"test {np.count_nonzero((sample_code == c) & (sets == 2))})" if split else ""))
+    x, y = pixel_centre(grid, cols, rows)
+    kind = "text" if codes.kind == "text" else "int"
+    fields = [(field_name, kind), ("originfid", "int")]
+    outputs = [(job.output, "OUTPUT", 0), (job.output_valid, "OUTPUT_VALID", 1),
+               (job.output_test, "OUTPUT_TEST", 2)]
+    writers = []
+    result = {"OUTPUT": job.output, "OUTPUT_VALID": job.output_valid,
+              "OUTPUT_TEST": job.output_test}
+    try:
+        for path, key, s in outputs:
+            if not path:
+                continue
+            keep = sets == s
+            w = PointWriter(path, grid.crs_wkt, fields, key)
+            writers.append(w)
+            w.write(x[keep], y[keep], [np.asarray(values, dtype=object)[keep] if kind == "text"
+                                       else np.asarray(values)[keep], fids[keep]])
+            result[{0: "TRAIN", 1: "VALID", 2: "TEST"}[s]] = int(np.count_nonzero(keep))
+            _check_cancel(progress)
+        for w in writers:
+            w.commit()
+    except BaseException:
+        for w in writers:
+            w.abort()
+        raise
+    if codes.kind == "text":
+        for path, _, _ in outputs:
+            if path:
+                codes.write(lookup_path(path))
+    result["SAMPLES"] = int(len(rows))
+    result["CLASSES"] = {(codes.name_of(c) if codes.kind == "text" else c): int(req[c])
+                         for c in sorted(req)}
+    progress.set(1.0)
+    return result
+
+
+def _select_in_vector(job, step, progress):
+    cand = candidates(job.image, job.vector, job.field, job.mask, step, progress)
+    pixels, _, empty = _class_table(cand)
+    if empty:
+        raise _empty_class_error(cand, empty)
+    by_class = parse_class_counts(job.class_counts, cand.codes.code if cand.codes.kind == "text"
+                                  else None) if job.strategy == "byclass" else None
+    req = required_counts(pixels, job.strategy, job.samples, job.percent, by_class)
+    progress.set(0.3)
+    span_idx, rows, cols = select(cand.spans, cand.span_class, cand.counts, req,
+                                  job.sampler, job.seed, cand.mask, step)
+    feature = cand.spans.feature[span_idx]
+    sample_code = cand.span_class[span_idx]
+    values = [cand.feats.value[i] for i in feature.tolist()] if cand.codes.kind == "text" \
+        else sample_code
+    return (cand.codes, cand.grid, rows, cols, sample_code, feature, job.field, values,
+            cand.feats.fid[feature], pixels, req)
+
+
+def _select_in_labels(job, step, progress):
+    ds = open_raster(job.image, "INPUT")
+    grid = grid_of(ds)
+    lds = open_raster(job.labels, "LABELS")
+    lgrid = grid_of(lds)
+    if (lgrid.width, lgrid.height) != (grid.width, grid.height) or not np.allclose(
+            lgrid.geotransform, grid.geotransform, atol=1e-6 * abs(grid.geotransform[1])) \
+            or not same_crs(lgrid.crs_wkt, grid.crs_wkt):
+        raise GridError(f"the label raster ({lgrid.width} x {lgrid.height}) is not on the grid "
+                        f"of INPUT ({grid.width} x {grid.height}); resample it with Raster > "
+                        "Projections > Warp, using INPUT as the target", "LABELS")
+    band = lds.GetRasterBand(1)
+    if band.DataType in (gdal.GDT_Float32, gdal.GDT_Float64):
+        raise GridError("the label raster holds floating-point values; convert it to an "
+                        "integer type (Raster > Conversion > Translate)", "LABELS")
+    nodata = job.labels_nodata if job.labels_nodata is not None else band.GetNoDataValue()
+    mask = _Mask(job.mask, grid) if job.mask else None
+    strip = 256
+
+    def strips():
+        for r0 in range(0, grid.height, strip):
+            n = min(strip, grid.height - r0)
+            lab = band.ReadAsArray(0, r0, grid.width, n).astype(np.int64)
+            ok = np.ones(lab.shape, dtype=bool) if nodata is None else lab != int(nodata)
+            if mask is not None:
+                ok &= mask.read_rows(r0, n)
+            if step > 1:
+                rr = (np.arange(r0, r0 + n) % step == 0)[:, None]
+                cc = (np.arange(grid.width) % step == 0)[None, :]
+                ok &= rr & cc
+            yield r0, n, lab, ok
+
+    totals = {}
+    for r0, n, lab, ok in strips():
+        _check_cancel(progress)
+        v, c = np.unique(lab[ok], return_counts=True)
+        for a, b in zip(v.tolist(), c.tolist()):
+            totals[a] = totals.get(a, 0) + b
+        progress.set(0.3 * (r0 + n) / grid.height)
+    if not totals:
+        raise GridError("the label raster has no labelled pixel (all nodata or masked)", "LABELS")
+    by_class = parse_class_counts(job.class_counts) if job.strategy == "byclass" else None
+    req = required_counts(totals, job.strategy, job.samples, job.percent, by_class)
+    rng = np.random.default_rng(job.seed)
+    chosen = {c: choose(totals[c], req[c], job.sampler, rng) for c in sorted(req)}
+    seen = {c: 0 for c in totals}
+    out_r, out_c, out_code = [], [], []
+    for r0, n, lab, ok in strips():
+        _check_cancel(progress)
+        for c in sorted(req):
+            pos = np.flatnonzero(ok & (lab == c))
+            if not len(pos):
+                continue
+            lo, hi = np.searchsorted(chosen[c], [seen[c], seen[c] + len(pos)])
+            pick = pos[chosen[c][lo:hi] - seen[c]]
+            seen[c] += len(pos)
+            out_r.append(r0 + pick // grid.width)
+            out_c.append(pick % grid.width)
+            out_code.append(np.full(len(pick), c, dtype=np.int64))
+        progress.set(0.3 + 0.4 * (r0 + n) / grid.height)
+    rows, cols = np.concatenate(out_r), np.concatenate(out_c)
+    code = np.concatenate(out_code)
+    order = np.lexsort((cols, rows))
+    rows, cols, code = rows[order], cols[order], code[order]
+    blocks_per_row = -(-grid.width // LABEL_BLOCK)
+    group = (rows // LABEL_BLOCK) * blocks_per_row + cols // LABEL_BLOCK
+    codes = ClassCodes([str(c) for c in sorted(totals)], sorted(totals), "int")
+    return (codes, grid, rows, cols, code, group, job.field or "class", code,
+            np.full(len(rows), -1, dtype=np.int64), totals, req)
