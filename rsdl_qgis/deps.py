@@ -50,6 +50,17 @@ def install_command(path=None):
             f"-r '{REQUIREMENTS}' tensorflow-cpu==2.21.0")
 
 
+def require(module, package):
+    """Import a dependency or raise a DependencyError that says how to install it."""
+    from .errors import DependencyError
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DependencyError(
+            f"{package} is not installed for the plugin ({exc}). Install the plugin's "
+            f"dependencies with `make install` from its sources, or: {install_command()}") from exc
+
+
 def require_tensorflow():
     """Import TensorFlow or raise a DependencyError that says how to install it."""
     from .errors import DependencyError

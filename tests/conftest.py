@@ -65,8 +65,9 @@ def pytest_unconfigure(config):
     so skip the teardown and keep pytest's exit status. qgis_process itself exits
     cleanly (tests/cli).
     """
-    from tests.qgis.conftest import STARTED
-    if STARTED and _STATUS:
+    qgis_conftest = sys.modules.get("tests.qgis.conftest")   # never import it here: that
+    started = qgis_conftest is not None and qgis_conftest.STARTED   # would start QGIS
+    if started and _STATUS:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_STATUS[0])

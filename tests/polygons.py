@@ -87,3 +87,38 @@ def _rect(cx, cy, a, b, t):
 
 def _square(cx, cy, r, t):
     return _rect(cx, cy, r, r, t)
+
+
+def spectral_classes(raster, path, classes=4, layer="polygons"):
+    """Re-label polygons by the brightness of the image at their centroid (quantiles).
+
+    Gives classes that pixel values can separate, for classifier tests on real imagery.
+    """
+    ds = gdal.Open(str(raster))
+    inv = gdal.InvGeoTransform(ds.GetGeoTransform())
+    img = ds.ReadAsArray().astype(np.float64).sum(axis=0)
+    vds = ogr.Open(str(path), 1)
+    lyr = vds.GetLayer(layer)
+    fids, values = [], []
+    for f in lyr:
+        c = f.GetGeometryRef().Centroid()
+        col, row = gdal.ApplyGeoTransform(inv, c.GetX(), c.GetY())
+        fids.append(f.GetFID())
+        values.append(img[int(row), int(col)])
+    values = np.array(values)
+    valid = values > 0
+    edges = np.quantile(values[valid], np.linspace(0, 1, classes + 1)[1:-1])
+    names = ["water", "tree", "crop", "developed", "bare", "snow"]
+    lyr.StartTransaction()
+    for fid, v, ok in zip(fids, values, valid):
+        f = lyr.GetFeature(fid)
+        if not ok:
+            lyr.DeleteFeature(fid)
+            continue
+        code = int(np.searchsorted(edges, v)) + 1
+        f.SetField("code", code)
+        f.SetField("name", names[code - 1])
+        lyr.SetFeature(f)
+    lyr.CommitTransaction()
+    vds = None
+    return str(path)

@@ -2,6 +2,7 @@
 
 Only algorithms that work are listed here.
 """
+from .classification import Accuracy, Classify, TrainClassifier
 from .sampling import ClassStatistics, PatchesExtraction, SampleSelection
 from .serving import ModelServe
 
@@ -9,5 +10,8 @@ ALGORITHMS = [
     ClassStatistics,
     SampleSelection,
     PatchesExtraction,
+    TrainClassifier,
+    Classify,
+    Accuracy,
     ModelServe,
 ]

@@ -290,7 +290,7 @@ def extract_patches(job, progress=None):
                                  "OUTPUT_LABEL_PATCHES"))
         if job.output_points:
             fields = ([(job.field, "text" if feats.kind == "text" else "int")] if job.field else []) \
-                + [("patch", "int"), ("originfid", "int")]
+                + [("patch", "int32"), ("originfid", "int32")]
             writer = PointWriter(job.output_points, srcs[0].grid.crs_wkt, fields, "OUTPUT_POINTS")
         bufs = [np.empty((job.batch, r.bands, r.size, r.size), dtype=r.dtype) for r in readers]
         # read in spatial order (blocks of SOURCE1), so every image block is decoded once

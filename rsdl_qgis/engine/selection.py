@@ -236,7 +236,7 @@ def sample_selection(job, progress=None):
                          f"test {np.count_nonzero((sample_code == c) & (sets == 2))})" if split else ""))
     x, y = pixel_centre(grid, cols, rows)
     kind = "text" if codes.kind == "text" else "int"
-    fields = [(field_name, kind), ("originfid", "int")]
+    fields = [(field_name, kind), ("originfid", "int32")]
     outputs = [(job.output, "OUTPUT", 0), (job.output_valid, "OUTPUT_VALID", 1),
                (job.output_test, "OUTPUT_TEST", 2)]
     writers = []
@@ -358,3 +358,29 @@ def _select_in_labels(job, step, progress):
     codes = ClassCodes([str(c) for c in sorted(totals)], sorted(totals), "int")
     return (codes, grid, rows, cols, code, group, job.field or "class", code,
             np.full(len(rows), -1, dtype=np.int64), totals, req)
+
+
+def training_samples(image, vector, field, samples, valid_fraction, seed, progress=None,
+                     vector_param="VECTOR"):
+    """Up to `samples` random pixels per class of polygons or points, split by polygon.
+
+    Returns (xy (N, 2) pixel centres in the image's CRS, class codes (N,), set (N,): 0
+    train / 1 validation, ClassCodes). Text classes use the lookup table beside the
+    vector when there is one (written by rsdl:sampleselection).
+    """
+    progress = progress or Progress()
+    job = SelectionJob(image, "", vector=vector, field=field, strategy="constant",
+                       samples=max(1, int(samples)), sampler="random", seed=seed)
+    codes, grid, rows, cols, code, group, _, values, _, _, _ = _select_in_vector(job, 1, progress)
+    lp = lookup_path(vector)
+    if codes.kind == "text" and os.path.exists(lp):
+        table = ClassCodes.read(lp)
+        missing = sorted(set(codes.names) - set(table.names))
+        if missing:
+            raise GridError(f"classes {missing} are not in the lookup table '{lp}'", field and "FIELD")
+        code = table.codes_of(values)
+        codes = ClassCodes([n for n in table.names if n in set(codes.names)],
+                           [table.code(n) for n in table.names if n in set(codes.names)], "text")
+    sets = split_sets(code, group, valid_fraction, 0.0, True, seed)
+    x, y = pixel_centre(grid, cols, rows)
+    return np.column_stack([x, y]), np.asarray(code, dtype=np.int64), sets, codes

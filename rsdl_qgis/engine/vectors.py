@@ -422,7 +422,8 @@ class PointWriter:
             lyr = ds.CreateLayer(self.layer, srs, ogr.wkbPoint,
                                  ["SPATIAL_INDEX=NO", "GEOMETRY_NAME=geom", "FID=fid"])
             for fname, ftype in fields:
-                kind = {"int": ogr.OFTInteger64, "text": ogr.OFTString, "real": ogr.OFTReal}[ftype]
+                kind = {"int": ogr.OFTInteger64, "int32": ogr.OFTInteger, "text": ogr.OFTString,
+                        "real": ogr.OFTReal}[ftype]
                 lyr.CreateField(ogr.FieldDefn(fname, kind))
             lyr = None
             ds = None

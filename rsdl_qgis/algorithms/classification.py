@@ -1,0 +1,288 @@
+"""Classification algorithms: train a classifier, classify an image, assess accuracy."""
+from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParameterBoolean,
+                       QgsProcessingParameterEnum,
+                       QgsProcessingParameterField, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination, QgsProcessingParameterMapLayer,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString,
+                       QgsProcessingOutputNumber, QgsRasterLayer)
+
+from .. import api
+from ..ml.classifiers import CLASSIFIERS
+from .base import FeedbackProgress, advanced
+from .sampling import _SamplingAlgorithm
+
+CLASSIFIER_KEYS = list(CLASSIFIERS)
+
+TRAIN_HELP = """<p>Trains a classical classifier (random forest, SVM, gradient boosting,
+k-nearest neighbours, decision tree, normal Bayes) on raw pixel values or on the outputs of
+a deep model (deep features, as OTBTF's composite applications), and saves everything
+classification needs in one file.</p>
+<h3>Samples</h3>
+<ul>
+<li><b>INPUT</b>: the image (SOURCE1 of the deep model).</li>
+<li><b>VECTOR</b> + <b>FIELD</b>: training polygons or points (e.g. from Sample
+selection) and their class field (integers or text).</li>
+<li><b>SAMPLES</b>: at most this many pixels per class, drawn at random.</li>
+<li><b>VALID_FRACTION</b>: share of the samples kept for validation, split by polygon
+(a polygon's pixels are all in one set).</li>
+<li><b>SEED</b>: the same seed gives the same samples and classifier.</li>
+</ul>
+<h3>Features</h3>
+<p>Without <b>MODEL</b>: the pixel values of INPUT. With MODEL (a SavedModel or .keras
+file): its outputs, computed only at the samples, with the same parameters as Apply a
+model: <b>SOURCE1_RFIELD</b>, <b>SOURCE1_NAME</b>, <b>SOURCE1_NODATA</b>, extra sources
+<b>SOURCE2..SOURCE4</b> with <b>SOURCEn_RFIELD</b>, <b>SOURCEn_NAME</b>,
+<b>SOURCEn_NODATA</b>, <b>OUTPUT_NAMES</b>, <b>EFIELD</b> and <b>SCALE</b> (both must be 1:
+one feature vector per pixel) and <b>FULLY_CONV</b>.</p>
+<h3>Classifier</h3>
+<ul>
+<li><b>CLASSIFIER</b>: rf, svm, gbt, knn, dt or bayes. Main settings: <b>RF_TREES</b>,
+<b>MAX_DEPTH</b> (rf, dt, gbt; 0 = no limit), <b>MIN_SAMPLES_LEAF</b> (rf, dt),
+<b>SVM_C</b>, <b>SVM_GAMMA</b> (0 = automatic), <b>GBT_ITERATIONS</b>,
+<b>GBT_LEARNING_RATE</b>, <b>KNN_K</b>. Features are standardised first.</li>
+<li><b>OUTPUT_CLASSIFIER</b>: the classifier file (.rsdlc): feature recipe including the
+deep model itself, scaler, classifier, class codes and names. It is read without running
+any code from it (skops); a modified file is refused.</li>
+<li><b>OUTPUT_REPORT</b>: HTML report of the validation (confusion matrix, per-class
+precision, recall, F1, overall accuracy, kappa).</li>
+</ul>
+<p>Results: OA, KAPPA, F1_MEAN (validation set), TRAIN_SAMPLES, VALID_SAMPLES.</p>
+<h3>Example</h3>
+<pre>qgis_process.bin run rsdl:trainclassifier -- INPUT=scene.tif VECTOR=polygons.gpkg
+  FIELD=class CLASSIFIER=0 OUTPUT_CLASSIFIER=rf.rsdlc OUTPUT_REPORT=rf.html</pre>
+"""
+
+
+class TrainClassifier(_SamplingAlgorithm):
+    NAME = "trainclassifier"
+    DISPLAY = "Train a classifier (pixels or deep features)"
+    GROUP = "classification"
+    HELP = TRAIN_HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Image"))
+        self.add_vector([QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint])
+        self.addParameter(QgsProcessingParameterNumber(
+            "SAMPLES", "Samples per class (at most)", QgsProcessingParameterNumber.Integer,
+            defaultValue=1000, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            "VALID_FRACTION", "Validation fraction (split by polygon)",
+            QgsProcessingParameterNumber.Double, defaultValue=0.3, minValue=0.0, maxValue=0.9))
+        self.addParameter(QgsProcessingParameterNumber(
+            "SEED", "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            "CLASSIFIER", "Classifier", options=[f"{k}: {CLASSIFIERS[k][0]}" for k in CLASSIFIER_KEYS],
+            defaultValue=0))
+        for key, label, typ, default, minimum in (
+                ("RF_TREES", "Random forest: trees", "int", 100, 1),
+                ("MAX_DEPTH", "Maximum tree depth (0 = no limit)", "int", 0, 0),
+                ("MIN_SAMPLES_LEAF", "Minimum samples per leaf", "int", 1, 1),
+                ("SVM_C", "SVM: C", "float", 1.0, 1e-6),
+                ("SVM_GAMMA", "SVM: gamma (0 = automatic)", "float", 0.0, 0.0),
+                ("GBT_ITERATIONS", "Gradient boosting: iterations", "int", 100, 1),
+                ("GBT_LEARNING_RATE", "Gradient boosting: learning rate", "float", 0.1, 1e-6),
+                ("KNN_K", "k-nearest neighbours: k", "int", 5, 1)):
+            self.addParameter(advanced(QgsProcessingParameterNumber(
+                key, label, QgsProcessingParameterNumber.Integer if typ == "int"
+                else QgsProcessingParameterNumber.Double, defaultValue=default, minValue=minimum)))
+        self.addParameter(QgsProcessingParameterFile(
+            "MODEL", "Deep model for features (optional)", optional=True,
+            fileFilter="TensorFlow models (saved_model.pb *.keras);;All files (*)"))
+        for i in range(1, 5):
+            if i > 1:
+                self.addParameter(advanced(QgsProcessingParameterRasterLayer(
+                    f"SOURCE{i}", f"Deep model: source {i}", optional=True)))
+            self.addParameter(advanced(QgsProcessingParameterNumber(
+                f"SOURCE{i}_RFIELD", f"Deep model: source {i} receptive field",
+                QgsProcessingParameterNumber.Integer, defaultValue=16, minValue=1)))
+            self.addParameter(advanced(QgsProcessingParameterString(
+                f"SOURCE{i}_NAME", f"Deep model: source {i} input name", defaultValue="",
+                optional=True)))
+            self.addParameter(advanced(QgsProcessingParameterNumber(
+                f"SOURCE{i}_NODATA", f"Deep model: source {i} nodata value",
+                QgsProcessingParameterNumber.Double, optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterString(
+            "OUTPUT_NAMES", "Deep model: output names (comma separated)", defaultValue="",
+            optional=True)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "EFIELD", "Deep model: expression field", QgsProcessingParameterNumber.Integer,
+            defaultValue=1, minValue=1)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "SCALE", "Deep model: spacing scale", QgsProcessingParameterNumber.Double,
+            defaultValue=1.0, minValue=1e-6)))
+        self.addParameter(advanced(QgsProcessingParameterBoolean(
+            "FULLY_CONV", "Deep model: fully convolutional", defaultValue=False)))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_CLASSIFIER", "Classifier file", "rsdl classifier (*.rsdlc)"))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_REPORT", "Validation report", "HTML files (*.html)", optional=True,
+            createByDefault=False))
+        for key in ("OA", "KAPPA", "F1_MEAN"):
+            self.addOutput(QgsProcessingOutputNumber(key, key))
+
+    def process(self, parameters, context, feedback):
+        field = self.parameterAsString(parameters, "FIELD", context)
+        if not field:
+            raise QgsProcessingException("FIELD: choose the class field of VECTOR")
+        name = CLASSIFIER_KEYS[self.parameterAsEnum(parameters, "CLASSIFIER", context)]
+        num = lambda k: self.parameterAsDouble(parameters, k, context)  # noqa: E731
+        settings = {"trees": num("RF_TREES"), "max_depth": num("MAX_DEPTH"),
+                    "min_samples_leaf": num("MIN_SAMPLES_LEAF"), "c": num("SVM_C"),
+                    "gamma": num("SVM_GAMMA"), "iterations": num("GBT_ITERATIONS"),
+                    "learning_rate": num("GBT_LEARNING_RATE"), "k": num("KNN_K")}
+        deep = None
+        model = self.parameterAsFile(parameters, "MODEL", context)
+        if model:
+            extra = [i for i in range(2, 5) if parameters.get(f"SOURCE{i}") not in (None, "")]
+            if extra != list(range(2, 2 + len(extra))):
+                raise QgsProcessingException("SOURCE2..SOURCE4 are numbered without gaps")
+            n = 1 + len(extra)
+            deep = api.DeepFeatures(
+                model=model,
+                sources=[self.raster_path(parameters, f"SOURCE{i}", context) for i in extra],
+                rfields=[self.parameterAsInt(parameters, f"SOURCE{i}_RFIELD", context)
+                         for i in range(1, n + 1)],
+                names=[self.parameterAsString(parameters, f"SOURCE{i}_NAME", context).strip()
+                       for i in range(1, n + 1)],
+                nodata=[self.optional_double(parameters, f"SOURCE{i}_NODATA", context)
+                        for i in range(1, n + 1)],
+                output_names=self.parameterAsString(parameters, "OUTPUT_NAMES", context).split(","),
+                efield=self.parameterAsInt(parameters, "EFIELD", context),
+                scale=self.parameterAsDouble(parameters, "SCALE", context),
+                fully_conv=self.parameterAsBool(parameters, "FULLY_CONV", context))
+        job = api.TrainClassifierJob(
+            image=self.raster_path(parameters, "INPUT", context),
+            vector=self.vector_path(parameters, "VECTOR", context, feedback),
+            field=field,
+            output=self.parameterAsFileOutput(parameters, "OUTPUT_CLASSIFIER", context),
+            classifier=name, settings=settings,
+            samples=self.parameterAsInt(parameters, "SAMPLES", context),
+            valid_fraction=self.parameterAsDouble(parameters, "VALID_FRACTION", context),
+            seed=self.parameterAsInt(parameters, "SEED", context), deep=deep,
+            report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None)
+        return api.train_classifier(job, FeedbackProgress(feedback))
+
+
+CLASSIFY_HELP = """<p>Classifies an image with a classifier file from Train a classifier.
+The image streams through the serving engine (bounded memory, progress, cancel, nodata),
+computing the deep features on the way when the classifier uses them.</p>
+<ul>
+<li><b>INPUT</b>: the image (same bands as the one the classifier was trained on).</li>
+<li><b>CLASSIFIER</b>: the .rsdlc file.</li>
+<li><b>SOURCE2..SOURCE4</b>: the deep model's other sources, when it has several.</li>
+<li><b>MASK</b> (optional): pixels where this raster is 0 are left unclassified.</li>
+<li><b>OUTPUT</b>: the class map, in the smallest integer type that holds the class codes,
+with a paletted style showing the class names (loaded with the layer).</li>
+<li><b>OUTPUT_CONFIDENCE</b> (optional): the probability of the chosen class.</li>
+<li><b>TILE_SIZE</b>, <b>MEMORY_MB</b> (advanced): as in Apply a model.</li>
+</ul>
+<h3>Example</h3>
+<pre>qgis_process.bin run rsdl:classify -- INPUT=scene.tif CLASSIFIER=rf.rsdlc
+  OUTPUT=classes.tif OUTPUT_CONFIDENCE=confidence.tif</pre>
+"""
+
+
+class Classify(_SamplingAlgorithm):
+    NAME = "classify"
+    DISPLAY = "Classify an image"
+    GROUP = "classification"
+    HELP = CLASSIFY_HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Image"))
+        self.addParameter(QgsProcessingParameterFile(
+            "CLASSIFIER", "Classifier file", fileFilter="rsdl classifier (*.rsdlc)"))
+        for i in range(2, 5):
+            self.addParameter(advanced(QgsProcessingParameterRasterLayer(
+                f"SOURCE{i}", f"Deep model: source {i}", optional=True)))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "MASK", "Mask (0 = not classified)", optional=True))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "TILE_SIZE", "Tile size (pixels, 0 = automatic)",
+            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0)))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "MEMORY_MB", "Memory budget for automatic tiles (MB)",
+            QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Class map"))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_CONFIDENCE", "Confidence", optional=True, createByDefault=False))
+
+    def process(self, parameters, context, feedback):
+        extra = [self.raster_path(parameters, f"SOURCE{i}", context) for i in range(2, 5)
+                 if parameters.get(f"SOURCE{i}") not in (None, "")]
+        job = api.ClassifyJob(
+            image=self.raster_path(parameters, "INPUT", context),
+            classifier=self.parameterAsFile(parameters, "CLASSIFIER", context),
+            output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
+            sources=extra,
+            confidence=self.parameterAsOutputLayer(parameters, "OUTPUT_CONFIDENCE", context) or None,
+            mask=self.raster_path(parameters, "MASK", context),
+            tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
+            memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context))
+        res = api.classify(job, FeedbackProgress(feedback))
+        # the class map's .qml style (palette and class names) beside it is loaded by
+        # QGIS with the layer, as every raster's default style
+        return {"OUTPUT": res["OUTPUT"], "OUTPUT_CONFIDENCE": res.get("OUTPUT_CONFIDENCE")}
+
+
+ACCURACY_HELP = """<p>Assesses a class map against reference data: confusion matrix,
+overall accuracy, kappa, and per-class precision, recall and F1 (OTB's
+ComputeConfusionMatrix, plus the metrics).</p>
+<ul>
+<li><b>INPUT</b>: the class map.</li>
+<li><b>REFERENCE</b>: reference polygons or points (with <b>FIELD</b>: their class
+field; text classes are matched to the map's class names), or a reference raster on the
+map's grid. Every pixel whose centre is inside a polygon counts; pixels on the map's or the
+reference raster's nodata (<b>REFERENCE_NODATA</b>, default its own) are left out.</li>
+<li><b>OUTPUT_MATRIX</b>: CSV, rows = reference, columns = predicted, labelled.</li>
+<li><b>OUTPUT_REPORT</b>: HTML report.</li>
+</ul>
+<p>Results: OA, KAPPA, F1_MEAN, and PRECISION_c, RECALL_c, F1_c for each class c.</p>
+<h3>Example</h3>
+<pre>qgis_process.bin run rsdl:accuracy -- INPUT=classes.tif REFERENCE=valid.gpkg
+  FIELD=class OUTPUT_MATRIX=matrix.csv OUTPUT_REPORT=accuracy.html</pre>
+"""
+
+
+class Accuracy(_SamplingAlgorithm):
+    NAME = "accuracy"
+    DISPLAY = "Accuracy assessment"
+    GROUP = "classification"
+    HELP = ACCURACY_HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Class map"))
+        self.addParameter(QgsProcessingParameterMapLayer(
+            "REFERENCE", "Reference (polygons, points or raster)"))
+        self.addParameter(QgsProcessingParameterField(
+            "FIELD", "Class field (vector reference)", parentLayerParameterName="REFERENCE",
+            optional=True))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "REFERENCE_NODATA", "Reference raster nodata", QgsProcessingParameterNumber.Double,
+            optional=True)))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_MATRIX", "Confusion matrix", "CSV files (*.csv)", optional=True))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_REPORT", "Report", "HTML files (*.html)", optional=True))
+        for key in ("OA", "KAPPA", "F1_MEAN"):
+            self.addOutput(QgsProcessingOutputNumber(key, key))
+
+    def process(self, parameters, context, feedback):
+        layer = self.parameterAsLayer(parameters, "REFERENCE", context)
+        if layer is None:
+            raise QgsProcessingException("REFERENCE: choose a vector or raster layer")
+        if isinstance(layer, QgsRasterLayer):
+            reference = self.raster_path(parameters, "REFERENCE", context)
+        else:
+            reference = self.vector_path(parameters, "REFERENCE", context, feedback)
+        job = api.AccuracyJob(
+            image=self.raster_path(parameters, "INPUT", context), reference=reference,
+            field=self.parameterAsString(parameters, "FIELD", context) or None,
+            output_matrix=self.parameterAsFileOutput(parameters, "OUTPUT_MATRIX", context) or None,
+            output_report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None,
+            reference_nodata=self.optional_double(parameters, "REFERENCE_NODATA", context))
+        res = api.accuracy(job, FeedbackProgress(feedback))
+        res.pop("MATRIX", None)
+        res["CLASSES"] = ", ".join(map(str, res["CLASSES"]))
+        return res

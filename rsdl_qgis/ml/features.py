@@ -1,0 +1,206 @@
+"""Features for classical classifiers: raw pixel values or a deep model's outputs.
+
+Both go through the serving engine, so the features a classifier is trained on are
+exactly those it sees when it classifies an image: at training time the engine computes
+them on one-pixel tiles at the samples only (never over the whole image); at
+classification time it streams the whole image through the same model.
+"""
+from dataclasses import dataclass, field
+from typing import List
+
+import numpy as np
+
+from ..engine.serve import Progress, ServeJob, ServePlan, ServeSource
+from ..engine.windows import Window
+from ..errors import CancelledError, GridError, ModelError
+
+MASK_INPUT = "__mask__"
+
+
+class IdentityModel:
+    """The 'model' of raw-pixel features: returns its input (receptive field 1)."""
+    kind = "raw pixels"
+    extra_outputs = False
+
+    def __init__(self, bands):
+        self.inputs = {"x": ((None, None, None, bands), "float32")}
+        self.outputs = {"x": ((None, None, None, bands), "float32")}
+        self.path = "(raw pixel values)"
+
+    def resolve_input(self, name, param="SOURCE1_NAME"):
+        return "x"
+
+    def resolve_output(self, name, param="OUTPUT_NAMES"):
+        return "x"
+
+    def input_dtype(self, name):
+        return "float32"
+
+    def describe(self):
+        return "raw pixel values"
+
+    def run(self, feeds, names):
+        return [feeds["x"]]
+
+
+class FeatureModel:
+    """A model's outputs as one (pixels, features) array; optionally a classifier on top.
+
+    With a classifier, ``run`` returns [class code, confidence] per pixel; pixels where
+    the mask input is 0 get `nodata` in both.
+    """
+
+    def __init__(self, inner, inner_names, bands, classifier=None, nodata=0, mask=False):
+        self.inner, self.inner_names, self.bands = inner, list(inner_names), list(bands)
+        self.classifier, self.nodata, self.mask = classifier, nodata, mask
+        self.inputs = dict(inner.inputs)
+        if mask:
+            self.inputs[MASK_INPUT] = ((None, None, None, 1), "float32")
+        self.outputs = {"class": None, "confidence": None} if classifier is not None else \
+            {"features": None}
+        self.extra_outputs = False
+        self.kind, self.path = "features", getattr(inner, "path", "")
+
+    def resolve_input(self, name, param="SOURCE1_NAME"):
+        return name if name == MASK_INPUT else self.inner.resolve_input(name, param)
+
+    def resolve_output(self, name, param="OUTPUT_NAMES"):
+        return name
+
+    def input_dtype(self, name):
+        return "float32" if name == MASK_INPUT else self.inner.input_dtype(name)
+
+    def describe(self):
+        return self.inner.describe()
+
+    def features(self, feeds):
+        inner = {k: v for k, v in feeds.items() if k != MASK_INPUT}
+        outs = self.inner.run(inner, self.inner_names)
+        return np.concatenate([np.asarray(o).reshape(-1, nb).astype(np.float32)
+                               for o, nb in zip(outs, self.bands)], axis=1)
+
+    def run(self, feeds, names):
+        x = self.features(feeds)
+        if self.classifier is None:
+            return [x]
+        x = np.nan_to_num(x, copy=False, posinf=0.0, neginf=0.0)
+        proba = self.classifier.predict_proba(x)
+        best = proba.argmax(axis=1)
+        codes = np.asarray(self.classifier.classes_)[best].astype(np.float32)
+        conf = proba[np.arange(len(best)), best].astype(np.float32)
+        if self.mask:
+            off = np.asarray(feeds[MASK_INPUT]).reshape(-1) == 0
+            codes[off] = self.nodata
+            conf[off] = self.nodata
+        return [codes, conf]
+
+
+@dataclass
+class FeatureRecipe:
+    """How features are made: raw pixels of SOURCE1, or a deep model's outputs."""
+    kind: str = "raw"                       # "raw" or "deep"
+    bands: int = 0                          # raw: SOURCE1's band count
+    rfields: List[int] = field(default_factory=lambda: [1])
+    names: List[str] = field(default_factory=lambda: [""])
+    nodata: List[object] = field(default_factory=lambda: [None])
+    output_names: List[str] = field(default_factory=list)
+    output_bands: List[int] = field(default_factory=list)
+    fully_conv: bool = False
+
+    def to_dict(self):
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(**d)
+
+
+def feature_model(recipe, model_path=None):
+    """The inner model of a recipe: the identity for raw pixels, else the deep model."""
+    if recipe.kind == "raw":
+        return IdentityModel(recipe.bands)
+    from ..models import load_model
+    model = load_model(model_path)
+    recipe.names = [model.resolve_input(n, f"SOURCE{i + 1}_NAME") for i, n in enumerate(recipe.names)]
+    names = [n.strip() for n in recipe.output_names if n.strip()] or [""]
+    recipe.output_names = [model.resolve_output(n, "OUTPUT_NAMES") for n in names]
+    return model
+
+
+def serve_job(recipe, paths, output="", mask=None):
+    """The serving job that computes a recipe's features over `paths` (one per source)."""
+    if len(paths) != len(recipe.rfields):
+        raise GridError(f"the features need {len(recipe.rfields)} source(s); "
+                        f"{len(paths)} given", "INPUT")
+    sources = [ServeSource(p, rf, n, nd) for p, rf, n, nd in
+               zip(paths, recipe.rfields, recipe.names, recipe.nodata)]
+    if mask:
+        sources.append(ServeSource(mask, 1, MASK_INPUT, None))
+    fully = True if recipe.kind == "raw" else recipe.fully_conv
+    return ServeJob(model=str(recipe.kind), sources=sources, output=output,
+                    output_names=["features"], efield=1, scale=1.0, fully_conv=fully)
+
+
+def probe_bands(recipe, inner, paths):
+    """Bands of each model output, found by running the model once on zeros."""
+    if recipe.kind == "raw":
+        return [recipe.bands]
+    job = serve_job(recipe, paths)
+    job.output_names = list(recipe.output_names)
+    plan = ServePlan(job, inner, Progress())
+    try:
+        return list(plan.bands)
+    finally:
+        plan.close()
+
+
+def features_at(recipe, inner, paths, xy, progress=None, batch=256):
+    """Features at map points `xy` (N, 2) in SOURCE1's CRS.
+
+    Returns (features (M, F), kept indices into xy): points outside the output grid of the
+    features (too close to the edge for the receptive field) or on nodata are dropped.
+    """
+    progress = progress or Progress()
+    model = FeatureModel(inner, recipe.output_names, recipe.output_bands)
+    job = serve_job(recipe, paths)
+    plan = ServePlan(job, model, progress)
+    try:
+        gt = plan.geom.geotransform(plan.readers[0].grid)
+        col = np.floor((xy[:, 0] - gt[0]) / gt[1]).astype(np.int64)
+        row = np.floor((xy[:, 1] - gt[3]) / gt[5]).astype(np.int64)
+        inside = (col >= 0) & (row >= 0) & (col < plan.geom.width) & (row < plan.geom.height)
+        feats, kept, pending, pending_idx = [], [], [], []
+
+        def flush():
+            if not pending:
+                return
+            merged = {k: np.concatenate([p[k] for p in pending]) for k in pending[0]}
+            feats.append(model.features(merged))
+            kept.extend(pending_idx)
+            pending.clear()
+            pending_idx.clear()
+
+        idx = np.flatnonzero(inside)
+        for n, i in enumerate(idx.tolist()):
+            if n % 512 == 0:
+                if progress.cancelled():
+                    raise CancelledError()
+                progress.set(0.9 * n / max(1, len(idx)))
+            tile, fl, valid = plan.prepare(Window(int(col[i]), int(row[i]), 1, 1))
+            if fl is None or (valid is not None and not valid.all()):
+                continue
+            for f in fl:
+                pending.append(f)
+            pending_idx.append(i)
+            if len(pending) >= batch:
+                flush()
+        flush()
+    finally:
+        plan.close()
+    if not kept:
+        return np.zeros((0, sum(recipe.output_bands)), np.float32), np.zeros(0, np.int64)
+    out = np.concatenate(feats)
+    if len(out) != len(kept):
+        raise ModelError(f"the model gave {len(out)} feature vectors for {len(kept)} samples: "
+                         "check SOURCEn_RFIELD, OUTPUT_NAMES and FULLY_CONV", "OUTPUT_NAMES")
+    return out, np.asarray(kept, dtype=np.int64)

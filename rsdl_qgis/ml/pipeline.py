@@ -1,0 +1,414 @@
+"""Train a classifier on pixel or deep features, classify images, assess accuracy."""
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+from osgeo import gdal
+
+from ..engine.raster import GDAL_TYPES, compression, grid_of, open_raster, same_crs, temp_path_for
+from ..engine.sampling import spans_of
+from ..engine.selection import training_samples
+from ..engine.serve import Progress, serve
+from ..engine.vectors import ClassCodes, lookup_path, read_features
+from ..errors import CancelledError, GridError, RsdlIOError
+from . import persist
+from .classifiers import CLASSIFIERS, build
+from .features import FeatureModel, FeatureRecipe, feature_model, features_at, probe_bands, serve_job
+from .metrics import confusion, scores
+from .report import html_report, write_matrix_csv
+
+gdal.UseExceptions()
+
+
+@dataclass
+class DeepFeatures:
+    """A deep model whose outputs are the features (same meaning as rsdl:modelserve's)."""
+    model: str
+    sources: List[str] = field(default_factory=list)      # SOURCE2..4 (SOURCE1 = INPUT)
+    rfields: List[int] = field(default_factory=lambda: [16])
+    names: List[str] = field(default_factory=lambda: [""])
+    nodata: List[Optional[float]] = field(default_factory=lambda: [None])
+    output_names: List[str] = field(default_factory=list)
+    efield: int = 1
+    scale: float = 1.0
+    fully_conv: bool = False
+
+
+@dataclass
+class TrainClassifierJob:
+    image: str
+    vector: str
+    field: str
+    output: str
+    classifier: str = "rf"
+    settings: dict = field(default_factory=dict)
+    samples: int = 1000
+    valid_fraction: float = 0.3
+    seed: int = 0
+    deep: Optional[DeepFeatures] = None
+    report: Optional[str] = None
+
+
+def _recipe(job, progress):
+    """The feature recipe and its inner model."""
+    ds = open_raster(job.image, "INPUT")
+    if job.deep is None:
+        nodata = ds.GetRasterBand(1).GetNoDataValue()
+        recipe = FeatureRecipe("raw", ds.RasterCount, [1], ["x"], [nodata], ["x"], [ds.RasterCount], True)
+        return recipe, feature_model(recipe), [job.image]
+    d = job.deep
+    if d.efield != 1 or d.scale != 1:
+        raise GridError("deep features are computed per pixel of SOURCE1: use EFIELD 1 and "
+                        "SCALE 1 (a model with a larger expression field or output spacing "
+                        "cannot give one feature vector per pixel)",
+                        "EFIELD" if d.efield != 1 else "SCALE")
+    paths = [job.image] + list(d.sources)
+    n = len(paths)
+    pad = lambda seq, v: (list(seq) + [v] * n)[:n]  # noqa: E731
+    recipe = FeatureRecipe("deep", ds.RasterCount, pad(d.rfields, 16), pad(d.names, ""),
+                           pad(d.nodata, None), list(d.output_names), [], bool(d.fully_conv))
+    inner = feature_model(recipe, d.model)
+    progress.info(f"Deep features from {inner.describe()}")
+    return recipe, inner, paths
+
+
+def train_classifier(job, progress=None):
+    """Select samples, compute their features, train and validate, save one file."""
+    progress = progress or Progress()
+    start = time.monotonic()
+    if job.classifier not in CLASSIFIERS:
+        raise GridError(f"unknown classifier '{job.classifier}'; one of {', '.join(CLASSIFIERS)}",
+                        "CLASSIFIER")
+    if not 0 <= job.valid_fraction < 1:
+        raise GridError("VALID_FRACTION must be in [0, 1)", "VALID_FRACTION")
+    pipeline, settings = build(job.classifier, job.settings, job.seed)
+    recipe, inner, paths = _recipe(job, progress)
+    recipe.output_bands = probe_bands(recipe, inner, paths)
+    xy, code, sets, codes = training_samples(job.image, job.vector, job.field, job.samples,
+                                             job.valid_fraction, job.seed, progress)
+    progress.info(f"{len(xy)} samples of {len(codes.codes)} classes "
+                  f"({int(np.count_nonzero(sets == 1))} for validation, split by polygon)")
+    x, kept = features_at(recipe, inner, paths, xy, progress)
+    dropped = len(xy) - len(kept)
+    if dropped:
+        progress.info(f"{dropped} samples dropped: on nodata, or too close to the image edge "
+                      "for the receptive field")
+    code, sets = code[kept], sets[kept]
+    train = sets == 0
+    present = np.unique(code[train])
+    if len(present) < 2:
+        raise GridError(f"the training set holds {len(present)} class(es) after the split: "
+                        "at least two are needed. Lower VALID_FRACTION or add polygons", "VECTOR")
+    missing = sorted(set(codes.codes) - set(present.tolist()))
+    if missing:
+        progress.info(f"warning: classes {[codes.name_of(c) for c in missing]} have no training "
+                      "sample left (all their polygons went to validation)")
+    if progress.cancelled():
+        raise CancelledError()
+    progress.info(f"Training {CLASSIFIERS[job.classifier][0]} on {int(train.sum())} samples "
+                  f"x {x.shape[1]} features")
+    t0 = time.monotonic()
+    pipeline.fit(np.nan_to_num(x[train]), code[train])
+    train_s = time.monotonic() - t0
+    result = {"OUTPUT_CLASSIFIER": job.output, "TRAIN_SAMPLES": int(train.sum()),
+              "VALID_SAMPLES": int((~train).sum()), "FEATURES": int(x.shape[1])}
+    metrics = None
+    labels = np.array(codes.codes)
+    names = [codes.name_of(c) for c in labels]
+    if (~train).any():
+        pred = pipeline.predict(np.nan_to_num(x[~train]))
+        matrix, _ = confusion(code[~train], pred, labels)
+        metrics = scores(matrix)
+        result.update(OA=metrics["OA"], KAPPA=metrics["KAPPA"], F1_MEAN=metrics["F1_MEAN"])
+        progress.info(f"Validation: OA {100 * metrics['OA']:.2f} %, kappa {metrics['KAPPA']:.4f}, "
+                      f"mean F1 {metrics['F1_MEAN']:.4f} on {int((~train).sum())} samples")
+        if job.report:
+            html_report(job.report, f"Classifier validation: {CLASSIFIERS[job.classifier][0]}",
+                        matrix, names, metrics,
+                        [f"Features: {recipe.kind} ({x.shape[1]})", f"Settings: {settings}",
+                         f"Training samples: {int(train.sum())}; fit in {train_s:.1f} s",
+                         "Validation samples come from other polygons than training ones"])
+            result["OUTPUT_REPORT"] = job.report
+    elif job.report:
+        progress.info("No validation set (VALID_FRACTION 0): no report written")
+    manifest = {"recipe": recipe.to_dict(), "classes": {"codes": [int(c) for c in labels],
+                                                      "names": names, "kind": codes.kind},
+                "classifier": job.classifier, "settings": settings,
+                "metrics": metrics, "field": job.field, "trained_on": os.path.basename(job.image)}
+    persist.save(job.output, pipeline, manifest,
+                 job.deep.model if job.deep is not None else None)
+    progress.set(1.0)
+    result["SECONDS"] = time.monotonic() - start
+    return result
+
+
+@dataclass
+class ClassifyJob:
+    image: str
+    classifier: str
+    output: str
+    sources: List[str] = field(default_factory=list)     # SOURCE2..4 of deep features
+    confidence: Optional[str] = None
+    mask: Optional[str] = None
+    tile_size: int = 0
+    memory_mb: int = 512
+
+
+def class_nodata(codes):
+    """A nodata value for a class map that is not a class code, and the smallest type."""
+    lo, hi = min(codes), max(codes)
+    nodata = 0 if 0 not in codes else (hi + 1 if hi + 1 <= 65535 else lo - 1)
+    lo, hi = min(lo, nodata), max(hi, nodata)
+    for t in ("uint8", "uint16", "int16", "int32"):
+        info = np.iinfo(t)
+        if info.min <= lo and hi <= info.max:
+            return nodata, t
+    return nodata, "int32"
+
+
+PALETTE = ["#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3",
+           "#b2df8a", "#fb9a99", "#fdbf6f", "#cab2d6", "#ffff99", "#8dd3c7", "#bebada"]
+
+
+def class_colours(names):
+    known = {"water": "#1f78b4", "crop": "#ffd92f", "tree": "#1b7837", "forest": "#1b7837",
+             "developed": "#d73027", "urban": "#d73027", "bare": "#bf812d", "grass": "#a6d96a"}
+    return [known.get(str(n).lower(), PALETTE[i % len(PALETTE)]) for i, n in enumerate(names)]
+
+
+def write_class_style(path, codes, names, nodata):
+    """A QGIS style beside the map (map.qml for map.tif: QGIS loads it with the layer):
+    paletted, one colour and the class name per code."""
+    from html import escape
+    entries = "\n".join(
+        f'        <paletteEntry value="{c}" color="{col}" alpha="255" label="{escape(str(n), quote=True)}"/>'
+        for c, n, col in zip(codes, names, class_colours(names)))
+    qml = f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22" styleCategories="AllStyleCategories">
+  <pipe>
+    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
+      <colorPalette>
+{entries}
+      </colorPalette>
+    </rasterrenderer>
+  </pipe>
+  <blendMode>0</blendMode>
+</qgis>
+"""
+    with open(os.path.splitext(path)[0] + ".qml", "w", encoding="utf-8") as fh:
+        fh.write(qml)
+
+
+def write_ramp_style(path, lo=0.0, hi=1.0):
+    """A QGIS style beside a probability/confidence map: a continuous colour ramp."""
+    qml = f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22" styleCategories="AllStyleCategories">
+  <pipe>
+    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1"
+                    classificationMin="{lo}" classificationMax="{hi}">
+      <rastershader>
+        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0"
+                         minimumValue="{lo}" maximumValue="{hi}">
+          <item value="{lo}" color="#440154" alpha="255" label="{lo:g}"/>
+          <item value="{(lo + hi) / 2}" color="#21918c" alpha="255" label="{(lo + hi) / 2:g}"/>
+          <item value="{hi}" color="#fde725" alpha="255" label="{hi:g}"/>
+        </colorrampshader>
+      </rastershader>
+    </rasterrenderer>
+  </pipe>
+  <blendMode>0</blendMode>
+</qgis>
+"""
+    with open(os.path.splitext(path)[0] + ".qml", "w", encoding="utf-8") as fh:
+        fh.write(qml)
+
+
+def classify(job, progress=None):
+    """Classify an image with a classifier file, streaming through the serving engine."""
+    progress = progress or Progress()
+    loaded = persist.load(job.classifier, "CLASSIFIER")
+    try:
+        m = loaded.manifest
+        recipe = FeatureRecipe.from_dict(m["recipe"])
+        codes, names = m["classes"]["codes"], m["classes"]["names"]
+        ds = open_raster(job.image, "INPUT")
+        if ds.RasterCount != recipe.bands:
+            raise GridError(f"the classifier was trained on {recipe.bands} band(s) "
+                            f"({m.get('trained_on', '?')}); INPUT has {ds.RasterCount}", "INPUT")
+        ds = None
+        inner = feature_model(recipe, loaded.model_path)
+        nodata, dtype = class_nodata(codes)
+        model = FeatureModel(inner, recipe.output_names, recipe.output_bands, loaded.pipeline,
+                             nodata, mask=bool(job.mask))
+        paths = [job.image] + list(job.sources)
+        sjob = serve_job(recipe, paths, "", job.mask)
+        sjob.output_names = ["class", "confidence"]
+        sjob.output_type = "float32"
+        sjob.output_nodata = float(nodata)
+        sjob.tile_size, sjob.memory_mb = job.tile_size, job.memory_mb
+        both = temp_path_for(job.output)
+        sjob.output = both
+        progress.info(f"Classifier: {CLASSIFIERS[m['classifier']][0]} on {recipe.kind} features; "
+                      f"classes {', '.join(f'{c}={n}' for c, n in zip(codes, names))}")
+        try:
+            res = serve(sjob, model, progress)
+            meta = {"RSDL_CLASSES": json.dumps(dict(zip(map(str, codes), names))),
+                    "RSDL_CLASSIFIER": os.path.basename(job.classifier)}
+            _split(both, job.output, 1, dtype, nodata, meta, "OUTPUT")
+            write_class_style(job.output, codes, names, nodata)
+            if job.confidence:
+                _split(both, job.confidence, 2, "float32", nodata, {}, "OUTPUT_CONFIDENCE")
+                write_ramp_style(job.confidence)
+        finally:
+            if os.path.exists(both):
+                os.remove(both)
+    finally:
+        loaded.close()
+    return {"OUTPUT": job.output, "OUTPUT_CONFIDENCE": job.confidence,
+            "WIDTH": res["WIDTH"], "HEIGHT": res["HEIGHT"], "SECONDS": res["SECONDS"]}
+
+
+def _split(src, dst, band, dtype, nodata, meta, param):
+    """One band of the engine's output as its own tiled, compressed GeoTIFF."""
+    tmp = temp_path_for(dst)
+    opts = ["TILED=YES", f"COMPRESS={compression()}", "BIGTIFF=IF_SAFER"]
+    try:
+        out = gdal.Translate(tmp, src, bandList=[band], outputType=GDAL_TYPES[dtype],
+                             noData=nodata, creationOptions=opts)
+        out.SetMetadata(meta)
+        out.GetRasterBand(1).SetDescription("class" if band == 1 else "confidence")
+        out = None
+        if os.path.exists(dst + ".aux.xml"):
+            os.remove(dst + ".aux.xml")
+        os.replace(tmp, dst)
+    except (RuntimeError, OSError) as exc:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise RsdlIOError(f"cannot write '{dst}': {exc}", param) from exc
+
+
+@dataclass
+class AccuracyJob:
+    image: str
+    reference: str                        # a vector (with field) or a raster
+    field: Optional[str] = None
+    output_matrix: Optional[str] = None
+    output_report: Optional[str] = None
+    reference_nodata: Optional[float] = None
+
+
+def _map_names(ds):
+    try:
+        return {int(k): v for k, v in json.loads(ds.GetMetadataItem("RSDL_CLASSES") or "{}").items()}
+    except ValueError:
+        return {}
+
+
+def accuracy(job, progress=None):
+    """Confusion matrix of a class map against reference polygons, points or a raster."""
+    progress = progress or Progress()
+    ds = open_raster(job.image, "INPUT")
+    grid = grid_of(ds)
+    band = ds.GetRasterBand(1)
+    map_nodata = band.GetNoDataValue()
+    names_of = _map_names(ds)
+    ref_vals, map_vals = [], []
+    if _is_raster(job.reference):
+        rds = open_raster(job.reference, "REFERENCE")
+        rgrid = grid_of(rds)
+        if (rgrid.width, rgrid.height) != (grid.width, grid.height) or not np.allclose(
+                rgrid.geotransform, grid.geotransform) or not same_crs(rgrid.crs_wkt, grid.crs_wkt):
+            raise GridError("the reference raster is not on the grid of the class map; resample "
+                            "it with Raster > Projections > Warp, using INPUT as the target",
+                            "REFERENCE")
+        rnd = job.reference_nodata if job.reference_nodata is not None else \
+            rds.GetRasterBand(1).GetNoDataValue()
+        for r0 in range(0, grid.height, 256):
+            n = min(256, grid.height - r0)
+            ref = rds.GetRasterBand(1).ReadAsArray(0, r0, grid.width, n).ravel()
+            mp = band.ReadAsArray(0, r0, grid.width, n).ravel()
+            ok = np.ones(len(ref), bool) if rnd is None else ref != rnd
+            ref_vals.append(ref[ok])
+            map_vals.append(mp[ok])
+        ref_names = {}
+    else:
+        if not job.field:
+            raise GridError("choose the class field of the reference layer", "FIELD")
+        feats = read_features(job.reference, job.field, grid, "REFERENCE", "FIELD", progress.info)
+        spans = spans_of(feats, grid.width, grid.height)
+        if not len(spans.row):
+            raise GridError("the reference geometries do not overlap the class map", "REFERENCE")
+        if feats.kind == "text":
+            by_name = {v: k for k, v in names_of.items()}
+            lp = lookup_path(job.reference)
+            if not by_name and os.path.exists(lp):
+                table = ClassCodes.read(lp)
+                by_name = dict(zip(table.names, table.codes))
+            unknown = sorted(set(feats.value) - set(by_name))
+            if unknown:
+                raise GridError(f"reference classes {unknown} are not classes of the map "
+                                f"({', '.join(sorted(by_name)) or 'the map has no class names'})",
+                                "FIELD")
+            feature_code = np.array([by_name[v] for v in feats.value], dtype=np.int64)
+        else:
+            feature_code = np.asarray(feats.value, dtype=np.int64)
+        order = np.argsort(spans.row, kind="stable")
+        rows, c0, c1 = spans.row[order], spans.c0[order], spans.c1[order]
+        fcode = feature_code[spans.feature[order]]
+        for r0 in range(0, grid.height, 256):
+            lo, hi = np.searchsorted(rows, [r0, r0 + 256])
+            if lo == hi:
+                continue
+            n = min(256, grid.height - r0)
+            block = band.ReadAsArray(0, r0, grid.width, n)
+            lengths = c1[lo:hi] - c0[lo:hi]
+            rr = np.repeat(rows[lo:hi] - r0, lengths)
+            starts = np.repeat(c0[lo:hi] - (np.cumsum(lengths) - lengths), lengths)
+            cc = starts + np.arange(lengths.sum())
+            map_vals.append(block[rr, cc])
+            ref_vals.append(np.repeat(fcode[lo:hi], lengths))
+            if progress.cancelled():
+                raise CancelledError()
+        ref_names = {}
+    ref = np.concatenate(ref_vals) if ref_vals else np.zeros(0)
+    mp = np.concatenate(map_vals) if map_vals else np.zeros(0)
+    notes = []
+    if map_nodata is not None:
+        skip = mp == map_nodata
+        if skip.any():
+            notes.append(f"{int(skip.sum())} reference pixels on the map's nodata were left out")
+            ref, mp = ref[~skip], mp[~skip]
+    if not len(ref):
+        raise GridError("no reference pixel falls on classified pixels of the map", "REFERENCE")
+    matrix, labels = confusion(ref.astype(np.int64), mp.astype(np.int64))
+    sc = scores(matrix)
+    names = [names_of.get(int(c), ref_names.get(int(c), str(int(c)))) for c in labels]
+    for n in notes:
+        progress.info(n)
+    progress.info(f"OA {100 * sc['OA']:.2f} %, kappa {sc['KAPPA']:.4f} on {sc['SAMPLES']} pixels")
+    if job.output_matrix:
+        write_matrix_csv(job.output_matrix, matrix, names)
+    if job.output_report:
+        html_report(job.output_report, "Accuracy assessment", matrix, names, sc, notes)
+    progress.set(1.0)
+    res = {"OA": sc["OA"], "KAPPA": sc["KAPPA"], "F1_MEAN": sc["F1_MEAN"],
+           "SAMPLES": sc["SAMPLES"], "OUTPUT_MATRIX": job.output_matrix,
+           "OUTPUT_REPORT": job.output_report, "MATRIX": matrix.tolist(),
+           "CLASSES": names}
+    for i, n in enumerate(names):
+        res[f"PRECISION_{n}"] = sc["PRECISION"][i]
+        res[f"RECALL_{n}"] = sc["RECALL"][i]
+        res[f"F1_{n}"] = sc["F1"][i]
+    return res
+
+
+def _is_raster(path):
+    p = str(path).split("|")[0]
+    try:
+        ds = gdal.OpenEx(p, gdal.OF_RASTER)
+    except RuntimeError:
+        return False
+    return ds is not None

