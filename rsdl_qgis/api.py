@@ -9,6 +9,13 @@ from .engine.serve import Progress, ServeJob, ServeSource, serve  # noqa: F401
 from .ml.pipeline import (AccuracyJob, ClassifyJob, DeepFeatures, TrainClassifierJob,  # noqa: F401
                           accuracy, classify, train_classifier)
 from .errors import ModelError
+from .models.training import TrainModelJob, TrainSource  # noqa: F401
+
+
+def train_model(job, progress=None):
+    """Train a built-in or given network on patches images; export it for serving."""
+    from .models.training import train_model as _train
+    return _train(job, progress)
 
 
 def serve_model(job, progress=None):
@@ -17,6 +24,7 @@ def serve_model(job, progress=None):
     progress = progress or Progress()
     model = load_model(job.model)
     progress.info(f"Model: {model.describe()}")
+    apply_metadata(job, getattr(model, "metadata", None), progress)
     for i, src in enumerate(job.sources):
         src.name = model.resolve_input(src.name, f"SOURCE{i + 1}_NAME")
     names = [n.strip() for n in job.output_names if n.strip()] or [""]
@@ -25,3 +33,29 @@ def serve_model(job, progress=None):
         raise ModelError("two sources feed the same model input: give each source its own "
                          "input name", "SOURCE2_NAME")
     return serve(job, model, progress)
+
+
+def apply_metadata(job, meta, progress=None):
+    """Fill what the user left unset (receptive fields, input names, expression field,
+    mode, outputs) from the metadata of a model trained by rsdl:trainmodel."""
+    inputs = (meta or {}).get("inputs", [])
+    for i, src in enumerate(job.sources):
+        if src.rfield is None:
+            known = [m for m in inputs if m["name"] == src.name] or \
+                (inputs[i:i + 1] if not src.name else [])
+            if not known:
+                raise ModelError("the model carries no receptive field for this source (it was "
+                                 "not trained by rsdl:trainmodel): give it", f"SOURCE{i + 1}_RFIELD")
+            src.rfield = int(known[0]["rfield"])
+            src.name = src.name or known[0]["name"]
+    if job.efield is None:
+        job.efield = int((meta or {}).get("efield", 1))
+    if job.fully_conv is None:
+        job.fully_conv = bool((meta or {}).get("fully_conv", False))
+    if meta and not [n for n in job.output_names if n.strip()]:
+        job.output_names = list(meta.get("default_outputs", []))
+    if meta and progress:
+        progress.info(f"From the model's metadata: receptive field(s) "
+                      f"{[s.rfield for s in job.sources]}, expression field {job.efield}, "
+                      f"{'fully-convolutional' if job.fully_conv else 'patch-based'}, "
+                      f"outputs {', '.join(job.output_names)}")

@@ -5,11 +5,13 @@ Only algorithms that work are listed here.
 from .classification import Accuracy, Classify, TrainClassifier
 from .sampling import ClassStatistics, PatchesExtraction, SampleSelection
 from .serving import ModelServe
+from .training import TrainModel
 
 ALGORITHMS = [
     ClassStatistics,
     SampleSelection,
     PatchesExtraction,
+    TrainModel,
     TrainClassifier,
     Classify,
     Accuracy,

@@ -27,7 +27,8 @@ TF1 models (OTBTF's) are addressed by tensor names, TF2 models by signature keys
 sources are aligned on it by coordinates (other resolutions and extents allowed; another
 CRS is warped on the fly).</li>
 <li><b>SOURCEn_RFIELD</b>: receptive field (patch size, in pixels of that source) of the
-model input fed by source n.</li>
+model input fed by source n. Models trained by rsdl:trainmodel carry it in their metadata:
+leave it empty (and EFIELD, FULLY_CONV, SOURCEn_NAME and OUTPUT_NAMES too).</li>
 <li><b>SOURCEn_NAME</b>: the model input the source feeds (may stay empty when the model
 has one input).</li>
 <li><b>SOURCEn_NODATA</b>: nodata value of the source (default: the raster's own). Output
@@ -37,7 +38,8 @@ empty when the model has one output).</li>
 <li><b>EFIELD</b>: expression field: the size of the output block one input patch
 gives (1 for a classifier, e.g. 32 for a segmentation net of 64 -> 32).</li>
 <li><b>SCALE</b>: output spacing = SOURCE1 spacing x SCALE.</li>
-<li><b>FULLY_CONV</b>: fully-convolutional mode.</li>
+<li><b>FULLY_CONV</b>: fully-convolutional mode (when not given, from the model's
+metadata, else off).</li>
 <li><b>TILE_SIZE</b>: output tile side in pixels; 0 picks it from MEMORY_MB.</li>
 <li><b>BATCH_SIZE</b>: patches per model call in patch-based mode.</li>
 <li><b>OUTPUT_TYPE</b>: float32, uint8, uint16, int16 or int32 (values are clipped to
@@ -69,9 +71,9 @@ class ModelServe(RsdlAlgorithm):
                 f"SOURCE{i}", f"Source {i}" + (" (reference grid)" if i == 1 else ""),
                 optional=optional))
             self.addParameter(QgsProcessingParameterNumber(
-                f"SOURCE{i}_RFIELD", f"Source {i}: receptive field (pixels)",
-                QgsProcessingParameterNumber.Integer, defaultValue=16, minValue=1,
-                optional=optional))
+                f"SOURCE{i}_RFIELD", f"Source {i}: receptive field (pixels; empty = from the "
+                "model's metadata)", QgsProcessingParameterNumber.Integer, minValue=1,
+                optional=True))
             self.addParameter(QgsProcessingParameterString(
                 f"SOURCE{i}_NAME", f"Source {i}: model input name", defaultValue="",
                 optional=True))
@@ -82,8 +84,8 @@ class ModelServe(RsdlAlgorithm):
             "OUTPUT_NAMES", "Model output names (comma separated)", defaultValue="",
             optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            "EFIELD", "Expression field (pixels)", QgsProcessingParameterNumber.Integer,
-            defaultValue=1, minValue=1))
+            "EFIELD", "Expression field (pixels; empty = from the model's metadata, else 1)",
+            QgsProcessingParameterNumber.Integer, minValue=1, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "SCALE", "Output spacing scale factor", QgsProcessingParameterNumber.Double,
             defaultValue=1.0, minValue=1e-6))
@@ -124,7 +126,7 @@ class ModelServe(RsdlAlgorithm):
                     "as a GeoTIFF first (Export > Save As...)")
             sources.append(api.ServeSource(
                 layer.source(),
-                self.parameterAsInt(parameters, f"{key}_RFIELD", context),
+                self._optional_int(parameters, f"{key}_RFIELD", context),
                 self.parameterAsString(parameters, f"{key}_NAME", context).strip(),
                 self._optional_double(parameters, f"{key}_NODATA", context)))
         job = api.ServeJob(
@@ -132,15 +134,21 @@ class ModelServe(RsdlAlgorithm):
             sources=sources,
             output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
             output_names=self.parameterAsString(parameters, "OUTPUT_NAMES", context).split(","),
-            efield=self.parameterAsInt(parameters, "EFIELD", context),
+            efield=self._optional_int(parameters, "EFIELD", context),
             scale=self.parameterAsDouble(parameters, "SCALE", context),
-            fully_conv=self.parameterAsBool(parameters, "FULLY_CONV", context),
+            fully_conv=(None if parameters.get("FULLY_CONV") in (None, "")
+                        else self.parameterAsBool(parameters, "FULLY_CONV", context)),
             tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
             output_type=OUTPUT_TYPES[self.parameterAsEnum(parameters, "OUTPUT_TYPE", context)],
             output_nodata=self._optional_double(parameters, "OUTPUT_NODATA", context),
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context))
         return api.serve_model(job, FeedbackProgress(feedback))
+
+    def _optional_int(self, parameters, key, context):
+        if parameters.get(key) in (None, ""):
+            return None
+        return self.parameterAsInt(parameters, key, context)
 
     def _optional_double(self, parameters, key, context):
         if parameters.get(key) in (None, ""):

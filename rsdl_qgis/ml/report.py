@@ -19,7 +19,7 @@ def write_matrix_csv(path, matrix, names):
         raise RsdlIOError(f"cannot write '{path}': {exc}", "OUTPUT_MATRIX") from exc
 
 
-def html_report(path, title, matrix, names, sc, notes=(), param="OUTPUT_REPORT"):
+def html_report(path, title, matrix, names, sc, notes=(), param="OUTPUT_REPORT", extra_html=""):
     """A self-contained HTML page: metrics, per-class table, confusion matrix."""
     e = html.escape
     rows = []
@@ -42,6 +42,7 @@ td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:right}}td.d{{backgroun
 <h1>{e(title)}</h1>
 <p class="big">Overall accuracy <b>{100 * sc['OA']:.2f} %</b> &middot; kappa <b>{sc['KAPPA']:.4f}</b>
 &middot; mean F1 <b>{sc['F1_MEAN']:.4f}</b> &middot; {sc['SAMPLES']} samples</p>
+{extra_html}
 <h2>Per class</h2>
 <table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>reference samples</th></tr>
 {''.join(rows)}</table>

@@ -195,7 +195,16 @@ class KerasModel(ModelAdapter):
 
 
 def load_model(path, param="MODEL"):
-    """Load a SavedModel folder or a .keras file as a ModelAdapter."""
+    """Load a SavedModel folder or a .keras file as a ModelAdapter; ``metadata`` holds
+    the rsdl metadata of models trained by rsdl:trainmodel (None for others)."""
+    model = _load_model(path, param)
+    from .training import read_metadata
+    p = str(path)
+    model.metadata = read_metadata(os.path.dirname(p) if p.endswith("saved_model.pb") else p)
+    return model
+
+
+def _load_model(path, param="MODEL"):
     if not path:
         raise ModelError("no model given: choose a SavedModel folder or a .keras file", param)
     path = str(path)

@@ -31,7 +31,7 @@ def test_provider_lists_working_algorithms_with_help(qgis_app):
         assert "Example" in help_
         for d in a.parameterDefinitions():
             name = d.name()
-            generic = re.sub(r"^SOURCE[1-4]", "SOURCEn", name)
+            generic = re.sub(r"SOURCE[1-4]", "SOURCEn", name)
             assert (name in help_ or generic in help_ or in_range(name, help_)), \
                 f"{a.id()}: the help does not explain {name}"
 

@@ -1,0 +1,148 @@
+"""rsdl:trainmodel: train a network on patches images, without writing code."""
+from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber,
+                       QgsProcessingParameterBoolean, QgsProcessingParameterEnum,
+                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterFolderDestination, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
+
+from .. import api
+from ..models.zoo import ARCHITECTURES
+from .base import FeedbackProgress, advanced
+from .sampling import _SamplingAlgorithm
+
+HELP = """<p>Trains a network on patches images (from Patches extraction): a built-in
+architecture sized from the data, or your own model, which it can fine-tune. The result is
+a SavedModel that Apply a model serves as it is, with no receptive field to type: its
+metadata carries input names, receptive and expression fields, mode and classes.</p>
+<h3>Model</h3>
+<ul>
+<li><b>ARCHITECTURE</b>: <i>cnn</i> (small patch-based CNN), <i>fcn</i> (fully
+convolutional, Maggiori et al. 2017: served fully convolutionally, fast), <i>unet</i>
+(dense labels: LABEL patches from LABEL_RASTER), <i>m3</i> (fusion of a CNN on image
+patches, TRAIN_SOURCE1, and a GRU on a pixel time series, TRAIN_SOURCE2 with patch size 1).
+Band counts, patch sizes and class counts come from the data.</li>
+<li><b>MODEL</b> (optional): a model folder written by this algorithm or a .keras file,
+trained further instead of a built-in one. <b>RESTORE</b>: start from its weights
+(fine-tuning); off: same architecture from scratch.</li>
+</ul>
+<h3>Data</h3>
+<ul>
+<li><b>TRAIN_SOURCE1..TRAIN_SOURCE4</b>: patches images; <b>TRAIN_SOURCEn_NAME</b>: the
+model input each feeds (built-in models: x1..x4 by default).</li>
+<li><b>TRAIN_LABELS</b>: the 1 x n labels raster, or dense label patches (unet).</li>
+<li><b>VALID_SOURCE1..VALID_SOURCE4</b>, <b>VALID_LABELS</b> (optional): the validation
+set, e.g. from samples split by polygon.</li>
+<li><b>LABEL_NODATA</b> (advanced): label value to ignore (default: the labels' nodata).</li>
+</ul>
+<p>Patches are streamed from disk, so training sets larger than memory work.
+Normalisation statistics of the training patches are built into the model: serving takes
+raw pixels.</p>
+<h3>Training</h3>
+<ul>
+<li><b>EPOCHS</b>, <b>BATCH_SIZE</b>, <b>LEARNING_RATE</b> (Adam).</li>
+<li><b>CLASS_WEIGHTS</b>: balance classes by their frequency (on by default).</li>
+<li><b>AUGMENT</b>: random flips and 90-degree rotations (on by default).</li>
+<li><b>SEED</b>: the same seed gives the same model.</li>
+</ul>
+<p>Progress moves per batch, the log gives each epoch's losses and accuracies. The model
+kept is the one of the best epoch (validation loss, or training loss without validation).
+Cancel stops after the current batch and saves the best model so far.</p>
+<h3>Outputs</h3>
+<ul>
+<li><b>OUTPUT_MODEL</b>: a folder: SavedModel (outputs <code>class</code>, the class
+codes, and <code>probabilities</code>), <code>model.keras</code> for fine-tuning, and
+<code>rsdl_metadata.json</code>.</li>
+<li><b>OUTPUT_REPORT</b>: HTML with loss and accuracy curves, confusion matrix,
+per-class precision/recall/F1, overall accuracy and kappa of the validation set.</li>
+</ul>
+<p>Results: OA, KAPPA, F1_MEAN of the validation set.</p>
+<h3>Example</h3>
+<pre>qgis_process.bin run rsdl:trainmodel -- ARCHITECTURE=1 TRAIN_SOURCE1=patches.tif
+  TRAIN_LABELS=labels.tif VALID_SOURCE1=vpatches.tif VALID_LABELS=vlabels.tif EPOCHS=20
+  OUTPUT_MODEL=model OUTPUT_REPORT=training.html</pre>
+"""
+
+
+class TrainModel(_SamplingAlgorithm):
+    NAME = "trainmodel"
+    DISPLAY = "Train a model"
+    GROUP = "training"
+    HELP = HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterEnum(
+            "ARCHITECTURE", "Built-in architecture", options=list(ARCHITECTURES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterFile(
+            "MODEL", "Model to train further (instead of a built-in one)", optional=True,
+            fileFilter="Models (saved_model.pb *.keras);;All files (*)"))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "RESTORE", "Start from the model's weights (fine-tuning)", defaultValue=True))
+        for prefix, title in (("TRAIN", "Training"), ("VALID", "Validation")):
+            for i in range(1, 5):
+                self.addParameter(QgsProcessingParameterRasterLayer(
+                    f"{prefix}_SOURCE{i}", f"{title} patches, source {i}",
+                    optional=(prefix == "VALID" or i > 1)))
+                if prefix == "TRAIN":
+                    self.addParameter(QgsProcessingParameterString(
+                        f"TRAIN_SOURCE{i}_NAME", f"Source {i}: model input name",
+                        defaultValue="", optional=True))
+            self.addParameter(QgsProcessingParameterRasterLayer(
+                f"{prefix}_LABELS", f"{title} labels", optional=prefix == "VALID"))
+        self.addParameter(QgsProcessingParameterNumber(
+            "EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer, defaultValue=10, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            "BATCH_SIZE", "Batch size", QgsProcessingParameterNumber.Integer, defaultValue=64,
+            minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            "LEARNING_RATE", "Learning rate", QgsProcessingParameterNumber.Double,
+            defaultValue=0.001, minValue=1e-8))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "CLASS_WEIGHTS", "Balance classes", defaultValue=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "AUGMENT", "Augment (flips, rotations)", defaultValue=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "SEED", "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "LABEL_NODATA", "Label value to ignore", QgsProcessingParameterNumber.Integer,
+            optional=True)))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_MODEL", "Trained model"))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_REPORT", "Training report", "HTML files (*.html)", optional=True))
+        for key in ("OA", "KAPPA", "F1_MEAN"):
+            self.addOutput(QgsProcessingOutputNumber(key, key))
+
+    def _sources(self, parameters, prefix, context):
+        given = [i for i in range(1, 5) if parameters.get(f"{prefix}_SOURCE{i}") not in (None, "")]
+        if given != list(range(1, len(given) + 1)):
+            raise QgsProcessingException(f"{prefix}_SOURCE1..{prefix}_SOURCE4 are numbered from "
+                                         "1 without gaps")
+        out = []
+        for i in given:
+            name = self.parameterAsString(parameters, f"TRAIN_SOURCE{i}_NAME", context).strip()
+            out.append(api.TrainSource(self.raster_path(parameters, f"{prefix}_SOURCE{i}", context),
+                                       name))
+        return out
+
+    def process(self, parameters, context, feedback):
+        label_nodata = parameters.get("LABEL_NODATA")
+        job = api.TrainModelJob(
+            train_sources=self._sources(parameters, "TRAIN", context),
+            train_labels=self.raster_path(parameters, "TRAIN_LABELS", context),
+            output_model=self.parameterAsFileOutput(parameters, "OUTPUT_MODEL", context),
+            valid_sources=self._sources(parameters, "VALID", context),
+            valid_labels=self.raster_path(parameters, "VALID_LABELS", context),
+            model=self.parameterAsFile(parameters, "MODEL", context) or None,
+            architecture=ARCHITECTURES[self.parameterAsEnum(parameters, "ARCHITECTURE", context)],
+            epochs=self.parameterAsInt(parameters, "EPOCHS", context),
+            batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
+            learning_rate=self.parameterAsDouble(parameters, "LEARNING_RATE", context),
+            class_weights=self.parameterAsBool(parameters, "CLASS_WEIGHTS", context),
+            augment=self.parameterAsBool(parameters, "AUGMENT", context),
+            restore=self.parameterAsBool(parameters, "RESTORE", context),
+            seed=self.parameterAsInt(parameters, "SEED", context),
+            label_nodata=None if label_nodata in (None, "") else
+            self.parameterAsInt(parameters, "LABEL_NODATA", context),
+            output_report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None)
+        res = api.train_model(job, FeedbackProgress(feedback))
+        return {k: res.get(k) for k in ("OUTPUT_MODEL", "OUTPUT_REPORT", "OA", "KAPPA", "F1_MEAN",
+                                        "EPOCHS", "BEST_EPOCH")}

