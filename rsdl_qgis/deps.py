@@ -43,6 +43,45 @@ def activate(path=None):
     return path
 
 
+def tensorflow_package():
+    """tensorflow[and-cuda] where an NVIDIA driver is present, else the CPU build."""
+    import shutil
+    return "tensorflow[and-cuda]==2.21.0" if shutil.which("nvidia-smi") else "tensorflow-cpu==2.21.0"
+
+
+def install_args(path=None, python="/usr/bin/python3"):
+    """The pip command (as a list) that installs or updates the dependencies in `path`."""
+    path = path or deps_dir()
+    return [python, "-m", "pip", "install", "--upgrade", "--no-input", "--target", path,
+            "-r", REQUIREMENTS, tensorflow_package()]
+
+
+def environment():
+    """What the plugin runs with: versions, devices, the dependency folder (plain dict)."""
+    info = {"Python": sys.version.split()[0], "Dependency folder": deps_dir() or "(none)",
+            "Dependency folder on sys.path": bool(deps_dir() and deps_dir() in sys.path)}
+    for module, label in (("numpy", "numpy"), ("sklearn", "scikit-learn"), ("skops", "skops")):
+        try:
+            mod = importlib.import_module(module)
+            info[label] = f"{mod.__version__} ({os.path.dirname(mod.__file__)})"
+        except ImportError as exc:
+            info[label] = f"missing ({exc})"
+    try:
+        from osgeo import gdal
+        info["GDAL"] = gdal.__version__
+    except ImportError:
+        info["GDAL"] = "missing"
+    try:
+        tf = require_tensorflow()
+        info["TensorFlow"] = tf.__version__
+        devices = tf.config.list_physical_devices()
+        info["Devices"] = ", ".join(f"{d.device_type} {d.name}" for d in devices)
+        info["GPU"] = "yes" if any(d.device_type == "GPU" for d in devices) else "no (CPU only)"
+    except Exception as exc:  # DependencyError, or a broken install
+        info["TensorFlow"] = f"not available: {exc}"
+    return info
+
+
 def install_command(path=None):
     """The exact shell command that installs the dependencies into the folder."""
     path = path or deps_dir() or "<profile>/rsdl_qgis/python-deps"

@@ -1,13 +1,71 @@
-"""QGIS entry point: registers the Processing provider (also under qgis_process)."""
-from qgis.core import QgsApplication
+"""QGIS entry point: registers the Processing provider (also under qgis_process), and in
+QGIS desktop a menu: install or update the Python dependencies, show the environment."""
+import os
+import subprocess
 
+from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsTask
+
+from . import deps
 from .provider import RsdlProvider
+
+MENU = "Remote sensing deep learning"
+
+
+class InstallDepsTask(QgsTask):
+    """pip install into the plugin's private folder, as a background task with progress;
+    the report names what failed."""
+
+    def __init__(self, args, on_done=None):
+        super().__init__("rsdl_qgis: install Python dependencies", QgsTask.CanCancel)
+        self.args, self.on_done = args, on_done
+        self.log, self.returncode, self.error = [], None, None
+
+    def run(self):
+        try:
+            os.makedirs(self.args[self.args.index("--target") + 1], exist_ok=True)
+            proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, bufsize=1)
+        except OSError as exc:
+            self.error = str(exc)
+            return False
+        seen = 0
+        for line in proc.stdout:
+            self.log.append(line.rstrip())
+            if line.startswith(("Collecting", "Downloading", "Installing", "Successfully")):
+                seen += 1
+                self.setProgress(min(95.0, 3.0 * seen))
+            if self.isCanceled():
+                proc.terminate()
+                proc.wait()
+                self.error = "cancelled"
+                return False
+        self.returncode = proc.wait()
+        self.setProgress(100.0)
+        return self.returncode == 0
+
+    def report(self):
+        if self.returncode == 0:
+            return True, "Dependencies installed. Restart QGIS to use them."
+        tail = "\n".join(l for l in self.log if "ERROR" in l or "error" in l)[-2000:] or \
+            "\n".join(self.log[-15:])
+        why = self.error or f"pip exited with status {self.returncode}"
+        return False, (f"Installing the dependencies failed ({why}).\n{tail}\n\nCommand: "
+                       + " ".join(self.args))
+
+    def finished(self, result):  # noqa: D401 (QGIS callback, in the main thread)
+        ok, message = self.report()
+        QgsMessageLog.logMessage("\n".join(self.log[-200:]), "rsdl_qgis",
+                                 Qgis.Info if ok else Qgis.Critical)
+        if self.on_done:
+            self.on_done(ok, message)
 
 
 class RsdlPlugin:
     def __init__(self, iface):
         self.iface = iface
         self.provider = None
+        self.actions = []
+        self.task = None
 
     def initProcessing(self):  # noqa: N802 (QGIS's name), called by qgis_process too
         if self.provider is None:
@@ -16,8 +74,52 @@ class RsdlPlugin:
 
     def initGui(self):  # noqa: N802
         self.initProcessing()
+        from qgis.PyQt.QtWidgets import QAction
+        from .algorithms.base import icon
+        for text, slot in (("Install or update Python dependencies", self.install_deps),
+                           ("Environment", self.show_environment)):
+            action = QAction(icon("serving"), text, self.iface.mainWindow())
+            action.triggered.connect(slot)
+            self.iface.addPluginToMenu(MENU, action)
+            self.actions.append(action)
 
     def unload(self):
+        for action in self.actions:
+            self.iface.removePluginMenu(MENU, action)
+        self.actions = []
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+
+    def install_deps(self):
+        from qgis.PyQt.QtWidgets import QMessageBox
+        folder = deps.deps_dir()
+        args = deps.install_args(folder)
+        answer = QMessageBox.question(
+            self.iface.mainWindow(), MENU,
+            f"Install or update TensorFlow, numpy, scikit-learn and skops into\n{folder}?\n\n"
+            f"This downloads about 600 MB with pip and runs in the background.\n\n"
+            + " ".join(args))
+        if answer != QMessageBox.Yes:
+            return
+        self.task = InstallDepsTask(args, self._install_done)
+        QgsApplication.taskManager().addTask(self.task)
+
+    def _install_done(self, ok, message):
+        bar = self.iface.messageBar()
+        if ok:
+            bar.pushSuccess(MENU, message)
+        else:
+            from qgis.PyQt.QtWidgets import QMessageBox
+            bar.pushCritical(MENU, "Installing the dependencies failed: see the details")
+            QMessageBox.critical(self.iface.mainWindow(), MENU, message)
+
+    def show_environment(self):
+        from qgis.PyQt.QtCore import Qt
+        from qgis.PyQt.QtWidgets import QMessageBox
+        info = deps.environment()
+        text = "\n".join(f"{k}: {v}" for k, v in info.items())
+        box = QMessageBox(QMessageBox.Information, f"{MENU}: environment", text,
+                          QMessageBox.Ok, self.iface.mainWindow())
+        box.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        box.exec_()

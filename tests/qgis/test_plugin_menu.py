@@ -1,0 +1,32 @@
+"""The plugin's desktop side: the dependency installer task and the environment report."""
+import sys
+
+from rsdl_qgis import deps
+
+
+def test_environment_reports_versions_and_devices(qgis_app):
+    info = deps.environment()
+    assert info["TensorFlow"].startswith("2.") and "CPU" in info["Devices"]
+    assert info["numpy"].startswith("1.26") and info["GDAL"].startswith("3.")
+    assert "GPU" in info
+
+
+def test_install_args_target_the_private_folder(tmp_path):
+    args = deps.install_args(str(tmp_path / "deps"))
+    assert args[args.index("--target") + 1] == str(tmp_path / "deps")
+    assert any(a.startswith("tensorflow") for a in args) and deps.REQUIREMENTS in args
+
+
+def test_install_task_reports_progress_and_failures(qgis_app, tmp_path):
+    from rsdl_qgis.plugin import InstallDepsTask
+    ok_args = [sys.executable, "-c", "print('Collecting numpy'); print('Successfully installed x')",
+               "--target", str(tmp_path / "a")]
+    task = InstallDepsTask(ok_args)
+    assert task.run() is True and task.progress() == 100.0
+    assert task.report()[0] is True
+    bad_args = [sys.executable, "-c", "import sys; print('ERROR: No matching distribution found "
+                "for tensorflow'); sys.exit(1)", "--target", str(tmp_path / "b")]
+    task = InstallDepsTask(bad_args)
+    assert task.run() is False
+    ok, message = task.report()
+    assert not ok and "No matching distribution" in message and "status 1" in message
