@@ -71,6 +71,9 @@ class RsdlPlugin:
         if self.provider is None:
             self.provider = RsdlProvider()
             QgsApplication.processingRegistry().addProvider(self.provider)
+            # models shipped with the plugin resolve their steps (rsdl:...) only once the
+            # provider is registered: load them again now
+            self.provider.refreshAlgorithms()
 
     def initGui(self):  # noqa: N802
         self.initProcessing()

@@ -1,5 +1,8 @@
 """The Processing provider ``rsdl``."""
-from qgis.core import QgsProcessingProvider
+import glob
+import os
+
+from qgis.core import QgsMessageLog, QgsProcessingModelAlgorithm, QgsProcessingProvider
 
 from . import __version__
 from .algorithms import ALGORITHMS
@@ -25,6 +28,14 @@ class RsdlProvider(QgsProcessingProvider):
     def loadAlgorithms(self):  # noqa: N802
         for cls in ALGORITHMS:
             self.addAlgorithm(cls())
+        # graphical modeler models shipped with the plugin (e.g. rsdl:landcoverchain)
+        folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "processing_models")
+        for path in sorted(glob.glob(os.path.join(folder, "*.model3"))):
+            model = QgsProcessingModelAlgorithm()
+            if model.fromFile(path):
+                self.addAlgorithm(model)
+            else:
+                QgsMessageLog.logMessage(f"cannot read the model {path}", "rsdl_qgis")
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802
         return ["tif"]

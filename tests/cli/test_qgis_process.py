@@ -79,3 +79,18 @@ def test_make_zip_is_an_installable_plugin(tmp_path):
                    "rsdl_qgis/icons/rsdl.svg", "rsdl_qgis/engine/serve.py", "rsdl_qgis/LICENSE"):
         assert needed in names
     assert not any("__pycache__" in n for n in names)
+
+
+def test_modeler_chain_runs_from_qgis_process(profile, tmp_path):
+    """The graphical modeler model shipped with the plugin: polygons to accuracy report."""
+    data = os.path.join(ROOT, "sample-data", "landsat")
+    r = qgis_process(profile, "--json", "run", "rsdl:landcoverchain", "--",
+                     f"image={data}/scene.tif", f"polygons={data}/land_cover.gpkg", "field=name",
+                     "patch=8", "epochs=2", f"serve:class_map={tmp_path}/map.tif",
+                     f"accuracy:accuracy_report={tmp_path}/accuracy.html",
+                     f"train:model={tmp_path}/model", f"train:training_report={tmp_path}/t.html")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    got, _, _ = read_raster(tmp_path / "map.tif")
+    assert got.shape == (623, 273, 1)             # 630 x 280 scene, receptive field 8
+    assert "Overall accuracy" in (tmp_path / "accuracy.html").read_text()
+    assert (tmp_path / "model" / "rsdl_metadata.json").exists()
