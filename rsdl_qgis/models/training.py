@@ -472,7 +472,7 @@ def _report(path, history, matrix, names, metrics, meta):
     curves = _svg_curves(history, ["loss", "val_loss"], "Loss") + \
         _svg_curves(history, ["accuracy", "val_accuracy"], "Accuracy")
     notes = [f"Architecture: {meta['architecture']}; best epoch {meta['best_epoch']}",
-             f"Inputs: " + ", ".join(f"{i['name']} ({i['bands']} bands, RF {i['rfield']})"
+             "Inputs: " + ", ".join(f"{i['name']} ({i['bands']} bands, RF {i['rfield']})"
                                      for i in meta["inputs"])]
     if matrix is None:
         matrix = np.zeros((len(names), len(names)), dtype=np.int64)
