@@ -32,7 +32,24 @@ def serve_model(job, progress=None):
     if len(set(s.name for s in job.sources)) != len(job.sources):
         raise ModelError("two sources feed the same model input: give each source its own "
                          "input name", "SOURCE2_NAME")
-    return serve(job, model, progress)
+    res = serve(job, model, progress)
+    meta = getattr(model, "metadata", None)
+    if meta and job.output_names == ["class"] and meta.get("classes"):
+        _name_classes(job.output, meta["classes"])
+    return res
+
+
+def _name_classes(path, classes):
+    """A class map from a model trained by rsdl: class names in its metadata and a
+    paletted style with them beside it (QGIS loads it with the layer)."""
+    import json
+    from osgeo import gdal
+    from .ml.pipeline import write_class_style
+    codes, names = classes["codes"], classes["names"]
+    ds = gdal.Open(str(path), gdal.GA_Update)
+    ds.SetMetadataItem("RSDL_CLASSES", json.dumps(dict(zip(map(str, codes), names))))
+    ds = None
+    write_class_style(path, codes, names, None)
 
 
 def apply_metadata(job, meta, progress=None):

@@ -58,6 +58,8 @@ def test_train_report_and_serve_from_metadata(patches, tmp_path, arch):
     cmap, _, _ = read_raster(out)
     assert cmap.shape == (489, 489, 1) and sres["WIDTH"] == 489      # 500 - 12 + 1
     assert set(np.unique(cmap)) <= {1, 2, 3, 4}
+    assert "crop" in gdal.Open(str(out)).GetMetadataItem("RSDL_CLASSES")
+    assert 'label="water"' in (tmp_path / "map.qml").read_text()      # paletted style
     # the served map agrees with the validation accuracy the trainer reported
     import keras
     model = keras.saving.load_model(str(tmp_path / "model" / "model.keras"))
