@@ -36,5 +36,6 @@ def qgis_app():
     from rsdl_qgis.provider import RsdlProvider
     provider = RsdlProvider()
     QgsApplication.processingRegistry().addProvider(provider)
+    provider.refreshAlgorithms()          # as the plugin does: shipped models resolve now
     yield _APP
     QgsApplication.processingRegistry().removeProvider(provider)
