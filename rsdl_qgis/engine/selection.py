@@ -377,7 +377,7 @@ def training_samples(image, vector, field, samples, valid_fraction, seed, progre
         table = ClassCodes.read(lp)
         missing = sorted(set(codes.names) - set(table.names))
         if missing:
-            raise GridError(f"classes {missing} are not in the lookup table '{lp}'", field and "FIELD")
+            raise GridError(f"classes {missing} are not in the lookup table '{lp}'", "FIELD")
         code = table.codes_of(values)
         codes = ClassCodes([n for n in table.names if n in set(codes.names)],
                            [table.code(n) for n in table.names if n in set(codes.names)], "text")
