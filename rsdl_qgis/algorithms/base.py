@@ -3,11 +3,14 @@ import os
 
 from qgis.PyQt.QtGui import QIcon
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingParameterDefinition)
+                       QgsProcessingParameterDefinition, QgsProcessingParameterFeatureSource,
+                       QgsProcessingParameterField)
 
 from ..engine.serve import Progress
 from ..errors import CancelledError, RsdlError
 
+#: vector formats handed to the engine as they are; others are exported by QGIS first
+VECTOR_FORMATS = ["gpkg", "shp", "geojson", "sqlite", "fgb"]
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROUPS = {"sampling": "Sampling", "training": "Training", "serving": "Serving",
           "classification": "Classification"}
@@ -87,3 +90,60 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
     def process(self, parameters, context, feedback):
         """Read parameters, call one api function, return its results."""
         raise NotImplementedError
+
+    # parameter helpers shared by the algorithms: they only turn parameters into values
+
+    def add_vector(self, types, description="Training polygons or points", optional=False):
+        """VECTOR and its class FIELD."""
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "VECTOR", description, types, optional=optional))
+        self.addParameter(QgsProcessingParameterField(
+            "FIELD", "Class field", parentLayerParameterName="VECTOR", optional=optional))
+
+    def vector_path(self, parameters, key, context, feedback):
+        """A file OGR can read for a vector parameter (selections and memory layers are
+        exported to a temporary GeoPackage by QGIS); None when the parameter is empty."""
+        if parameters.get(key) in (None, ""):
+            return None
+        source = self.parameterAsSource(parameters, key, context)
+        if source is None:
+            raise QgsProcessingException(self.invalidSourceError(parameters, key))
+        path, layer = self.parameterAsCompatibleSourceLayerPathAndLayerName(
+            parameters, key, context, VECTOR_FORMATS, "gpkg", feedback)
+        return f"{path}|layername={layer}" if layer else path
+
+    def raster_path(self, parameters, key, context):
+        """The GDAL path of a raster parameter; None when the parameter is empty."""
+        if parameters.get(key) in (None, ""):
+            return None
+        layer = self.parameterAsRasterLayer(parameters, key, context)
+        if layer is None or not layer.isValid():
+            raise QgsProcessingException(self.invalidRasterError(parameters, key))
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                f"{key}: '{layer.name()}' is a {layer.providerType()} layer; save it as a "
+                "GeoTIFF first (Export > Save As...)")
+        return layer.source()
+
+    def optional_double(self, parameters, key, context):
+        if parameters.get(key) in (None, ""):
+            return None
+        return self.parameterAsDouble(parameters, key, context)
+
+    def optional_int(self, parameters, key, context):
+        if parameters.get(key) in (None, ""):
+            return None
+        return self.parameterAsInt(parameters, key, context)
+
+    def numbered(self, parameters, template, first=1, last=4, required=True):
+        """Indices i of the given parameters template.format(i) (e.g. 'SOURCE{}'), which
+        must run from `first` without gaps."""
+        given = [i for i in range(first, last + 1)
+                 if parameters.get(template.format(i)) not in (None, "")]
+        if given != list(range(first, first + len(given))) or (required and not given):
+            names = ", ".join(template.format(i) for i in given) or "none"
+            raise QgsProcessingException(
+                (f"{template.format(first)} is required and " if required else "")
+                + f"{template.format(first)}..{template.format(last)} are numbered from "
+                f"{first} without gaps (given: {names})")
+        return given

@@ -9,8 +9,7 @@ from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParam
 
 from .. import api
 from ..ml.classifiers import CLASSIFIERS
-from .base import FeedbackProgress, advanced
-from .sampling import _SamplingAlgorithm
+from .base import FeedbackProgress, RsdlAlgorithm, advanced
 
 CLASSIFIER_KEYS = list(CLASSIFIERS)
 
@@ -54,7 +53,7 @@ precision, recall, F1, overall accuracy, kappa).</li>
 """
 
 
-class TrainClassifier(_SamplingAlgorithm):
+class TrainClassifier(RsdlAlgorithm):
     NAME = "trainclassifier"
     DISPLAY = "Train a classifier (pixels or deep features)"
     GROUP = "classification"
@@ -134,9 +133,7 @@ class TrainClassifier(_SamplingAlgorithm):
         deep = None
         model = self.parameterAsFile(parameters, "MODEL", context)
         if model:
-            extra = [i for i in range(2, 5) if parameters.get(f"SOURCE{i}") not in (None, "")]
-            if extra != list(range(2, 2 + len(extra))):
-                raise QgsProcessingException("SOURCE2..SOURCE4 are numbered without gaps")
+            extra = self.numbered(parameters, "SOURCE{}", first=2, required=False)
             n = 1 + len(extra)
             deep = api.DeepFeatures(
                 model=model,
@@ -183,7 +180,7 @@ with a paletted style showing the class names (loaded with the layer).</li>
 """
 
 
-class Classify(_SamplingAlgorithm):
+class Classify(RsdlAlgorithm):
     NAME = "classify"
     DISPLAY = "Classify an image"
     GROUP = "classification"
@@ -209,8 +206,8 @@ class Classify(_SamplingAlgorithm):
             "OUTPUT_CONFIDENCE", "Confidence", optional=True, createByDefault=False))
 
     def process(self, parameters, context, feedback):
-        extra = [self.raster_path(parameters, f"SOURCE{i}", context) for i in range(2, 5)
-                 if parameters.get(f"SOURCE{i}") not in (None, "")]
+        extra = [self.raster_path(parameters, f"SOURCE{i}", context)
+                 for i in self.numbered(parameters, "SOURCE{}", first=2, required=False)]
         job = api.ClassifyJob(
             image=self.raster_path(parameters, "INPUT", context),
             classifier=self.parameterAsFile(parameters, "CLASSIFIER", context),
@@ -245,7 +242,7 @@ reference raster's nodata (<b>REFERENCE_NODATA</b>, default its own) are left ou
 """
 
 
-class Accuracy(_SamplingAlgorithm):
+class Accuracy(RsdlAlgorithm):
     NAME = "accuracy"
     DISPLAY = "Accuracy assessment"
     GROUP = "classification"

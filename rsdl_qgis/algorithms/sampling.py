@@ -11,46 +11,6 @@ from ..engine.sampling import SAMPLERS, STRATEGIES
 from .base import FeedbackProgress, RsdlAlgorithm, advanced
 
 MAX_SOURCES = 4
-VECTOR_FORMATS = ["gpkg", "shp", "geojson", "sqlite", "fgb"]
-
-
-class _SamplingAlgorithm(RsdlAlgorithm):
-    GROUP = "sampling"
-
-    def vector_path(self, parameters, key, context, feedback):
-        """A file OGR can read for a vector parameter (selections and memory layers are
-        exported to a temporary GeoPackage by QGIS)."""
-        if parameters.get(key) in (None, ""):
-            return None
-        source = self.parameterAsSource(parameters, key, context)
-        if source is None:
-            raise QgsProcessingException(self.invalidSourceError(parameters, key))
-        path, layer = self.parameterAsCompatibleSourceLayerPathAndLayerName(
-            parameters, key, context, VECTOR_FORMATS, "gpkg", feedback)
-        return f"{path}|layername={layer}" if layer else path
-
-    def raster_path(self, parameters, key, context):
-        if parameters.get(key) in (None, ""):
-            return None
-        layer = self.parameterAsRasterLayer(parameters, key, context)
-        if layer is None or not layer.isValid():
-            raise QgsProcessingException(self.invalidRasterError(parameters, key))
-        if layer.providerType() != "gdal":
-            raise QgsProcessingException(
-                f"{key}: '{layer.name()}' is a {layer.providerType()} layer; save it as a "
-                "GeoTIFF first (Export > Save As...)")
-        return layer.source()
-
-    def optional_double(self, parameters, key, context):
-        if parameters.get(key) in (None, ""):
-            return None
-        return self.parameterAsDouble(parameters, key, context)
-
-    def add_vector(self, types, description="Training polygons or points", optional=False):
-        self.addParameter(QgsProcessingParameterFeatureSource(
-            "VECTOR", description, types, optional=optional))
-        self.addParameter(QgsProcessingParameterField(
-            "FIELD", "Class field", parentLayerParameterName="VECTOR", optional=optional))
 
 
 CLASS_STATS_HELP = """<p>Counts, for each class, the pixels of INPUT whose centre lies inside
@@ -73,8 +33,9 @@ are an error: their polygons are smaller than the pixels or outside the image.</
 """
 
 
-class ClassStatistics(_SamplingAlgorithm):
+class ClassStatistics(RsdlAlgorithm):
     NAME = "classstatistics"
+    GROUP = "sampling"
     DISPLAY = "Class statistics of training polygons"
     HELP = CLASS_STATS_HELP
 
@@ -135,8 +96,9 @@ reused by the next steps.</li>
 """
 
 
-class SampleSelection(_SamplingAlgorithm):
+class SampleSelection(RsdlAlgorithm):
     NAME = "sampleselection"
+    GROUP = "sampling"
     DISPLAY = "Sample selection (with train/validation/test split)"
     HELP = SELECTION_HELP
 
@@ -247,8 +209,9 @@ images, 0-based) and <code>originfid</code>.</li>
 """
 
 
-class PatchesExtraction(_SamplingAlgorithm):
+class PatchesExtraction(RsdlAlgorithm):
     NAME = "patchesextraction"
+    GROUP = "sampling"
     DISPLAY = "Patches extraction"
     HELP = PATCHES_HELP
 
@@ -286,12 +249,7 @@ class PatchesExtraction(_SamplingAlgorithm):
             createByDefault=False))
 
     def process(self, parameters, context, feedback):
-        given = [i for i in range(1, MAX_SOURCES + 1)
-                 if parameters.get(f"SOURCE{i}") not in (None, "")]
-        if given != list(range(1, len(given) + 1)) or not given:
-            raise QgsProcessingException(
-                f"SOURCE1 is required and sources are numbered from 1 without gaps "
-                f"(given: {', '.join(f'SOURCE{i}' for i in given) or 'none'})")
+        given = self.numbered(parameters, "SOURCE{}", last=MAX_SOURCES)
         sources = []
         for i in given:
             key = f"SOURCE{i}"

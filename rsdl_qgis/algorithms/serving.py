@@ -1,5 +1,5 @@
 """rsdl:modelserve: apply a TensorFlow model to rasters of any size."""
-from qgis.core import (QgsProcessingException, QgsProcessingParameterBoolean,
+from qgis.core import (QgsProcessingParameterBoolean,
                        QgsProcessingParameterEnum, QgsProcessingParameterFile,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
@@ -108,49 +108,26 @@ class ModelServe(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Output raster"))
 
     def process(self, parameters, context, feedback):
-        given = [i for i in range(1, MAX_SOURCES + 1)
-                 if parameters.get(f"SOURCE{i}") not in (None, "")]
-        if given != list(range(1, len(given) + 1)) or not given:
-            raise QgsProcessingException(
-                f"SOURCE1 is required and sources are numbered from 1 without gaps "
-                f"(given: {', '.join(f'SOURCE{i}' for i in given) or 'none'})")
         sources = []
-        for i in given:
+        for i in self.numbered(parameters, "SOURCE{}", last=MAX_SOURCES):
             key = f"SOURCE{i}"
-            layer = self.parameterAsRasterLayer(parameters, key, context)
-            if layer is None or not layer.isValid():
-                raise QgsProcessingException(self.invalidRasterError(parameters, key))
-            if layer.providerType() != "gdal":
-                raise QgsProcessingException(
-                    f"{key}: '{layer.name()}' is a {layer.providerType()} layer; save it "
-                    "as a GeoTIFF first (Export > Save As...)")
             sources.append(api.ServeSource(
-                layer.source(),
-                self._optional_int(parameters, f"{key}_RFIELD", context),
+                self.raster_path(parameters, key, context),
+                self.optional_int(parameters, f"{key}_RFIELD", context),
                 self.parameterAsString(parameters, f"{key}_NAME", context).strip(),
-                self._optional_double(parameters, f"{key}_NODATA", context)))
+                self.optional_double(parameters, f"{key}_NODATA", context)))
         job = api.ServeJob(
             model=self.parameterAsFile(parameters, "MODEL", context),
             sources=sources,
             output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
             output_names=self.parameterAsString(parameters, "OUTPUT_NAMES", context).split(","),
-            efield=self._optional_int(parameters, "EFIELD", context),
+            efield=self.optional_int(parameters, "EFIELD", context),
             scale=self.parameterAsDouble(parameters, "SCALE", context),
             fully_conv=(None if parameters.get("FULLY_CONV") in (None, "")
                         else self.parameterAsBool(parameters, "FULLY_CONV", context)),
             tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
             output_type=OUTPUT_TYPES[self.parameterAsEnum(parameters, "OUTPUT_TYPE", context)],
-            output_nodata=self._optional_double(parameters, "OUTPUT_NODATA", context),
+            output_nodata=self.optional_double(parameters, "OUTPUT_NODATA", context),
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context))
         return api.serve_model(job, FeedbackProgress(feedback))
-
-    def _optional_int(self, parameters, key, context):
-        if parameters.get(key) in (None, ""):
-            return None
-        return self.parameterAsInt(parameters, key, context)
-
-    def _optional_double(self, parameters, key, context):
-        if parameters.get(key) in (None, ""):
-            return None
-        return self.parameterAsDouble(parameters, key, context)

@@ -1,5 +1,5 @@
 """rsdl:trainmodel: train a network on patches images, without writing code."""
-from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber,
+from qgis.core import (QgsProcessingOutputNumber,
                        QgsProcessingParameterBoolean, QgsProcessingParameterEnum,
                        QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterFolderDestination, QgsProcessingParameterNumber,
@@ -7,8 +7,7 @@ from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber,
 
 from .. import api
 from ..models.zoo import ARCHITECTURES
-from .base import FeedbackProgress, advanced
-from .sampling import _SamplingAlgorithm
+from .base import FeedbackProgress, RsdlAlgorithm, advanced
 
 HELP = """<p>Trains a network on patches images (from Patches extraction): a built-in
 architecture sized from the data, or your own model, which it can fine-tune. The result is
@@ -63,7 +62,7 @@ per-class precision/recall/F1, overall accuracy and kappa of the validation set.
 """
 
 
-class TrainModel(_SamplingAlgorithm):
+class TrainModel(RsdlAlgorithm):
     NAME = "trainmodel"
     DISPLAY = "Train a model"
     GROUP = "training"
@@ -112,19 +111,14 @@ class TrainModel(_SamplingAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(key, key))
 
     def _sources(self, parameters, prefix, context):
-        given = [i for i in range(1, 5) if parameters.get(f"{prefix}_SOURCE{i}") not in (None, "")]
-        if given != list(range(1, len(given) + 1)):
-            raise QgsProcessingException(f"{prefix}_SOURCE1..{prefix}_SOURCE4 are numbered from "
-                                         "1 without gaps")
         out = []
-        for i in given:
+        for i in self.numbered(parameters, prefix + "_SOURCE{}", required=prefix == "TRAIN"):
             name = self.parameterAsString(parameters, f"TRAIN_SOURCE{i}_NAME", context).strip()
             out.append(api.TrainSource(self.raster_path(parameters, f"{prefix}_SOURCE{i}", context),
                                        name))
         return out
 
     def process(self, parameters, context, feedback):
-        label_nodata = parameters.get("LABEL_NODATA")
         job = api.TrainModelJob(
             train_sources=self._sources(parameters, "TRAIN", context),
             train_labels=self.raster_path(parameters, "TRAIN_LABELS", context),
@@ -140,8 +134,7 @@ class TrainModel(_SamplingAlgorithm):
             augment=self.parameterAsBool(parameters, "AUGMENT", context),
             restore=self.parameterAsBool(parameters, "RESTORE", context),
             seed=self.parameterAsInt(parameters, "SEED", context),
-            label_nodata=None if label_nodata in (None, "") else
-            self.parameterAsInt(parameters, "LABEL_NODATA", context),
+            label_nodata=self.optional_int(parameters, "LABEL_NODATA", context),
             output_report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None)
         res = api.train_model(job, FeedbackProgress(feedback))
         return {k: res.get(k) for k in ("OUTPUT_MODEL", "OUTPUT_REPORT", "OA", "KAPPA", "F1_MEAN",
