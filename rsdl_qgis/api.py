@@ -44,12 +44,12 @@ def _name_classes(path, classes):
     paletted style with them beside it (QGIS loads it with the layer)."""
     import json
     from osgeo import gdal
-    from .ml.pipeline import write_class_style
+    from .engine.styles import write_class_style
     codes, names = classes["codes"], classes["names"]
     ds = gdal.Open(str(path), gdal.GA_Update)
     ds.SetMetadataItem("RSDL_CLASSES", json.dumps(dict(zip(map(str, codes), names))))
     ds = None
-    write_class_style(path, codes, names, None)
+    write_class_style(path, codes, names)
 
 
 def apply_metadata(job, meta, progress=None):

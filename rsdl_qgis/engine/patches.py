@@ -15,7 +15,8 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import CancelledError, GridError, RsdlIOError
-from .raster import GDAL_TYPES, NUMPY_TYPES, compression, grid_of, open_raster, same_crs, temp_path_for
+from .raster import (GDAL_TYPES, NUMPY_TYPES, compression, grid_of, open_raster, same_crs,
+                     smallest_int_type, temp_path_for)
 from .serve import Progress
 from .vectors import ClassCodes, PointWriter, lookup_path, read_features, vector_driver
 
@@ -188,15 +189,6 @@ class _Spool:
             self.fh.close()
         if os.path.exists(self.raw):
             os.remove(self.raw)
-
-
-def smallest_int_type(values):
-    lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, 0)
-    for t in ("uint8", "uint16", "int16", "int32"):
-        info = np.iinfo(t)
-        if info.min <= lo and hi <= info.max:
-            return t
-    return "float64"
 
 
 def _read_points(job, ref_wkt, progress):

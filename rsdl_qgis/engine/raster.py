@@ -25,6 +25,16 @@ DEFAULT_NODATA = {"uint8": 255, "uint16": 65535, "int16": -32768, "int32": -2147
                   "uint32": 4294967295, "float32": -9999.0, "float64": -9999.0}
 
 
+def smallest_int_type(values):
+    """The smallest integer GDAL type holding all `values` (float64 beyond int32)."""
+    lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, 0)
+    for t in ("uint8", "uint16", "int16", "int32"):
+        info = np.iinfo(t)
+        if info.min <= lo and hi <= info.max:
+            return t
+    return "float64"
+
+
 def open_raster(path, param=None):
     """Open a raster for reading; errors name the parameter."""
     if not path:
@@ -50,6 +60,20 @@ def same_crs(wkt_a, wkt_b):
     a.ImportFromWkt(wkt_a)
     b.ImportFromWkt(wkt_b)
     return bool(a.IsSame(b))
+
+
+def require_same_grid(grid, ref, what, param, ref_name="INPUT"):
+    """Raise a GridError unless `grid` (e.g. a mask's) is the grid of `ref`: same size,
+    geotransform and CRS. The message gives both and how to resample."""
+    same = (grid.width, grid.height) == (ref.width, ref.height) and np.allclose(
+        grid.geotransform, ref.geotransform, atol=1e-6 * abs(ref.geotransform[1])) and \
+        same_crs(grid.crs_wkt, ref.crs_wkt)
+    if not same:
+        raise GridError(f"{what} ({grid.width} x {grid.height}, geotransform "
+                        f"{tuple(round(v, 6) for v in grid.geotransform)}) is not on the grid "
+                        f"of {ref_name} ({ref.width} x {ref.height}, "
+                        f"{tuple(round(v, 6) for v in ref.geotransform)}); resample it with "
+                        f"Raster > Projections > Warp, using {ref_name} as the target", param)
 
 
 class SourceReader:

@@ -8,7 +8,7 @@ import numpy as np
 from osgeo import gdal, ogr
 
 from ..errors import CancelledError, GridError, RsdlIOError
-from .raster import grid_of, open_raster, same_crs
+from .raster import grid_of, open_raster, require_same_grid
 from .sampling import (SAMPLERS, STRATEGIES, MaskCounter, parse_class_counts, required_counts,
                        select, span_counts, spans_of, split_sets, choose)
 from .serve import Progress
@@ -38,14 +38,7 @@ class _Mask:
 
     def __init__(self, path, grid, param="MASK"):
         self.ds = open_raster(path, param)
-        mgrid = grid_of(self.ds)
-        if (mgrid.width, mgrid.height) != (grid.width, grid.height) or not np.allclose(
-                mgrid.geotransform, grid.geotransform, atol=1e-6 * abs(grid.geotransform[1])):
-            raise GridError(f"the mask ({mgrid.width} x {mgrid.height}, geotransform "
-                            f"{tuple(round(v, 6) for v in mgrid.geotransform)}) is not on the "
-                            f"grid of INPUT ({grid.width} x {grid.height}, "
-                            f"{tuple(round(v, 6) for v in grid.geotransform)}); resample it "
-                            "with Raster > Projections > Warp, using INPUT as the target", param)
+        require_same_grid(grid_of(self.ds), grid, "the mask", param)
         self.band = self.ds.GetRasterBand(1)
         self.counter = MaskCounter(self.read_rows, grid.width, grid.height)
 
@@ -293,13 +286,7 @@ def _select_in_labels(job, step, progress):
     ds = open_raster(job.image, "INPUT")
     grid = grid_of(ds)
     lds = open_raster(job.labels, "LABELS")
-    lgrid = grid_of(lds)
-    if (lgrid.width, lgrid.height) != (grid.width, grid.height) or not np.allclose(
-            lgrid.geotransform, grid.geotransform, atol=1e-6 * abs(grid.geotransform[1])) \
-            or not same_crs(lgrid.crs_wkt, grid.crs_wkt):
-        raise GridError(f"the label raster ({lgrid.width} x {lgrid.height}) is not on the grid "
-                        f"of INPUT ({grid.width} x {grid.height}); resample it with Raster > "
-                        "Projections > Warp, using INPUT as the target", "LABELS")
+    require_same_grid(grid_of(lds), grid, "the label raster", "LABELS")
     band = lds.GetRasterBand(1)
     if band.DataType in (gdal.GDT_Float32, gdal.GDT_Float64):
         raise GridError("the label raster holds floating-point values; convert it to an "

@@ -8,10 +8,12 @@ from typing import List, Optional
 import numpy as np
 from osgeo import gdal
 
-from ..engine.raster import GDAL_TYPES, compression, grid_of, open_raster, same_crs, temp_path_for
+from ..engine.raster import (GDAL_TYPES, compression, grid_of, open_raster, require_same_grid,
+                             smallest_int_type, temp_path_for)
 from ..engine.sampling import spans_of
 from ..engine.selection import training_samples
 from ..engine.serve import Progress, serve
+from ..engine.styles import write_class_style, write_ramp_style
 from ..engine.vectors import ClassCodes, lookup_path, read_features
 from ..errors import CancelledError, GridError, RsdlIOError
 from . import persist
@@ -161,69 +163,7 @@ def class_nodata(codes):
     """A nodata value for a class map that is not a class code, and the smallest type."""
     lo, hi = min(codes), max(codes)
     nodata = 0 if 0 not in codes else (hi + 1 if hi + 1 <= 65535 else lo - 1)
-    lo, hi = min(lo, nodata), max(hi, nodata)
-    for t in ("uint8", "uint16", "int16", "int32"):
-        info = np.iinfo(t)
-        if info.min <= lo and hi <= info.max:
-            return nodata, t
-    return nodata, "int32"
-
-
-PALETTE = ["#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3",
-           "#b2df8a", "#fb9a99", "#fdbf6f", "#cab2d6", "#ffff99", "#8dd3c7", "#bebada"]
-
-
-def class_colours(names):
-    known = {"water": "#1f78b4", "crop": "#ffd92f", "tree": "#1b7837", "forest": "#1b7837",
-             "developed": "#d73027", "urban": "#d73027", "bare": "#bf812d", "grass": "#a6d96a"}
-    return [known.get(str(n).lower(), PALETTE[i % len(PALETTE)]) for i, n in enumerate(names)]
-
-
-def write_class_style(path, codes, names, nodata):
-    """A QGIS style beside the map (map.qml for map.tif: QGIS loads it with the layer):
-    paletted, one colour and the class name per code."""
-    from html import escape
-    entries = "\n".join(
-        f'        <paletteEntry value="{c}" color="{col}" alpha="255" label="{escape(str(n), quote=True)}"/>'
-        for c, n, col in zip(codes, names, class_colours(names)))
-    qml = f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis version="3.22" styleCategories="AllStyleCategories">
-  <pipe>
-    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
-      <colorPalette>
-{entries}
-      </colorPalette>
-    </rasterrenderer>
-  </pipe>
-  <blendMode>0</blendMode>
-</qgis>
-"""
-    with open(os.path.splitext(path)[0] + ".qml", "w", encoding="utf-8") as fh:
-        fh.write(qml)
-
-
-def write_ramp_style(path, lo=0.0, hi=1.0):
-    """A QGIS style beside a probability/confidence map: a continuous colour ramp."""
-    qml = f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis version="3.22" styleCategories="AllStyleCategories">
-  <pipe>
-    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1"
-                    classificationMin="{lo}" classificationMax="{hi}">
-      <rastershader>
-        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0"
-                         minimumValue="{lo}" maximumValue="{hi}">
-          <item value="{lo}" color="#440154" alpha="255" label="{lo:g}"/>
-          <item value="{(lo + hi) / 2}" color="#21918c" alpha="255" label="{(lo + hi) / 2:g}"/>
-          <item value="{hi}" color="#fde725" alpha="255" label="{hi:g}"/>
-        </colorrampshader>
-      </rastershader>
-    </rasterrenderer>
-  </pipe>
-  <blendMode>0</blendMode>
-</qgis>
-"""
-    with open(os.path.splitext(path)[0] + ".qml", "w", encoding="utf-8") as fh:
-        fh.write(qml)
+    return nodata, smallest_int_type(np.array([lo, hi, nodata]))
 
 
 def classify(job, progress=None):
@@ -258,7 +198,7 @@ def classify(job, progress=None):
             meta = {"RSDL_CLASSES": json.dumps(dict(zip(map(str, codes), names))),
                     "RSDL_CLASSIFIER": os.path.basename(job.classifier)}
             _split(both, job.output, 1, dtype, nodata, meta, "OUTPUT")
-            write_class_style(job.output, codes, names, nodata)
+            write_class_style(job.output, codes, names)
             if job.confidence:
                 _split(both, job.confidence, 2, "float32", nodata, {}, "OUTPUT_CONFIDENCE")
                 write_ramp_style(job.confidence)
@@ -318,12 +258,7 @@ def accuracy(job, progress=None):
     ref_vals, map_vals = [], []
     if _is_raster(job.reference):
         rds = open_raster(job.reference, "REFERENCE")
-        rgrid = grid_of(rds)
-        if (rgrid.width, rgrid.height) != (grid.width, grid.height) or not np.allclose(
-                rgrid.geotransform, grid.geotransform) or not same_crs(rgrid.crs_wkt, grid.crs_wkt):
-            raise GridError("the reference raster is not on the grid of the class map; resample "
-                            "it with Raster > Projections > Warp, using INPUT as the target",
-                            "REFERENCE")
+        require_same_grid(grid_of(rds), grid, "the reference raster", "REFERENCE")
         rnd = job.reference_nodata if job.reference_nodata is not None else \
             rds.GetRasterBand(1).GetNoDataValue()
         for r0 in range(0, grid.height, 256):

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 import numpy as np
-from osgeo import gdal
 
 from ..deps import require_tensorflow
 from ..engine.raster import open_raster
