@@ -157,62 +157,25 @@ def _parse_wkb(wkb, rings, pts, feature, point_list, point_feature):
     geom(off)
 
 
-def read_features(source, field, grid, param="VECTOR", field_param="FIELD", log=None,
-                  fid_filter=None):
+def read_features(source, field, grid, param="VECTOR", field_param="FIELD", log=None):
     """Read polygons or points and their class values into pixel coordinates of `grid`.
 
     Lines are refused (buffer them into polygons first). Features with a null class
-    value or no geometry are skipped and counted.
+    value or no geometry are skipped and counted. Geometries in another CRS are
+    reprojected vertex by vertex, all at once.
     """
     ds, lyr = open_layer(source, param)
-    if field is not None:
-        idx, kind = class_field(lyr, field, field_param, param)
-    else:
-        idx, kind = None, "int"
+    kind = class_field(lyr, field, field_param, param)[1] if field is not None else "int"
     ct = transform_to(lyr, grid.crs_wkt)
     if ct is not None and log:
         log(f"{param}: its CRS differs from the raster's; reprojecting the geometries on the fly")
+    if not hasattr(lyr, "GetArrowStreamAsNumPy"):
+        raise RsdlIOError("reading vectors needs GDAL 3.6 or later (Debian 12's python3-gdal)",
+                          param)
     feats = Features()
     feats.kind = kind
     rings, pts, point_list, point_feature = [], [], [], []
-    no_geom = 0
-    if ct is None and kind != "real" and hasattr(lyr, "GetArrowStreamAsNumPy"):
-        no_geom = _read_arrow(lyr, field, kind, feats, rings, pts, point_list, point_feature,
-                              param)
-        lyr = ()
-    for f in lyr:
-        g = f.GetGeometryRef()
-        if g is None or g.IsEmpty():
-            no_geom += 1
-            continue
-        if idx is not None:
-            if not f.IsFieldSetAndNotNull(idx):
-                feats.skipped_null += 1
-                continue
-            value = f.GetFieldAsString(idx) if kind == "text" else (
-                f.GetFieldAsInteger64(idx) if kind == "int" else f.GetFieldAsDouble(idx))
-        else:
-            value = 0
-        if g.HasCurveGeometry():
-            g = g.GetLinearGeometry()
-        flat = ogr.GT_Flatten(g.GetGeometryType())
-        if flat in (ogr.wkbLineString, ogr.wkbMultiLineString):
-            raise GridError("line geometries are not supported: buffer them into polygons "
-                            "first (Vector geometry > Buffer)", param)
-        if g.GetCoordinateDimension() != 2 or g.IsMeasured():
-            g = g.Clone()
-            g.FlattenTo2D()
-        if ct is not None:
-            g = g.Clone()
-            g.Transform(ct)
-        feature = len(feats.fid)
-        try:
-            _parse_wkb(bytes(g.ExportToWkb(ogr.wkbNDR)), rings, pts, feature, point_list, point_feature)
-        except (ValueError, struct.error):
-            raise GridError(f"feature {f.GetFID()} has a geometry of type "
-                            f"{g.GetGeometryName()}, which is not supported", param) from None
-        feats.fid.append(f.GetFID())
-        feats.value.append(value)
+    no_geom = _read_arrow(lyr, field, kind, feats, rings, pts, point_list, point_feature, param)
     ds = None
     if feats.count == 0:
         why = []
@@ -235,11 +198,11 @@ def read_features(source, field, grid, param="VECTOR", field_param="FIELD", log=
     feats.fid = np.asarray(feats.fid, dtype=np.int64)
     if pts:
         lengths = np.array([len(p) for p in pts])
-        feats.points = grid_pixel(grid, np.concatenate(pts))
+        feats.points = grid_pixel(grid, _transform(ct, np.concatenate(pts)))
         feats.ring_start = np.concatenate([[0], np.cumsum(lengths)])
         feats.ring_feature = np.asarray(rings, dtype=np.int64)
     if point_list:
-        feats.point_xy = grid_pixel(grid, np.asarray(point_list, dtype=np.float64))
+        feats.point_xy = grid_pixel(grid, _transform(ct, np.asarray(point_list, dtype=np.float64)))
         feats.point_feature = np.asarray(point_feature, dtype=np.int64)
     return feats
 
@@ -313,7 +276,16 @@ def _read_arrow(lyr, field, kind, feats, rings, pts, point_list, point_feature, 
 def _values(arr, kind):
     if kind == "text":
         return [v.decode() if isinstance(v, bytes) else str(v) for v in arr.tolist()]
+    if kind == "real":   # checked to be whole numbers once all are read
+        return [float(v) for v in arr.tolist()]
     return [int(v) for v in arr.tolist()]
+
+
+def _transform(ct, xy):
+    """Map coordinates (N, 2) through a coordinate transformation (None: unchanged)."""
+    if ct is None or not len(xy):
+        return xy
+    return np.asarray(ct.TransformPoints(xy), dtype=np.float64)[:, :2]
 
 
 def grid_pixel(grid, xy):
