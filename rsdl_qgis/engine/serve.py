@@ -231,19 +231,22 @@ class ServePlan:
             return tile, None, np.zeros((tile.height, tile.width), bool)
         return tile, list(self._feeds(tile, plans, arrays)), valid
 
-    def compute(self, tile, feeds, valid):
-        """Model side: run the model and assemble the output tile (rows, cols, bands)."""
+    def compute(self, tile, feeds, valid, on_batch=None):
+        """Model side: run the model and assemble the output tile (rows, cols, bands).
+        ``on_batch(fraction)`` is told how much of the tile is done after each batch."""
         out = np.empty((tile.height, tile.width, sum(self.bands)), self.out_dtype)
         if feeds is None:
             out[...] = self.out_nodata
             return out
         e = self.geom.efield
         parts = [[] for _ in self.output_names]
-        for f in feeds:
+        for k, f in enumerate(feeds):
             if self.progress.cancelled():
                 raise CancelledError()
             for acc, res in zip(parts, self.model.run(f, self.output_names)):
                 acc.append(np.asarray(res).reshape(-1))
+            if on_batch is not None and len(feeds) > 1:
+                on_batch((k + 1) / len(feeds))
         band = 0
         for name, acc, nb in zip(self.output_names, parts, self.bands):
             flat = acc[0] if len(acc) == 1 else np.concatenate(acc)
@@ -349,7 +352,9 @@ def run_pipeline(plan, tiles, writer, progress):
                 raise item
             tile, feeds, valid = item
             skipped += feeds is None
-            writer.write(tile, plan.compute(tile, feeds, valid))
+            # progress moves batch by batch too: one tile can be a whole small image
+            writer.write(tile, plan.compute(
+                tile, feeds, valid, lambda f: progress.set((done + f * tile.size) / total)))
             done += tile.size
             progress.set(done / total)
     finally:

@@ -106,6 +106,46 @@ def test_cancel_leaves_no_output(tmp_path):
     assert os.listdir(tmp_path) == ["in.tif"]
 
 
+def test_progress_and_cancel_within_one_tile(tmp_path):
+    """A small image is one tile: progress still moves batch by batch, and cancel stops
+    between batches, not after the tile."""
+    src = write_raster(tmp_path / "in.tif", np.ones((40, 40), np.int16))
+    seen = []
+
+    class Record(Progress):
+        def set(self, f):
+            seen.append(f)
+
+    model = StridedModel(3)
+    calls = []
+    run = model.run
+    model.run = lambda feeds, names: calls.append(1) or run(feeds, names)
+    job = ServeJob("m", [ServeSource(src, 3, "x")], str(tmp_path / "out.tif"), ["peak"],
+                   batch_size=100)
+    res = serve(job, model, Record())
+    probes = len(calls) - 15      # the plan runs the model once to learn its outputs
+    assert res["TILES"] == 1
+    # 38 x 38 = 1444 patches in batches of 100: 15 batches
+    assert len(seen) >= 15 and seen == sorted(seen) and seen[-1] == 1.0
+    assert seen[0] == pytest.approx(1 / 15)
+
+    class CancelAtHalf(Progress):
+        f = 0.0
+
+        def set(self, f):
+            self.f = f
+
+        def cancelled(self):
+            return self.f >= 0.5
+
+    calls.clear()
+    out = tmp_path / "cancelled.tif"
+    with pytest.raises(CancelledError):
+        serve(ServeJob("m", [ServeSource(src, 3, "x")], str(out), ["peak"], batch_size=100),
+              model, CancelAtHalf())
+    assert len(calls) == probes + 8 and not out.exists()   # 8 / 15 >= 0.5
+
+
 def test_other_crs_is_warped(tmp_path):
     image = np.random.default_rng(1).integers(0, 50, (60, 60)).astype(np.int16)
     a = write_raster(tmp_path / "a.tif", image, gt=(500000.0, 10.0, 0, 4500000.0, 0, -10.0), epsg=32631)
