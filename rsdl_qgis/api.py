@@ -36,6 +36,9 @@ def serve_model(job, progress=None):
     meta = getattr(model, "metadata", None)
     if meta and job.output_names == ["class"] and meta.get("classes"):
         _name_classes(job.output, meta["classes"])
+    else:
+        from .engine.styles import style_values
+        style_values(job.output)
     return res
 
 

@@ -3,10 +3,12 @@ import os
 
 from qgis.PyQt.QtGui import QIcon
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingLayerPostProcessorInterface,
                        QgsProcessingParameterDefinition, QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterField)
 
 from ..engine.serve import Progress
+from ..engine.styles import qml_path
 from ..errors import CancelledError, RsdlError
 
 #: vector formats handed to the engine as they are; others are exported by QGIS first
@@ -48,6 +50,27 @@ def advanced(param):
     return param
 
 
+class LoadStyle(QgsProcessingLayerPostProcessorInterface):
+    """Applies the .qml that the engine wrote beside an output when QGIS loads it as a
+    result: Processing loads result layers without their default style."""
+    _alive = {}    # QGIS keeps a bare pointer to Python post-processors: hold them here
+
+    def __init__(self, qml):
+        super().__init__()
+        self.qml = qml
+
+    @classmethod
+    def create(cls, qml):
+        cls._alive[qml] = cls(qml)
+        return cls._alive[qml]
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS's name)
+        message, ok = layer.loadNamedStyle(self.qml)
+        if not ok and feedback is not None:
+            feedback.reportError(f"The style {self.qml} did not load: {message}")
+        layer.triggerRepaint()
+
+
 class RsdlAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses set NAME, DISPLAY, GROUP, HELP and implement ``process``."""
     NAME = ""
@@ -78,7 +101,7 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         try:
-            return self.process(parameters, context, feedback)
+            results = self.process(parameters, context, feedback)
         except CancelledError as exc:
             raise QgsProcessingException(f"{exc}: no output was written") from exc
         except RsdlError as exc:
@@ -86,6 +109,19 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         except MemoryError as exc:
             raise QgsProcessingException(
                 "Out of memory: lower TILE_SIZE, BATCH_SIZE or the memory budget") from exc
+        self.style_on_load(results, context)
+        return results
+
+    @staticmethod
+    def style_on_load(results, context):
+        """Outputs that QGIS will load and that have a style beside them get it applied."""
+        for value in (results or {}).values():
+            if not isinstance(value, str) or not context.willLoadLayerOnCompletion(value):
+                continue
+            qml = qml_path(value)
+            if os.path.isfile(qml):
+                context.layerToLoadOnCompletionDetails(value).setPostProcessor(
+                    LoadStyle.create(qml))
 
     def process(self, parameters, context, feedback):
         """Read parameters, call one api function, return its results."""

@@ -13,8 +13,16 @@ def class_colours(names):
     return [KNOWN.get(str(n).lower(), PALETTE[i % len(PALETTE)]) for i, n in enumerate(names)]
 
 
+MARK = "<!-- written by rsdl_qgis -->"
+
+
+def qml_path(path):
+    return os.path.splitext(str(path))[0] + ".qml"
+
+
 def _write_qml(path, renderer):
     qml = f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+{MARK}
 <qgis version="3.22" styleCategories="AllStyleCategories">
   <pipe>
 {renderer}
@@ -22,7 +30,7 @@ def _write_qml(path, renderer):
   <blendMode>0</blendMode>
 </qgis>
 """
-    with open(os.path.splitext(str(path))[0] + ".qml", "w", encoding="utf-8") as fh:
+    with open(qml_path(path), "w", encoding="utf-8") as fh:
         fh.write(qml)
 
 
@@ -39,7 +47,7 @@ def write_class_style(path, codes, names):
 
 
 def write_ramp_style(path, lo=0.0, hi=1.0):
-    """A probability or confidence map's style: a continuous colour ramp from lo to hi."""
+    """A probability, confidence or regression map's style: a colour ramp from lo to hi."""
     mid = (lo + hi) / 2
     _write_qml(path, f"""    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1"
                     classificationMin="{lo}" classificationMax="{hi}">
@@ -52,3 +60,40 @@ def write_ramp_style(path, lo=0.0, hi=1.0):
         </colorrampshader>
       </rastershader>
     </rasterrenderer>""")
+
+
+def style_values(path):
+    """The style of a map of values written by the serving engine. One float band
+    (a regression or a probability): a colour ramp over its values, 0..1 when they lie in
+    it. Anything else keeps QGIS's default rendering, and a style that rsdl wrote for an
+    earlier output at this path is removed so that it does not mislabel the new one."""
+    from osgeo import gdal
+    ds = gdal.Open(str(path))
+    band = ds.GetRasterBand(1)
+    is_float = gdal.GetDataTypeName(band.DataType).startswith("Float")
+    if ds.RasterCount == 1 and is_float:
+        try:
+            lo, hi = band.ComputeRasterMinMax(True)     # approximate: a subsample, fast
+        except (RuntimeError, TypeError):               # no valid pixel in the sample
+            lo, hi = 0.0, 1.0
+        if lo >= 0.0 and hi <= 1.0:
+            lo, hi = 0.0, 1.0
+        elif hi <= lo:
+            hi = lo + 1.0
+        ds = None
+        write_ramp_style(path, float(lo), float(hi))
+        return
+    ds = None
+    remove_own_style(path)
+
+
+def remove_own_style(path):
+    """Removes the .qml beside `path` when rsdl wrote it (never a user's own style)."""
+    qml = qml_path(path)
+    try:
+        with open(qml, encoding="utf-8") as fh:
+            ours = MARK in fh.read(200)
+    except OSError:
+        return
+    if ours:
+        os.remove(qml)

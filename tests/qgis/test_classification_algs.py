@@ -56,3 +56,26 @@ def test_tampered_classifier_is_a_processing_exception(qgis_app, crop, tmp_path)
                                          "OUTPUT": str(tmp_path / "m.tif")})
     assert "CLASSIFIER" in str(e.value) and "not a classifier file" in str(e.value)
     assert not (tmp_path / "m.tif").exists()
+
+
+def test_results_load_into_the_project_with_their_styles(qgis_app, crop, tmp_path):
+    """As from the toolbox: Processing loads result layers without their default style,
+    so the algorithm hands QGIS the .qml written beside each output."""
+    import processing
+    from qgis.core import QgsProject
+    image, polys = crop
+    tr = processing.run("rsdl:trainclassifier", {
+        "INPUT": image, "VECTOR": polys, "FIELD": "name", "SAMPLES": 100, "CLASSIFIER": 0,
+        "RF_TREES": 10, "VALID_FRACTION": 0, "OUTPUT_CLASSIFIER": str(tmp_path / "rf.rsdlc")})
+    QgsProject.instance().removeAllMapLayers()
+    processing.runAndLoadResults("rsdl:classify", {
+        "INPUT": image, "CLASSIFIER": tr["OUTPUT_CLASSIFIER"], "OUTPUT": str(tmp_path / "map.tif"),
+        "OUTPUT_CONFIDENCE": str(tmp_path / "conf.tif")})
+    layers = {os.path.basename(lyr.source()): lyr
+              for lyr in QgsProject.instance().mapLayers().values()}
+    assert set(layers) == {"map.tif", "conf.tif"}
+    renderer = layers["map.tif"].renderer()
+    assert renderer.type() == "paletted"
+    assert {c.label for c in renderer.classes()} == {"crop", "developed", "tree", "water"}
+    assert layers["conf.tif"].renderer().type() == "singlebandpseudocolor"
+    QgsProject.instance().removeAllMapLayers()

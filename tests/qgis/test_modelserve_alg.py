@@ -83,3 +83,32 @@ def test_modelserve_cancel_leaves_no_output(qgis_app, otbtf, tmp_path):
             "TILE_SIZE": 16, "OUTPUT": str(out)}, feedback=CancelOnProgress())
     assert "Cancelled" in str(e.value)
     assert os.listdir(tmp_path) == []
+
+
+def test_served_values_load_with_a_colour_ramp(qgis_app, otbtf, tmp_path):
+    """A one-band float output (regression, probability) gets a ramp over its values; an
+    output of several bands keeps QGIS's rendering, and a stale ramp of ours goes."""
+    import processing
+    from qgis.core import QgsProject
+    QgsProject.instance().removeAllMapLayers()
+    out = tmp_path / "values.tif"
+    params = {"MODEL": f"{otbtf}/models/model3", "SOURCE1": f"{otbtf}/pxs_subset.tif",
+              "SOURCE1_RFIELD": 16, "SOURCE1_NAME": "x", "OUTPUT_NAMES": "prediction",
+              "FULLY_CONV": True, "OUTPUT": str(out)}
+    processing.runAndLoadResults("rsdl:modelserve", params)
+    (layer,) = QgsProject.instance().mapLayers().values()
+    shader = layer.renderer().shader().rasterShaderFunction()
+    assert layer.renderer().type() == "singlebandpseudocolor"
+    got, _, _ = read_raster(out)
+    assert got.dtype == np.float32 and got.max() > 1       # class scores: not in 0..1
+    # the whole of a small image is in GDAL's sample: the ramp spans the exact range
+    assert (shader.minimumValue(), shader.maximumValue()) == pytest.approx((got.min(), got.max()))
+    QgsProject.instance().removeAllMapLayers()
+    qml = tmp_path / "values.qml"
+    assert qml.exists()
+    params["OUTPUT_NAMES"] = "prediction,prediction"       # the same path, two bands now
+    processing.run("rsdl:modelserve", params)
+    assert not qml.exists()
+    qml.write_text("<qgis>a user's own style</qgis>")      # never removed
+    processing.run("rsdl:modelserve", params)
+    assert qml.read_text() == "<qgis>a user's own style</qgis>"
