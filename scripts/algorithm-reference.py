@@ -22,6 +22,9 @@ def html_to_markdown(text):
     text = re.sub(r"<i>(.*?)</i>", r"*\1*", text, flags=re.S)
     text = re.sub(r"<code>(.*?)</code>", r"`\1`", text, flags=re.S)
     text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    parts = re.split(r"(```sh\n.*?```)", text, flags=re.S)      # code keeps its indentation
+    text = "".join(p if p.startswith("```") else
+                   "\n".join(line.strip() for line in p.split("\n")) for p in parts)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 

@@ -1,5 +1,7 @@
 """What every rsdl algorithm shares: groups, icons, help, errors, progress."""
 import os
+import re
+import threading
 
 from qgis.PyQt.QtGui import QIcon
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
@@ -43,6 +45,14 @@ class FeedbackProgress(Progress):
     def info(self, message):
         if self.feedback is not None:
             self.feedback.pushInfo(message)
+
+
+def flowing_html(text):
+    """Help HTML with the source's line breaks taken out (but in <pre>): QGIS's help panel
+    turns every newline into a line break, which cut sentences in the middle."""
+    parts = re.split(r"(<pre>.*?</pre>)", text, flags=re.S)
+    return "".join(p if p.startswith("<pre>") else re.sub(r"\s*\n\s*", " ", p)
+                   for p in parts).strip()
 
 
 def advanced(param):
@@ -94,7 +104,7 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         return icon(self.GROUP)
 
     def shortHelpString(self):  # noqa: N802
-        return self.HELP
+        return flowing_html(self.HELP)
 
     def createInstance(self):  # noqa: N802
         return type(self)()
@@ -124,8 +134,33 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                     LoadStyle.create(qml))
 
     def process(self, parameters, context, feedback):
-        """Read parameters, call one api function, return its results."""
+        """Read parameters, call one api function (through run_engine), return its results."""
         raise NotImplementedError
+
+    @staticmethod
+    def run_engine(function, *args):
+        """Runs an engine call in a thread of Python's own and waits for it.
+
+        QGIS runs algorithms in pooled Qt threads, which Python did not create and whose
+        thread state comes and goes with each call from C++. There, TensorFlow's pybind11
+        modules crashed QGIS now and then (seen in the desktop in about one session in
+        five: a segfault in pybind11's gil_scoped_acquire, deleting the thread state, at
+        the end of a training). A Python thread keeps one thread state for its whole life.
+        Parameters are still read in QGIS's thread, where the context lives."""
+        box = {}
+
+        def target():
+            try:
+                box["result"] = function(*args)
+            except BaseException as exc:      # re-raised in QGIS's thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=target, name="rsdl-engine", daemon=True)
+        worker.start()
+        worker.join()
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
 
     # parameter helpers shared by the algorithms: they only turn parameters into values
 

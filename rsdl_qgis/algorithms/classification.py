@@ -1,11 +1,11 @@
 """Classification algorithms: train a classifier, classify an image, assess accuracy."""
 from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParameterBoolean,
-                       QgsProcessingParameterEnum,
+                       QgsProcessingParameterEnum, QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterField, QgsProcessingParameterFile,
-                       QgsProcessingParameterFileDestination, QgsProcessingParameterMapLayer,
+                       QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString,
-                       QgsProcessingOutputNumber, QgsRasterLayer)
+                       QgsProcessingOutputNumber)
 
 from .. import api
 from ..ml.classifiers import CLASSIFIERS
@@ -158,7 +158,7 @@ class TrainClassifier(RsdlAlgorithm):
             valid_fraction=self.parameterAsDouble(parameters, "VALID_FRACTION", context),
             seed=self.parameterAsInt(parameters, "SEED", context), deep=deep,
             report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None)
-        return api.train_classifier(job, FeedbackProgress(feedback))
+        return self.run_engine(api.train_classifier, job, FeedbackProgress(feedback))
 
 
 CLASSIFY_HELP = """<p>Classifies an image with a classifier file from Train a classifier.
@@ -217,7 +217,7 @@ class Classify(RsdlAlgorithm):
             mask=self.raster_path(parameters, "MASK", context),
             tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context))
-        res = api.classify(job, FeedbackProgress(feedback))
+        res = self.run_engine(api.classify, job, FeedbackProgress(feedback))
         # the class map's .qml style (palette and class names) beside it is loaded by
         # QGIS with the layer, as every raster's default style
         return {"OUTPUT": res["OUTPUT"], "OUTPUT_CONFIDENCE": res.get("OUTPUT_CONFIDENCE")}
@@ -228,10 +228,11 @@ overall accuracy, kappa, and per-class precision, recall and F1 (OTB's
 ComputeConfusionMatrix, plus the metrics).</p>
 <ul>
 <li><b>INPUT</b>: the class map.</li>
-<li><b>REFERENCE</b>: reference polygons or points (with <b>FIELD</b>: their class
-field; text classes are matched to the map's class names), or a reference raster on the
-map's grid. Every pixel whose centre is inside a polygon counts; pixels on the map's or the
-reference raster's nodata (<b>REFERENCE_NODATA</b>, default its own) are left out.</li>
+<li><b>REFERENCE</b>: reference polygons or points, with <b>FIELD</b>, their class
+field (text classes are matched to the map's class names). Every pixel whose centre is
+inside a polygon counts. Or else <b>REFERENCE_RASTER</b>: a reference raster on the
+map's grid. Pixels on the map's or the reference raster's nodata
+(<b>REFERENCE_NODATA</b>, default its own) are left out.</li>
 <li><b>OUTPUT_MATRIX</b>: CSV, rows = reference, columns = predicted, labelled.</li>
 <li><b>OUTPUT_REPORT</b>: HTML report.</li>
 </ul>
@@ -250,11 +251,16 @@ class Accuracy(RsdlAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Class map"))
-        self.addParameter(QgsProcessingParameterMapLayer(
-            "REFERENCE", "Reference (polygons, points or raster)"))
+        # two parameters, not one map layer of any type: QGIS 3.22's dialog crashes when a
+        # field's parent is a map-layer parameter that holds a raster (the active layer)
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "REFERENCE", "Reference polygons or points",
+            [QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint], optional=True))
         self.addParameter(QgsProcessingParameterField(
-            "FIELD", "Class field (vector reference)", parentLayerParameterName="REFERENCE",
+            "FIELD", "Class field of the reference", parentLayerParameterName="REFERENCE",
             optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "REFERENCE_RASTER", "Or a reference raster (on the map's grid)", optional=True))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "REFERENCE_NODATA", "Reference raster nodata", QgsProcessingParameterNumber.Double,
             optional=True)))
@@ -266,20 +272,20 @@ class Accuracy(RsdlAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(key, key))
 
     def process(self, parameters, context, feedback):
-        layer = self.parameterAsLayer(parameters, "REFERENCE", context)
-        if layer is None:
-            raise QgsProcessingException("REFERENCE: choose a vector or raster layer")
-        if isinstance(layer, QgsRasterLayer):
-            reference = self.raster_path(parameters, "REFERENCE", context)
-        else:
-            reference = self.vector_path(parameters, "REFERENCE", context, feedback)
+        vector = self.vector_path(parameters, "REFERENCE", context, feedback)
+        raster = self.raster_path(parameters, "REFERENCE_RASTER", context)
+        if (vector is None) == (raster is None):
+            raise QgsProcessingException(
+                "REFERENCE or REFERENCE_RASTER: give one reference, polygons or points "
+                "(REFERENCE with FIELD) or a raster (REFERENCE_RASTER)")
+        reference = vector or raster
         job = api.AccuracyJob(
             image=self.raster_path(parameters, "INPUT", context), reference=reference,
             field=self.parameterAsString(parameters, "FIELD", context) or None,
             output_matrix=self.parameterAsFileOutput(parameters, "OUTPUT_MATRIX", context) or None,
             output_report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None,
             reference_nodata=self.optional_double(parameters, "REFERENCE_NODATA", context))
-        res = api.accuracy(job, FeedbackProgress(feedback))
+        res = self.run_engine(api.accuracy, job, FeedbackProgress(feedback))
         res.pop("MATRIX", None)
         res["CLASSES"] = ", ".join(map(str, res["CLASSES"]))
         return res

@@ -48,7 +48,8 @@ class ClassStatistics(RsdlAlgorithm):
             "OUTPUT", "Class statistics", "CSV files (*.csv);;GeoPackage (*.gpkg)"))
 
     def process(self, parameters, context, feedback):
-        res = api.class_statistics(
+        res = self.run_engine(
+            api.class_statistics,
             self.raster_path(parameters, "INPUT", context),
             self.vector_path(parameters, "VECTOR", context, feedback),
             self.parameterAsString(parameters, "FIELD", context),
@@ -173,7 +174,7 @@ class SampleSelection(RsdlAlgorithm):
             labels_nodata=self.optional_double(parameters, "LABELS_NODATA", context))
         if job.vector and not job.field:
             raise QgsProcessingException("FIELD: choose the class field of VECTOR")
-        res = api.sample_selection(job, FeedbackProgress(feedback))
+        res = self.run_engine(api.sample_selection, job, FeedbackProgress(feedback))
         return {k: res.get(k) for k in ("OUTPUT", "OUTPUT_VALID", "OUTPUT_TEST", "SAMPLES",
                                         "TRAIN", "VALID", "TEST")}
 
@@ -272,7 +273,7 @@ class PatchesExtraction(RsdlAlgorithm):
             output_label_patches=self.parameterAsOutputLayer(
                 parameters, "OUTPUT_LABEL_PATCHES", context) or None,
             output_points=self.parameterAsOutputLayer(parameters, "OUTPUT_POINTS", context) or None)
-        res = api.extract_patches(job, FeedbackProgress(feedback))
+        res = self.run_engine(api.extract_patches, job, FeedbackProgress(feedback))
         keys = [f"OUTPUT_SOURCE{i}" for i in given] + ["OUTPUT_LABELS", "OUTPUT_LABEL_PATCHES",
                                                        "OUTPUT_POINTS", "KEPT", "REJECTED"]
         return {k: res.get(k) for k in keys}

@@ -105,7 +105,7 @@ class ModelServe(RsdlAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "MEMORY_MB", "Memory budget for automatic tiles (MB)",
             QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Output raster"))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Model output"))
 
     def process(self, parameters, context, feedback):
         sources = []
@@ -130,4 +130,4 @@ class ModelServe(RsdlAlgorithm):
             output_type=OUTPUT_TYPES[self.parameterAsEnum(parameters, "OUTPUT_TYPE", context)],
             output_nodata=self.optional_double(parameters, "OUTPUT_NODATA", context),
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context))
-        return api.serve_model(job, FeedbackProgress(feedback))
+        return self.run_engine(api.serve_model, job, FeedbackProgress(feedback))

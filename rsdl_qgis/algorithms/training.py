@@ -136,6 +136,6 @@ class TrainModel(RsdlAlgorithm):
             seed=self.parameterAsInt(parameters, "SEED", context),
             label_nodata=self.optional_int(parameters, "LABEL_NODATA", context),
             output_report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None)
-        res = api.train_model(job, FeedbackProgress(feedback))
+        res = self.run_engine(api.train_model, job, FeedbackProgress(feedback))
         return {k: res.get(k) for k in ("OUTPUT_MODEL", "OUTPUT_REPORT", "OA", "KAPPA", "F1_MEAN",
                                         "EPOCHS", "BEST_EPOCH")}

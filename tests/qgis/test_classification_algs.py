@@ -44,6 +44,23 @@ def test_train_classify_accuracy(qgis_app, crop, tmp_path):
         "OUTPUT_MATRIX": str(tmp_path / "m.csv"), "OUTPUT_REPORT": str(tmp_path / "a.html")})
     assert 0.5 < acc["OA"] <= 1 and "F1_water" in acc
     assert (tmp_path / "m.csv").read_text().startswith("reference \\ predicted,")
+    # a raster reference: the map against itself is perfect
+    same = processing.run("rsdl:accuracy", {"INPUT": cl["OUTPUT"], "REFERENCE_RASTER": cl["OUTPUT"]})
+    assert same["OA"] == 1.0 and same["KAPPA"] == 1.0
+
+
+@pytest.mark.parametrize("given", ["neither", "both"])
+def test_accuracy_wants_exactly_one_reference(qgis_app, crop, tmp_path, given):
+    import processing
+    from qgis.core import QgsProcessingException
+    image, polys = crop
+    params = {"INPUT": image, "OUTPUT_MATRIX": str(tmp_path / "m.csv")}
+    if given == "both":
+        params.update(REFERENCE=polys, FIELD="name", REFERENCE_RASTER=image)
+    with pytest.raises(QgsProcessingException) as e:
+        processing.run("rsdl:accuracy", params)
+    assert "REFERENCE_RASTER" in str(e.value) and "give one reference" in str(e.value)
+    assert not (tmp_path / "m.csv").exists()
 
 
 def test_tampered_classifier_is_a_processing_exception(qgis_app, crop, tmp_path):
