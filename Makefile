@@ -22,9 +22,10 @@ PLUGIN       := $(BUILD)/plugin/rsdl_qgis
 PYTEST_ARGS  ?=
 
 SYSTEM_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-pip pyqt5-dev-tools
-TEST_PACKAGES   := $(SYSTEM_PACKAGES) otb-bin
+# otb-bin: the peer the tests compare with; xvfb, xauth: the real QGIS window of tests/desktop
+TEST_PACKAGES   := $(SYSTEM_PACKAGES) otb-bin xvfb xauth
 
-.PHONY: all system test-system deps testdeps plugin install zip test demo clean
+.PHONY: all system test-system deps testdeps plugin install zip test demo screenshots clean
 
 all: plugin
 
@@ -76,6 +77,11 @@ demo:
 	$(MAKE) --no-print-directory install QGIS_CUSTOM_CONFIG_PATH=$(DEMO_CONFIG)
 	QT_QPA_PLATFORM=offscreen QGIS_PROCESS=$(QGIS_PROCESS) PYTHON=$(PYTHON) \
 	  QGIS_CUSTOM_CONFIG_PATH=$(DEMO_CONFIG) scripts/demo
+
+# docs/img: a session in the real QGIS window (Xvfb), the same one tests/desktop checks
+screenshots: test-system deps
+	scripts/desktop-session $(BUILD)/desktop-session
+	mkdir -p docs/img && cp $(BUILD)/desktop-session/*.png docs/img/
 
 clean:
 	rm -rf $(BUILD) dist demo-output
