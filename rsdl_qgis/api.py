@@ -58,20 +58,14 @@ def _name_classes(path, classes):
 def apply_metadata(job, meta, progress=None):
     """Fill what the user left unset (receptive fields, input names, expression field,
     mode, outputs) from the metadata of a model trained by rsdl:trainmodel."""
-    inputs = (meta or {}).get("inputs", [])
-    for i, src in enumerate(job.sources):
-        if src.rfield is None:
-            known = [m for m in inputs if m["name"] == src.name] or \
-                (inputs[i:i + 1] if not src.name else [])
-            if not known:
-                raise ModelError("the model carries no receptive field for this source (it was "
-                                 "not trained by rsdl:trainmodel): give it", f"SOURCE{i + 1}_RFIELD")
-            src.rfield = int(known[0]["rfield"])
-            src.name = src.name or known[0]["name"]
+    from .models.metadata import fully_conv, source_settings
+    rfields, names = source_settings(meta, [s.rfield for s in job.sources],
+                                     [s.name for s in job.sources])
+    for src, rfield, name in zip(job.sources, rfields, names):
+        src.rfield, src.name = rfield, name
     if job.efield is None:
         job.efield = int((meta or {}).get("efield", 1))
-    if job.fully_conv is None:
-        job.fully_conv = bool((meta or {}).get("fully_conv", False))
+    job.fully_conv = fully_conv(meta, job.fully_conv)
     if meta and not [n for n in job.output_names if n.strip()]:
         job.output_names = list(meta.get("default_outputs", []))
     if meta and progress:

@@ -218,9 +218,10 @@ def session():
 
     # 5. serving; the class map loads with its style
     classes = os.path.join(out, "network_classes.tif")
+    # the mode is left to the model's metadata (the dialog's default)
     dlg = open_dialog("rsdl:modelserve", {
-        "MODEL": os.path.join(out, "fcn_model"), "SOURCE1": scene, "FULLY_CONV": True,
-        "OUTPUT_TYPE": 1, "OUTPUT": classes})
+        "MODEL": os.path.join(out, "fcn_model"), "SOURCE1": scene, "OUTPUT_TYPE": 1,
+        "OUTPUT": classes})
     yield from run_dialog(dlg, "modelserve")
     dlg.close()
     loaded = [lyr for lyr in project.mapLayers().values()

@@ -55,6 +55,14 @@ def flowing_html(text):
                    for p in parts).strip()
 
 
+def serving_mode(param):
+    """A FULLY_CONV parameter (optional boolean: unset = the model's metadata) shown in
+    dialogs as three choices (algorithms/widgets.py), since a checkbox is never unset."""
+    param.setMetadata({"widget_wrapper": {
+        "class": "rsdl_qgis.algorithms.widgets.ServingModeWrapper"}})
+    return param
+
+
 def advanced(param):
     param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
     return param

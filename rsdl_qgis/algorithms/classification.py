@@ -9,7 +9,7 @@ from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingParam
 
 from .. import api
 from ..ml.classifiers import CLASSIFIERS
-from .base import FeedbackProgress, RsdlAlgorithm, advanced
+from .base import FeedbackProgress, RsdlAlgorithm, advanced, serving_mode
 
 CLASSIFIER_KEYS = list(CLASSIFIERS)
 
@@ -33,7 +33,9 @@ file): its outputs, computed only at the samples, with the same parameters as Ap
 model: <b>SOURCE1_RFIELD</b>, <b>SOURCE1_NAME</b>, <b>SOURCE1_NODATA</b>, extra sources
 <b>SOURCE2..SOURCE4</b> with <b>SOURCEn_RFIELD</b>, <b>SOURCEn_NAME</b>,
 <b>SOURCEn_NODATA</b>, <b>OUTPUT_NAMES</b>, <b>EFIELD</b> and <b>SCALE</b> (both must be 1:
-one feature vector per pixel) and <b>FULLY_CONV</b>.</p>
+one feature vector per pixel) and <b>FULLY_CONV</b>. For a model trained by Train a model
+the receptive fields, input names, mode and outputs (its probabilities) come from its
+metadata: give only MODEL.</p>
 <h3>Classifier</h3>
 <ul>
 <li><b>CLASSIFIER</b>: rf, svm, gbt, knn, dt or bayes. Main settings: <b>RF_TREES</b>,
@@ -93,8 +95,9 @@ class TrainClassifier(RsdlAlgorithm):
                 self.addParameter(advanced(QgsProcessingParameterRasterLayer(
                     f"SOURCE{i}", f"Deep model: source {i}", optional=True)))
             self.addParameter(advanced(QgsProcessingParameterNumber(
-                f"SOURCE{i}_RFIELD", f"Deep model: source {i} receptive field",
-                QgsProcessingParameterNumber.Integer, defaultValue=16, minValue=1)))
+                f"SOURCE{i}_RFIELD", f"Deep model: source {i} receptive field (empty = from "
+                "the model's metadata)", QgsProcessingParameterNumber.Integer, minValue=1,
+                optional=True)))
             self.addParameter(advanced(QgsProcessingParameterString(
                 f"SOURCE{i}_NAME", f"Deep model: source {i} input name", defaultValue="",
                 optional=True)))
@@ -110,8 +113,9 @@ class TrainClassifier(RsdlAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "SCALE", "Deep model: spacing scale", QgsProcessingParameterNumber.Double,
             defaultValue=1.0, minValue=1e-6)))
-        self.addParameter(advanced(QgsProcessingParameterBoolean(
-            "FULLY_CONV", "Deep model: fully convolutional", defaultValue=False)))
+        self.addParameter(advanced(serving_mode(QgsProcessingParameterBoolean(
+            "FULLY_CONV", "Deep model: mode (fully convolutional or patch-based)",
+            optional=True))))
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_CLASSIFIER", "Classifier file", "rsdl classifier (*.rsdlc)"))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -138,7 +142,7 @@ class TrainClassifier(RsdlAlgorithm):
             deep = api.DeepFeatures(
                 model=model,
                 sources=[self.raster_path(parameters, f"SOURCE{i}", context) for i in extra],
-                rfields=[self.parameterAsInt(parameters, f"SOURCE{i}_RFIELD", context)
+                rfields=[self.optional_int(parameters, f"SOURCE{i}_RFIELD", context)
                          for i in range(1, n + 1)],
                 names=[self.parameterAsString(parameters, f"SOURCE{i}_NAME", context).strip()
                        for i in range(1, n + 1)],
@@ -147,7 +151,8 @@ class TrainClassifier(RsdlAlgorithm):
                 output_names=self.parameterAsString(parameters, "OUTPUT_NAMES", context).split(","),
                 efield=self.parameterAsInt(parameters, "EFIELD", context),
                 scale=self.parameterAsDouble(parameters, "SCALE", context),
-                fully_conv=self.parameterAsBool(parameters, "FULLY_CONV", context))
+                fully_conv=(None if parameters.get("FULLY_CONV") in (None, "")
+                            else self.parameterAsBool(parameters, "FULLY_CONV", context)))
         job = api.TrainClassifierJob(
             image=self.raster_path(parameters, "INPUT", context),
             vector=self.vector_path(parameters, "VECTOR", context, feedback),

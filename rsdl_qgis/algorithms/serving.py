@@ -6,7 +6,7 @@ from qgis.core import (QgsProcessingParameterBoolean,
 
 from .. import api
 from ..engine.serve import OUTPUT_TYPES
-from .base import FeedbackProgress, RsdlAlgorithm, advanced
+from .base import FeedbackProgress, RsdlAlgorithm, advanced, serving_mode
 
 MAX_SOURCES = 4
 
@@ -38,8 +38,9 @@ empty when the model has one output).</li>
 <li><b>EFIELD</b>: expression field: the size of the output block one input patch
 gives (1 for a classifier, e.g. 32 for a segmentation net of 64 -> 32).</li>
 <li><b>SCALE</b>: output spacing = SOURCE1 spacing x SCALE.</li>
-<li><b>FULLY_CONV</b>: fully-convolutional mode (when not given, from the model's
-metadata, else off).</li>
+<li><b>FULLY_CONV</b>: true for the fully-convolutional mode, false for patch-based;
+when not given, from the model's metadata, else patch-based (in the dialog: "From the
+model's metadata").</li>
 <li><b>TILE_SIZE</b>: output tile side in pixels; 0 picks it from MEMORY_MB.</li>
 <li><b>BATCH_SIZE</b>: patches per model call in patch-based mode.</li>
 <li><b>OUTPUT_TYPE</b>: float32, uint8, uint16, int16 or int32 (values are clipped to
@@ -89,8 +90,8 @@ class ModelServe(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             "SCALE", "Output spacing scale factor", QgsProcessingParameterNumber.Double,
             defaultValue=1.0, minValue=1e-6))
-        self.addParameter(QgsProcessingParameterBoolean(
-            "FULLY_CONV", "Fully-convolutional mode", defaultValue=False))
+        self.addParameter(serving_mode(QgsProcessingParameterBoolean(
+            "FULLY_CONV", "Mode (fully convolutional or patch-based)", optional=True)))
         self.addParameter(QgsProcessingParameterNumber(
             "TILE_SIZE", "Tile size (pixels, 0 = automatic)",
             QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))

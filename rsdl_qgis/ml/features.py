@@ -6,7 +6,7 @@ them on one-pixel tiles at the samples only (never over the whole image); at
 classification time it streams the whole image through the same model.
 """
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class FeatureRecipe:
     nodata: List[object] = field(default_factory=lambda: [None])
     output_names: List[str] = field(default_factory=list)
     output_bands: List[int] = field(default_factory=list)
-    fully_conv: bool = False
+    fully_conv: Optional[bool] = False     # None until a deep model's metadata says
 
     def to_dict(self):
         return dict(self.__dict__)
@@ -120,7 +120,13 @@ def feature_model(recipe, model_path=None):
     if recipe.kind == "raw":
         return IdentityModel(recipe.bands)
     from ..models import load_model
+    from ..models.metadata import feature_outputs, fully_conv, source_settings
     model = load_model(model_path)
+    meta = getattr(model, "metadata", None)
+    recipe.rfields, recipe.names = source_settings(meta, recipe.rfields, recipe.names)
+    recipe.fully_conv = fully_conv(meta, recipe.fully_conv)
+    if not [n for n in recipe.output_names if n.strip()]:
+        recipe.output_names = feature_outputs(meta)
     recipe.names = [model.resolve_input(n, f"SOURCE{i + 1}_NAME") for i, n in enumerate(recipe.names)]
     names = [n.strip() for n in recipe.output_names if n.strip()] or [""]
     recipe.output_names = [model.resolve_output(n, "OUTPUT_NAMES") for n in names]

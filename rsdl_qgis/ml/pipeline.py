@@ -30,13 +30,14 @@ class DeepFeatures:
     """A deep model whose outputs are the features (same meaning as rsdl:modelserve's)."""
     model: str
     sources: List[str] = field(default_factory=list)      # SOURCE2..4 (SOURCE1 = INPUT)
-    rfields: List[int] = field(default_factory=lambda: [16])
+    # None, '' and []: from the model's metadata (models trained by rsdl:trainmodel)
+    rfields: List[Optional[int]] = field(default_factory=lambda: [None])
     names: List[str] = field(default_factory=lambda: [""])
     nodata: List[Optional[float]] = field(default_factory=lambda: [None])
     output_names: List[str] = field(default_factory=list)
     efield: int = 1
     scale: float = 1.0
-    fully_conv: bool = False
+    fully_conv: Optional[bool] = None
 
 
 @dataclass
@@ -70,10 +71,13 @@ def _recipe(job, progress):
     paths = [job.image] + list(d.sources)
     n = len(paths)
     pad = lambda seq, v: (list(seq) + [v] * n)[:n]  # noqa: E731
-    recipe = FeatureRecipe("deep", ds.RasterCount, pad(d.rfields, 16), pad(d.names, ""),
-                           pad(d.nodata, None), list(d.output_names), [], bool(d.fully_conv))
+    recipe = FeatureRecipe("deep", ds.RasterCount, pad(d.rfields, None), pad(d.names, ""),
+                           pad(d.nodata, None), list(d.output_names), [], d.fully_conv)
     inner = feature_model(recipe, d.model)
-    progress.info(f"Deep features from {inner.describe()}")
+    progress.info(f"Deep features from {inner.describe()}: receptive field(s) "
+                  f"{recipe.rfields}, input(s) {', '.join(recipe.names)}, "
+                  f"{'fully-convolutional' if recipe.fully_conv else 'patch-based'}, "
+                  f"output(s) {', '.join(recipe.output_names)}")
     return recipe, inner, paths
 
 

@@ -65,12 +65,17 @@ def test_cancel_stops_a_run_and_leaves_no_output(session):
     assert not run["ok"]
     assert run["stopped_after_cancel_s"] < 5
     assert "Cancelled by the user: no output was written" in run["log"]
+    assert "patch-based" in run["log"]           # FULLY_CONV false, set in the dialog
     assert run["output_left"] is False
 
 
 def test_the_class_map_loads_paletted_with_class_names(session):
     _, report = session
     assert report["runs"]["modelserve"]["ok"]
+    # the dialog's mode left on "from the model's metadata": the FCN is served as one
+    assert "From the model's metadata" in report["runs"]["modelserve"]["log"]
+    assert "1 band(s) uint8" in report["runs"]["modelserve"]["log"]
+    assert "fully-convolutional" in report["runs"]["modelserve"]["log"]
     assert report["class_map_loaded"]
     assert report["class_map_renderer"] == "paletted"
     assert report["class_map_legend"] == ["crop", "developed", "tree", "water"]

@@ -43,3 +43,27 @@ def test_train_then_cancel_keeps_best_then_serve(qgis_app, tmp_path):
         "MODEL": res["OUTPUT_MODEL"], "SOURCE1": crop, "OUTPUT_TYPE": 1,
         "OUTPUT": str(tmp_path / "map.tif")})
     assert read_raster(served["OUTPUT"])[0].shape == (293, 293, 1)   # FCN, RF 8
+    # deep features from that model, given only MODEL: the rest comes from its metadata
+    # and equals what a user would have typed (rsdl:trainmodel's FCN: RF 8, input x1,
+    # fully convolutional, features = probabilities)
+    import json
+    import zipfile
+    common = {"INPUT": crop, "VECTOR": sel["OUTPUT"], "FIELD": "code", "SAMPLES": 100,
+              "VALID_FRACTION": 0, "SEED": 2, "RF_TREES": 10, "MODEL": res["OUTPUT_MODEL"]}
+    implicit = processing.run("rsdl:trainclassifier", dict(
+        common, OUTPUT_CLASSIFIER=str(tmp_path / "implicit.rsdlc")))
+    explicit = processing.run("rsdl:trainclassifier", dict(
+        common, SOURCE1_RFIELD=8, SOURCE1_NAME="x1", OUTPUT_NAMES="probabilities",
+        FULLY_CONV=True, OUTPUT_CLASSIFIER=str(tmp_path / "explicit.rsdlc")))
+
+    def recipe(path):
+        with zipfile.ZipFile(path) as z:
+            return json.loads(z.read("manifest.json"))["recipe"]
+    assert recipe(implicit["OUTPUT_CLASSIFIER"]) == recipe(explicit["OUTPUT_CLASSIFIER"])
+    r = recipe(implicit["OUTPUT_CLASSIFIER"])
+    assert (r["rfields"], r["names"], r["fully_conv"], r["output_names"]) == \
+        ([8], ["x1"], True, ["probabilities"])
+    maps = [read_raster(processing.run("rsdl:classify", {
+        "INPUT": crop, "CLASSIFIER": c, "OUTPUT": str(tmp_path / f"{i}.tif")})["OUTPUT"])[0]
+        for i, c in enumerate((implicit["OUTPUT_CLASSIFIER"], explicit["OUTPUT_CLASSIFIER"]))]
+    assert (maps[0] == maps[1]).all()

@@ -1,0 +1,31 @@
+"""What a model trained by rsdl:trainmodel says about itself (rsdl_metadata.json), applied
+to settings the user left unset. Shared by serving and by deep-feature classification."""
+from ..errors import ModelError
+
+
+def source_settings(meta, rfields, names):
+    """Receptive fields (None) and input names ('') left unset, from the metadata's
+    inputs: by input name, else by position. Returns new (rfields, names) lists."""
+    inputs = (meta or {}).get("inputs", [])
+    rfields, names = list(rfields), list(names)
+    for i, (rfield, name) in enumerate(zip(rfields, names)):
+        if rfield is not None:
+            continue
+        known = [m for m in inputs if m["name"] == name] or (inputs[i:i + 1] if not name else [])
+        if not known:
+            raise ModelError("the model carries no receptive field for this source (it was "
+                             "not trained by rsdl:trainmodel): give it", f"SOURCE{i + 1}_RFIELD")
+        rfields[i] = int(known[0]["rfield"])
+        names[i] = name or known[0]["name"]
+    return rfields, names
+
+
+def fully_conv(meta, given):
+    """The mode: as given, else the metadata's, else patch-based."""
+    return bool((meta or {}).get("fully_conv", False)) if given is None else bool(given)
+
+
+def feature_outputs(meta):
+    """Outputs that make features: every output but the class codes (probabilities for
+    the built-in architectures)."""
+    return [o for o in (meta or {}).get("outputs", []) if o != "class"]
