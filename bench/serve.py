@@ -107,7 +107,6 @@ def measure_memory(model, src, out, rf=5, name="x", out_name="probs", tile=0):
 
 
 def throughput(tmp, quick):
-    import numpy as np
     from rsdl_qgis.api import ServeJob, ServeSource, serve
     from rsdl_qgis.engine.serve import ServePlan, Progress
     from rsdl_qgis.engine.windows import subdivide

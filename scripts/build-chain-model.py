@@ -20,7 +20,7 @@ def build():
                            QgsProcessingModelChildParameterSource as Src,
                            QgsProcessingModelOutput, QgsProcessingModelParameter,
                            QgsProcessingParameterField, QgsProcessingParameterNumber,
-                           QgsProcessingParameterRasterLayer, QgsProcessingParameterVectorLayer,
+                           QgsProcessingParameterRasterLayer,
                            QgsProcessingParameterFeatureSource, QgsProcessing)
     m = QgsProcessingModelAlgorithm("landcoverchain", "Chains")
     m.setHelpContent({"ALG_DESC": "From training polygons to a class map and its accuracy: "

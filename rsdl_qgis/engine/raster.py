@@ -9,7 +9,7 @@ from osgeo import gdal, osr
 
 from ..errors import RsdlIOError, GridError
 from .grid import Grid
-from .windows import Window, crop
+from .windows import crop
 
 gdal.UseExceptions()
 

@@ -22,7 +22,7 @@ from osgeo import gdal
 
 from ..errors import CancelledError, GridError, ModelError, RsdlError
 from .grid import SourceGeometry, output_geometry, plan_tile, reference_pixels
-from .raster import DEFAULT_NODATA, GDAL_TYPES, SourceReader, TiledWriter
+from .raster import DEFAULT_NODATA, SourceReader, TiledWriter
 from .windows import Window, subdivide
 
 OUTPUT_TYPES = ("float32", "uint8", "uint16", "int16", "int32")
