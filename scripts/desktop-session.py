@@ -2,8 +2,8 @@
 
 Run inside QGIS (`qgis --code scripts/desktop-session.py`, see scripts/desktop-session):
 the Processing toolbox shows the provider, algorithm dialogs run the chain on the bundled
-sample data as background tasks (selection, patches, training, serving, accuracy), a run
-is cancelled, and the class map is loaded with its style. While algorithms run, a timer in the GUI thread measures how long the event loop is
+sample data as background tasks (every algorithm of the provider, and the shipped chain
+model), a run is cancelled, and the class map is loaded with its style. While algorithms run, a timer in the GUI thread measures how long the event loop is
 ever blocked, and the dialog's progress bar is sampled.
 
 Writes into $RSDL_DESKTOP_OUT: report.json (measurements, or the error that stopped the
@@ -102,9 +102,15 @@ def log_of(dlg):
 def run_dialog(dlg, name, cancel_at=None):
     """Click Run; wait (yielding to the event loop) until the task ends. Records the
     progress bar, the tasks in QGIS's task manager and the GUI's longest freeze."""
-    run = {"progress": [], "background_task": False}
+    run = {"progress": [], "alg": dlg.algorithm().id()}
     done = {}
     dlg.algorithmFinished.connect(lambda ok, res: done.update(ok=ok, results=res))
+    manager, tasks = QgsApplication.taskManager(), []
+
+    def added(task_id):
+        task = manager.task(task_id)
+        tasks.append(type(task).__name__ if task is not None else "?")
+    manager.taskAdded.connect(added)
     beat = Heartbeat()
     beat.start()
     start = time.perf_counter()
@@ -115,14 +121,17 @@ def run_dialog(dlg, name, cancel_at=None):
         value = progress_of(dlg)
         if not run["progress"] or run["progress"][-1][1] != value:
             run["progress"].append((round(time.perf_counter() - start, 2), value))
-        if QgsApplication.taskManager().countActiveTasks() > 0:
-            run["background_task"] = True
         if cancel_at is not None and cancelled_at is None and cancel_at <= value < 100:
             cancelled_at = time.perf_counter()
             run["cancelled_at_progress"] = value
             dlg.cancelButton().click()
         if time.perf_counter() - start > 900:
             raise RuntimeError(f"{name}: still running after 15 minutes")
+    manager.taskAdded.disconnect(added)
+    # a threaded run is a QgsProcessingAlgRunnerTask; a run in the GUI thread would only
+    # show a QgsProxyProgressTask
+    run["tasks"] = tasks
+    run["background_task"] = "QgsProcessingAlgRunnerTask" in tasks
     run.update(beat.stop())
     run["seconds"] = round(time.perf_counter() - start, 2)
     run["ok"] = bool(done.get("ok", False))
@@ -162,6 +171,11 @@ def session():
     report["steps"].append("toolbox")
 
     # 2. sampling, from dialogs, as background tasks
+    dlg = open_dialog("rsdl:classstatistics", {
+        "INPUT": scene, "VECTOR": polygons, "FIELD": "name",
+        "OUTPUT": os.path.join(out, "class_statistics.csv")})
+    yield from run_dialog(dlg, "classstatistics")
+    dlg.close()
     dlg = open_dialog("rsdl:sampleselection", {
         "INPUT": scene, "VECTOR": polygons, "FIELD": "name", "STRATEGY": 0,
         "VALID_FRACTION": 0.3, "SPLIT_BY_POLYGON": True, "SEED": 1,
@@ -258,6 +272,34 @@ def session():
     dlg.close()
     report["accuracy"] = {k: v for k, v in results.items() if k in ("OA", "KAPPA", "F1_MEAN")}
     report["steps"].append("accuracy")
+
+    # 7. deep features: a random forest on the network's outputs (settings from the
+    # model's metadata), then the image classified with it
+    dlg = open_dialog("rsdl:trainclassifier", {
+        "INPUT": scene, "VECTOR": os.path.join(out, "train_points.gpkg"), "FIELD": "name",
+        "SAMPLES": 1000, "VALID_FRACTION": 0, "CLASSIFIER": 0,
+        "MODEL": os.path.join(out, "fcn_model"),
+        "OUTPUT_CLASSIFIER": os.path.join(out, "deep_rf.rsdlc")})
+    yield from run_dialog(dlg, "trainclassifier")
+    dlg.close()
+    dlg = open_dialog("rsdl:classify", {
+        "INPUT": scene, "CLASSIFIER": os.path.join(out, "deep_rf.rsdlc"),
+        "OUTPUT": os.path.join(out, "deep_rf_classes.tif"),
+        "OUTPUT_CONFIDENCE": os.path.join(out, "deep_rf_confidence.tif")})
+    yield from run_dialog(dlg, "classify")
+    dlg.close()
+    report["steps"].append("deep_features")
+
+    # 8. the shipped modeler model of the whole chain, from its dialog
+    dlg = open_dialog("rsdl:landcoverchain", {
+        "image": scene, "polygons": polygons, "field": "name", "patch": 8, "epochs": 3,
+        "serve:class_map": os.path.join(out, "chain_classes.tif")})
+    yield 500
+    dlg.setParameters({"field": "name"})   # the dialog puts the layer's first field there
+    yield 200
+    yield from run_dialog(dlg, "landcoverchain")
+    dlg.close()
+    report["steps"].append("chain")
 
 
 def finish(code):

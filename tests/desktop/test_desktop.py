@@ -39,7 +39,16 @@ def test_the_toolbox_lists_every_algorithm_and_the_chain(session):
     expected = {f"rsdl:{cls.NAME}" for cls in ALGORITHMS} | {"rsdl:landcoverchain"}
     assert set(report["provider_algorithms"]) == expected
     assert report["steps"] == ["toolbox", "sampling", "training", "cancel", "class_map",
-                               "accuracy"]
+                               "accuracy", "deep_features", "chain"]
+
+
+def test_every_algorithm_and_the_chain_run_from_their_dialogs_in_the_background(session):
+    _, report = session
+    runs = {r["alg"]: r for name, r in report["runs"].items() if name != "modelserve_cancel"}
+    assert set(runs) == set(report["provider_algorithms"])
+    for alg, run in runs.items():
+        assert run["ok"], (alg, run["log"])
+        assert run["background_task"], (alg, run["tasks"])
 
 
 def test_training_runs_in_the_background_with_moving_progress(session):

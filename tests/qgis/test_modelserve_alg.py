@@ -112,3 +112,18 @@ def test_served_values_load_with_a_colour_ramp(qgis_app, otbtf, tmp_path):
     qml.write_text("<qgis>a user's own style</qgis>")      # never removed
     processing.run("rsdl:modelserve", params)
     assert qml.read_text() == "<qgis>a user's own style</qgis>"
+
+
+def test_the_shipped_chain_runs_in_a_task_thread(qgis_app):
+    """QGIS 3.22 marks every model FlagNoThreading (it would freeze the desktop for the
+    whole chain); the shipped model clears it, and so does the copy QGIS runs."""
+    from qgis.core import QgsApplication, QgsProcessingAlgorithm
+    model = QgsApplication.processingRegistry().algorithmById("rsdl:landcoverchain")
+    run_copy = model.create()
+    for m in (model, run_copy):
+        assert not m.flags() & QgsProcessingAlgorithm.FlagNoThreading
+        assert m.flags() & QgsProcessingAlgorithm.FlagCanCancel
+    assert sorted(run_copy.childAlgorithms()) == sorted(model.childAlgorithms()) == \
+        sorted(["select", "patches_train", "patches_valid", "train", "serve", "accuracy"])
+    assert [p.name() for p in run_copy.parameterDefinitions()] == \
+        [p.name() for p in model.parameterDefinitions()]
