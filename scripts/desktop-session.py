@@ -170,6 +170,23 @@ def session():
     report["provider_algorithms"] = sorted(names)
     report["steps"].append("toolbox")
 
+    # the plugin's menu; "Environment" opens a modal box, read and closed by a timer
+    menu = [m for m in iface.pluginMenu().actions() if m.text() == "Remote sensing deep learning"]
+    actions = menu[0].menu().actions() if menu else []
+    report["plugin_menu"] = [a.text() for a in actions]
+
+    def read_box():
+        box = QApplication.activeModalWidget()
+        if box is not None:
+            grab(box, "environment.png")
+            report["environment"] = box.text() if hasattr(box, "text") else ""
+            box.accept()
+    QTimer.singleShot(1500, read_box)
+    for a in actions:
+        if a.text() == "Environment":
+            a.trigger()
+    yield 100
+
     # 2. sampling, from dialogs, as background tasks
     dlg = open_dialog("rsdl:classstatistics", {
         "INPUT": scene, "VECTOR": polygons, "FIELD": "name",

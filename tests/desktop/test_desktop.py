@@ -51,6 +51,13 @@ def test_every_algorithm_and_the_chain_run_from_their_dialogs_in_the_background(
         assert run["background_task"], (alg, run["tasks"])
 
 
+def test_the_plugin_menu_and_its_environment_box(session):
+    _, report = session
+    assert report["plugin_menu"] == ["Install or update Python dependencies", "Environment"]
+    env = report["environment"]
+    assert "TensorFlow: 2.21.0" in env and "python-deps" in env and "CPU" in env
+
+
 def test_training_runs_in_the_background_with_moving_progress(session):
     _, report = session
     run = report["runs"]["trainmodel"]
@@ -92,12 +99,14 @@ def test_the_class_map_loads_paletted_with_class_names(session):
     assert 0.9 <= report["accuracy"]["OA"] <= 1.0      # distinct classes: see docs/tutorial.md
 
 
-@pytest.mark.parametrize("name", ["toolbox.png", "dialog.png", "running.png", "class_map.png"])
+@pytest.mark.parametrize("name", ["toolbox.png", "dialog.png", "running.png", "class_map.png",
+                                  "environment.png"])
 def test_screenshots_show_a_window(session, name):
     folder, _ = session
     ds = gdal.Open(str(folder / name))
     assert ds is not None
-    if name != "dialog.png":
+    if name not in ("dialog.png", "environment.png"):
         assert (ds.RasterXSize, ds.RasterYSize) == (1400, 900)
     pixels = ds.ReadAsArray()
-    assert len(np.unique(pixels)) > 20             # a real window, not a blank screen
+    # a real window, not a blank screen (the message box has text and an icon only)
+    assert len(np.unique(pixels)) > (4 if name == "environment.png" else 20)
