@@ -223,8 +223,8 @@ class Classify(RsdlAlgorithm):
             tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context))
         res = self.run_engine(api.classify, job, FeedbackProgress(feedback))
-        # the class map's .qml style (palette and class names) beside it is loaded by
-        # QGIS with the layer, as every raster's default style
+        # the .qml styles beside the maps (palette with class names, confidence ramp) are
+        # applied when QGIS loads them (RsdlAlgorithm.style_on_load)
         return {"OUTPUT": res["OUTPUT"], "OUTPUT_CONFIDENCE": res.get("OUTPUT_CONFIDENCE")}
 
 
