@@ -63,6 +63,10 @@ def class_field(lyr, field, param="FIELD", vector_param="VECTOR"):
     names = field_names(lyr)
     if not field:
         raise GridError(f"no class field given; the layer's fields are: {', '.join(names) or 'none'}", param)
+    if field not in names and field == lyr.GetFIDColumn():
+        # QGIS lists a GeoPackage's feature id as a field (and proposes it first)
+        raise GridError(f"'{field}' is the layer's feature id, one value per feature, not a "
+                        f"class field: choose one of {', '.join(names) or 'none'}", param)
     if field not in names:
         raise GridError(f"the layer has no field '{field}'; its fields are: "
                         f"{', '.join(names) or 'none'}", param)

@@ -227,6 +227,11 @@ def test_missing_field_lists_the_fields(scene, tmp_path):
         sample_selection(SelectionJob(LANDSAT, str(out), vector=scene["polygons"], field="klass"))
     assert e.value.param == "FIELD" and "code, name, block" in str(e.value)
     assert not list(tmp_path.iterdir())
+    # the GeoPackage's feature id, which QGIS's field lists offer first
+    with pytest.raises(GridError) as e:
+        sample_selection(SelectionJob(LANDSAT, str(out), vector=scene["polygons"], field="fid"))
+    assert "'fid' is the layer's feature id" in str(e.value) and "code, name, block" in str(e.value)
+    assert not list(tmp_path.iterdir())
 
 
 def test_empty_vector(tmp_path):
