@@ -209,6 +209,11 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             return None
         return self.parameterAsDouble(parameters, key, context)
 
+    def optional_bool(self, parameters, key, context):
+        if parameters.get(key) in (None, ""):
+            return None
+        return self.parameterAsBool(parameters, key, context)
+
     def optional_int(self, parameters, key, context):
         if parameters.get(key) in (None, ""):
             return None

@@ -151,8 +151,7 @@ class TrainClassifier(RsdlAlgorithm):
                 output_names=self.parameterAsString(parameters, "OUTPUT_NAMES", context).split(","),
                 efield=self.parameterAsInt(parameters, "EFIELD", context),
                 scale=self.parameterAsDouble(parameters, "SCALE", context),
-                fully_conv=(None if parameters.get("FULLY_CONV") in (None, "")
-                            else self.parameterAsBool(parameters, "FULLY_CONV", context)))
+                fully_conv=self.optional_bool(parameters, "FULLY_CONV", context))
         job = api.TrainClassifierJob(
             image=self.raster_path(parameters, "INPUT", context),
             vector=self.vector_path(parameters, "VECTOR", context, feedback),

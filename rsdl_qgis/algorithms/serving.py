@@ -124,8 +124,7 @@ class ModelServe(RsdlAlgorithm):
             output_names=self.parameterAsString(parameters, "OUTPUT_NAMES", context).split(","),
             efield=self.optional_int(parameters, "EFIELD", context),
             scale=self.parameterAsDouble(parameters, "SCALE", context),
-            fully_conv=(None if parameters.get("FULLY_CONV") in (None, "")
-                        else self.parameterAsBool(parameters, "FULLY_CONV", context)),
+            fully_conv=self.optional_bool(parameters, "FULLY_CONV", context),
             tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
             output_type=OUTPUT_TYPES[self.parameterAsEnum(parameters, "OUTPUT_TYPE", context)],
