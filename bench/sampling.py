@@ -2,7 +2,7 @@
 
     PYTHONPATH=build/deps:. /usr/bin/python3 bench/sampling.py [--quick]
 
-1. Statistics + selection: a 4 x 4 mosaic of the Landsat scene (60.7 Mpx) with 40 000
+1. Statistics + selection: an 8 x 8 mosaic of the Landsat scene (64 Mpx) with 40 000
    rotated polygons. OTB = otbcli_PolygonClassStatistics then otbcli_SampleSelection
    (strategy smallest, random sampler); rsdl = the same two steps, each in a fresh Python
    process. Wall times include start-up on both sides.
@@ -85,12 +85,12 @@ print(json.dumps({"s": time.perf_counter() - t, "n": n}))
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="a 2 x 2 mosaic and 5 000 polygons")
+    ap.add_argument("--quick", action="store_true", help="a 4 x 4 mosaic and 5 000 polygons")
     args = ap.parse_args()
     from tests.polygons import rotated_polygons
     tmp = tempfile.mkdtemp(prefix="rsdl-bench-sampling-")
     try:
-        n = 2 if args.quick else 4
+        n = 4 if args.quick else 8
         count = 5000 if args.quick else 40000
         img = os.path.join(tmp, "mosaic.vrt")
         mosaic_vrt(LANDSAT, img, n, n)

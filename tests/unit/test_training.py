@@ -18,7 +18,7 @@ from tests.polygons import classes_on_crop
 def patches(tmp_path_factory):
     """Patches of a Landsat crop around samples split by polygon (train / valid)."""
     d = tmp_path_factory.mktemp("training")
-    crop, polys = classes_on_crop(LANDSAT, d, [700, 600, 500, 500], 300, seed=6)
+    crop, polys = classes_on_crop(LANDSAT, d, [300, 100, 500, 500], 300, seed=6)
     sample_selection(SelectionJob(crop, str(d / "train.gpkg"), vector=polys, field="name",
                                   strategy="constant", samples=250, sampler="random", seed=2,
                                   valid_fraction=0.3, output_valid=str(d / "valid.gpkg")))
