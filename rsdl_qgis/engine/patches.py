@@ -7,7 +7,6 @@ Each source's patch is centred on the pixel of that source containing the sample
 resolutions and extents see the same place.
 """
 import os
-import uuid
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -16,7 +15,8 @@ from osgeo import gdal, osr
 
 from ..errors import CancelledError, GridError, RsdlIOError
 from .raster import (GDAL_TYPES, NUMPY_TYPES, compression, grid_of, open_raster, same_crs,
-                     smallest_int_type, temp_path_for)
+                     smallest_int_type)
+from .output import AtomicFile, gdal_checked, io_error, remove_quietly, temp_path
 from .serve import Progress
 from .vectors import ClassCodes, PointWriter, lookup_path, read_features, vector_driver
 
@@ -137,58 +137,65 @@ class _Spool:
         self.output, self.bands, self.size = str(output), bands, size
         self.dtype, self.spacing, self.nodata = np.dtype(dtype), spacing, nodata
         self.metadata, self.param = metadata, param
-        d = os.path.dirname(os.path.abspath(self.output))
+        self.out = AtomicFile(self.output, param, ext=".tif")
+        self.raw = temp_path(self.output, ".raw")
         try:
-            os.makedirs(d, exist_ok=True)
-            self.raw = os.path.join(d, f".{os.path.basename(self.output)}.{uuid.uuid4().hex[:8]}.raw")
             self.fh = open(self.raw, "wb")
         except OSError as exc:
-            raise RsdlIOError(f"cannot write '{self.output}': {exc}", param) from exc
+            raise io_error(self.output, exc, param) from exc
         self.count = 0
 
     def append(self, patches):
-        self.fh.write(np.ascontiguousarray(patches, dtype=self.dtype).tobytes())
+        try:
+            self.fh.write(np.ascontiguousarray(patches, dtype=self.dtype).tobytes())
+        except OSError as exc:
+            raise io_error(self.output, exc, self.param) from exc
         self.count += len(patches)
 
     def commit(self, chunk=1024):
-        self.fh.close()
+        """Write the patches image to its temporary name; `publish` renames it."""
         n, s, b = self.count, self.size, self.bands
-        tmp = temp_path_for(self.output)
         try:
+            self.fh.close()
             # uncompressed, as OTBTF writes them: training reads them fastest that way
             options = ["BIGTIFF=IF_SAFER", f"BLOCKYSIZE={s * max(1, 64 // s)}"]
-            ds = gdal.GetDriverByName("GTiff").Create(tmp, s, n * s, b, GDAL_TYPES[self.dtype.name],
-                                                      options)
-            ds.SetGeoTransform((0.0, self.spacing[0], 0.0, 0.0, 0.0, self.spacing[1]))
-            if self.metadata:
-                ds.SetMetadata({k: str(v) for k, v in self.metadata.items()}, "")
-            for i in range(b):
-                if self.nodata is not None:
-                    ds.GetRasterBand(i + 1).SetNoDataValue(float(self.nodata))
-            with open(self.raw, "rb") as raw:
-                for p0 in range(0, n, chunk):
-                    p1 = min(n, p0 + chunk)
-                    data = np.fromfile(raw, dtype=self.dtype, count=(p1 - p0) * b * s * s)
-                    data = data.reshape(p1 - p0, b, s, s)
-                    block = np.ascontiguousarray(data.transpose(1, 0, 2, 3).reshape(b, (p1 - p0) * s, s))
-                    ds.WriteRaster(0, p0 * s, s, (p1 - p0) * s, block.tobytes(),
-                                   buf_type=GDAL_TYPES[self.dtype.name])
-            ds = None
-            os.replace(tmp, self.output)
-        except (RuntimeError, OSError) as exc:
-            for p in (tmp,):
-                if os.path.exists(p):
-                    os.remove(p)
-            raise RsdlIOError(f"cannot write '{self.output}': {exc}", self.param) from exc
+            with gdal_checked(self.output, self.param):
+                ds = gdal.GetDriverByName("GTiff").Create(self.out.tmp, s, n * s, b,
+                                                          GDAL_TYPES[self.dtype.name], options)
+                ds.SetGeoTransform((0.0, self.spacing[0], 0.0, 0.0, 0.0, self.spacing[1]))
+                if self.metadata:
+                    ds.SetMetadata({k: str(v) for k, v in self.metadata.items()}, "")
+                for i in range(b):
+                    if self.nodata is not None:
+                        ds.GetRasterBand(i + 1).SetNoDataValue(float(self.nodata))
+                with open(self.raw, "rb") as raw:
+                    for p0 in range(0, n, chunk):
+                        p1 = min(n, p0 + chunk)
+                        data = np.fromfile(raw, dtype=self.dtype, count=(p1 - p0) * b * s * s)
+                        data = data.reshape(p1 - p0, b, s, s)
+                        block = np.ascontiguousarray(
+                            data.transpose(1, 0, 2, 3).reshape(b, (p1 - p0) * s, s))
+                        ds.WriteRaster(0, p0 * s, s, (p1 - p0) * s, block.tobytes(),
+                                       buf_type=GDAL_TYPES[self.dtype.name])
+                ds.FlushCache()
+                ds = None
+        except OSError as exc:
+            self.abort()
+            raise io_error(self.output, exc, self.param) from exc
+        except BaseException:
+            self.abort()
+            raise
         finally:
-            if os.path.exists(self.raw):
-                os.remove(self.raw)
+            remove_quietly(self.raw)
+
+    def publish(self):
+        self.out.commit()
 
     def abort(self):
         if not self.fh.closed:
             self.fh.close()
-        if os.path.exists(self.raw):
-            os.remove(self.raw)
+        remove_quietly(self.raw)
+        self.out.abort()
 
 
 def _read_points(job, ref_wkt, progress):
@@ -269,7 +276,7 @@ def extract_patches(job, progress=None):
     spools, writer = [], None
     nodata_by = {s.param: 0 for s in srcs}
     kept_labels = []
-    label_tmp = None
+    label_out = None
     old_cache = gdal.GetCacheMax()
     gdal.SetCacheMax(int(job.cache_mb) * 1024 * 1024)
     try:
@@ -325,21 +332,24 @@ def extract_patches(job, progress=None):
                             "their edges for the patch size, and away from nodata", "VECTOR")
         labels = np.concatenate(kept_labels) if kept_labels else np.zeros(0, dtype=np.int64)
         if job.output_labels:
-            label_tmp = _write_labels(job.output_labels, labels)
+            label_out = _write_labels(job.output_labels, labels)
         for sp in spools:
             sp.commit()
         if writer is not None:
             writer.commit()
             writer = None
-        if label_tmp:
-            os.replace(label_tmp, job.output_labels)
+        # every output is complete: only renames are left
+        for sp in spools:
+            sp.publish()
+        if label_out is not None:
+            label_out.commit()
     except BaseException:
         for sp in spools:
             sp.abort()
         if writer is not None:
             writer.abort()
-        if label_tmp and os.path.exists(label_tmp):
-            os.remove(label_tmp)
+        if label_out is not None:
+            label_out.abort()
         raise
     finally:
         gdal.SetCacheMax(old_cache)
@@ -360,18 +370,18 @@ def extract_patches(job, progress=None):
 
 
 def _write_labels(path, labels):
-    """The 1 x n labels raster, written to a temporary file renamed by the caller."""
+    """The 1 x n labels raster, written to a temporary name: the caller commits it."""
     dtype = smallest_int_type(labels)
-    tmp = temp_path_for(path)
+    out = AtomicFile(path, "OUTPUT_LABELS", ext=".tif")
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        ds = gdal.GetDriverByName("GTiff").Create(tmp, 1, len(labels), 1, GDAL_TYPES[dtype],
-                                                  [f"COMPRESS={compression()}", "BIGTIFF=IF_SAFER"])
-        ds.SetMetadata({"RSDL_FORMAT": "labels", "RSDL_PATCH_SIZE": "1"}, "")
-        ds.GetRasterBand(1).WriteArray(labels.reshape(-1, 1).astype(dtype))
-        ds = None
-    except (RuntimeError, OSError) as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise RsdlIOError(f"cannot write '{path}': {exc}", "OUTPUT_LABELS") from exc
-    return tmp
+        with gdal_checked(path, "OUTPUT_LABELS"):
+            ds = gdal.GetDriverByName("GTiff").Create(out.tmp, 1, len(labels), 1, GDAL_TYPES[dtype],
+                                                      [f"COMPRESS={compression()}", "BIGTIFF=IF_SAFER"])
+            ds.SetMetadata({"RSDL_FORMAT": "labels", "RSDL_PATCH_SIZE": "1"}, "")
+            ds.GetRasterBand(1).WriteArray(labels.reshape(-1, 1).astype(dtype))
+            ds.FlushCache()
+            ds = None
+    except BaseException:
+        out.abort()
+        raise
+    return out

@@ -1,14 +1,13 @@
 """Raster readers and writers (GDAL only)."""
-import os
 import queue
 import threading
-import uuid
 
 import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import RsdlIOError, GridError
 from .grid import Grid
+from .output import AtomicFile, gdal_checked, io_error
 from .windows import crop
 
 gdal.UseExceptions()
@@ -143,47 +142,49 @@ def compression():
     return "ZSTD" if "ZSTD" in opts else "DEFLATE"
 
 
-def temp_path_for(path):
-    d, name = os.path.split(os.path.abspath(path))
-    return os.path.join(d, f".{name}.{uuid.uuid4().hex[:8]}.part.tif")
-
-
 class TiledWriter:
     """A tiled, compressed GeoTIFF written by a background thread.
 
-    Tiles are written into a hidden temporary file beside the target; ``commit`` renames
-    it onto the target once every tile is written, ``abort`` removes it. The queue is
-    bounded, so memory stays bounded when the disk is slower than the model.
+    Tiles are written into a temporary file beside the target (engine/output.py);
+    ``commit`` flushes and closes it (any GDAL error, a full disk included, is raised
+    there) and renames it onto the target, ``abort`` removes it. The queue is bounded, so
+    memory stays bounded when the disk is slower than the model.
     """
 
     def __init__(self, path, width, height, bands, dtype, geotransform, crs_wkt, nodata,
-                 band_names=None, metadata=None, block=256, max_pending=2):
+                 band_names=None, metadata=None, block=256, max_pending=2, param="OUTPUT"):
         self.path = str(path)
+        self.param = param
         self.dtype = np.dtype(dtype)
-        self.tmp = temp_path_for(self.path)
+        self.out = AtomicFile(self.path, param, ext=".tif")
+        self.tmp = self.out.tmp
         options = ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}",
                    f"COMPRESS={compression()}", "BIGTIFF=IF_SAFER", "NUM_THREADS=1"]
         if self.dtype.kind == "f":
             options.append("PREDICTOR=3")
         elif self.dtype.itemsize > 1:
             options.append("PREDICTOR=2")
+        self.ds = None
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            drv = gdal.GetDriverByName("GTiff")
-            self.ds = drv.Create(self.tmp, width, height, bands, GDAL_TYPES[self.dtype.name], options)
-        except (RuntimeError, OSError) as exc:
-            raise RsdlIOError(f"cannot create '{self.path}': {exc}", "OUTPUT") from exc
-        self.ds.SetGeoTransform(geotransform)
-        if crs_wkt:
-            self.ds.SetProjection(crs_wkt)
-        for b in range(bands):
-            band = self.ds.GetRasterBand(b + 1)
-            if nodata is not None:
-                band.SetNoDataValue(nodata)
-            if band_names:
-                band.SetDescription(band_names[b])
-        if metadata:
-            self.ds.SetMetadata({k: str(v) for k, v in metadata.items()})
+            with gdal_checked(self.path, param):
+                drv = gdal.GetDriverByName("GTiff")
+                self.ds = drv.Create(self.tmp, width, height, bands, GDAL_TYPES[self.dtype.name],
+                                     options)
+                self.ds.SetGeoTransform(geotransform)
+                if crs_wkt:
+                    self.ds.SetProjection(crs_wkt)
+                for b in range(bands):
+                    band = self.ds.GetRasterBand(b + 1)
+                    if nodata is not None:
+                        band.SetNoDataValue(nodata)
+                    if band_names:
+                        band.SetDescription(band_names[b])
+                if metadata:
+                    self.ds.SetMetadata({k: str(v) for k, v in metadata.items()})
+        except RsdlIOError:
+            self._close_quietly()
+            self.out.abort()
+            raise
         self.error = None
         self.queue = queue.Queue(maxsize=max_pending)
         self.thread = threading.Thread(target=self._run, name="rsdl-writer", daemon=True)
@@ -198,14 +199,18 @@ class TiledWriter:
             if self.error is not None:
                 continue
             try:
-                for b in range(array.shape[2]):
-                    self.ds.GetRasterBand(b + 1).WriteArray(array[:, :, b], window.col_off, window.row_off)
+                with gdal_checked(self.path, self.param):
+                    for b in range(array.shape[2]):
+                        self.ds.GetRasterBand(b + 1).WriteArray(array[:, :, b], window.col_off,
+                                                                window.row_off)
             except Exception as exc:  # reported by write() or commit()
                 self.error = exc
 
     def _check(self):
         if self.error is not None:
-            raise RsdlIOError(f"cannot write '{self.path}': {self.error}", "OUTPUT")
+            if isinstance(self.error, RsdlIOError):
+                raise self.error
+            raise io_error(self.path, self.error, self.param)
 
     def write(self, window, array):
         """Queue a (rows, cols, bands) tile for writing at ``window``."""
@@ -219,16 +224,22 @@ class TiledWriter:
 
     def commit(self):
         self._stop()
-        self._check()
         try:
-            self.ds.FlushCache()
-            self.ds = None
-            if os.path.exists(self.path + ".aux.xml"):  # statistics of an older output
-                os.remove(self.path + ".aux.xml")
-            os.replace(self.tmp, self.path)
-        except (RuntimeError, OSError) as exc:
+            self._check()
+            with gdal_checked(self.path, self.param):
+                self.ds.FlushCache()
+                self.ds = None
+        except RsdlIOError:
             self.abort()
-            raise RsdlIOError(f"cannot write '{self.path}': {exc}", "OUTPUT") from exc
+            raise
+        self.out.commit()
+
+    def _close_quietly(self):
+        try:
+            with gdal_checked(self.path, self.param):
+                self.ds = None
+        except RsdlIOError:
+            pass
 
     def abort(self):
         try:
@@ -237,7 +248,5 @@ class TiledWriter:
         except queue.Empty:
             pass
         self._stop()
-        self.ds = None
-        for p in (self.tmp, self.tmp + ".aux.xml"):
-            if os.path.exists(p):
-                os.remove(p)
+        self._close_quietly()
+        self.out.abort()

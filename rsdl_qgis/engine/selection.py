@@ -1,5 +1,6 @@
 """Class statistics and sample selection: rasters and vectors in, tables and points out."""
 import csv
+import io
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -7,13 +8,15 @@ from typing import Optional
 import numpy as np
 from osgeo import gdal, ogr
 
-from ..errors import CancelledError, GridError, RsdlIOError
+from ..errors import CancelledError, GridError
 from .raster import grid_of, open_raster, require_same_grid
 from .sampling import (SAMPLERS, STRATEGIES, MaskCounter, parse_class_counts, required_counts,
                        select, span_counts, spans_of, split_sets, choose)
+from .output import gdal_checked, io_error, remove_stale, temp_path, write_text
 from .serve import Progress
 from .vectors import (ClassCodes, PointWriter, lookup_path, pixel_centre, read_features,
-                      remove_vector, vector_driver, temp_vector_path)
+                      remove_vector, vector_driver, output_layer,
+                      publish_layer)
 
 gdal.UseExceptions()
 
@@ -107,18 +110,20 @@ def _empty_class_error(cand, empty, param="VECTOR"):
 def write_table(path, header, rows, param="OUTPUT"):
     """A table as CSV (path ending in .csv) or as an attribute-only vector (GPKG...)."""
     path = str(path)
-    tmp = temp_vector_path(path)
+    file, layer = output_layer(path)
+    if file.lower().endswith(".csv") or not os.path.splitext(file)[1]:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(header)
+        w.writerows(rows)
+        return write_text(path, buf.getvalue(), param)
+    vector_driver(path, param)
+    remove_stale(file)
+    tmp = temp_path(file, ".gpkg")
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        if path.lower().endswith(".csv") or not os.path.splitext(path)[1]:
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
-                w = csv.writer(fh)
-                w.writerow(header)
-                w.writerows(rows)
-        else:
-            drv = ogr.GetDriverByName(vector_driver(path, param))
-            ds = drv.CreateDataSource(tmp)
-            lyr = ds.CreateLayer(os.path.splitext(os.path.basename(path))[0], None, ogr.wkbNone)
+        with gdal_checked(path, param):
+            ds = ogr.GetDriverByName("GPKG").CreateDataSource(tmp)
+            lyr = ds.CreateLayer(layer, None, ogr.wkbNone)
             for i, name in enumerate(header):
                 kind = ogr.OFTInteger64 if all(isinstance(r[i], (int, np.integer)) for r in rows) \
                     else ogr.OFTString
@@ -130,11 +135,11 @@ def write_table(path, header, rows, param="OUTPUT"):
                 lyr.CreateFeature(f)
             lyr = None
             ds = None
-        remove_vector(path)
-        os.replace(tmp, path)
-    except (RuntimeError, OSError) as exc:
+        publish_layer(tmp, path, param)
+    except OSError as exc:
+        raise io_error(path, exc, param) from exc
+    finally:
         remove_vector(tmp)
-        raise RsdlIOError(f"cannot write '{path}': {exc}", param) from exc
     return path
 
 

@@ -3,6 +3,8 @@ default style from there. No qgis import: the engine writes them."""
 import os
 from html import escape
 
+from .output import write_text
+
 PALETTE = ["#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3",
            "#b2df8a", "#fb9a99", "#fdbf6f", "#cab2d6", "#ffff99", "#8dd3c7", "#bebada"]
 KNOWN = {"water": "#1f78b4", "crop": "#ffd92f", "tree": "#1b7837", "forest": "#1b7837",
@@ -30,8 +32,7 @@ def _write_qml(path, renderer):
   <blendMode>0</blendMode>
 </qgis>
 """
-    with open(qml_path(path), "w", encoding="utf-8") as fh:
-        fh.write(qml)
+    write_text(qml_path(path), qml, "OUTPUT")
 
 
 def write_class_style(path, codes, names):

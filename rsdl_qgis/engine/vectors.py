@@ -5,7 +5,9 @@ grid (reprojected on the fly when the CRSs differ), so the samplers work on arra
 never on OGR objects.
 """
 import csv
+import io
 import os
+import re
 import struct
 import uuid
 
@@ -13,6 +15,7 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 
 from ..errors import GridError, RsdlIOError
+from .output import _alive, describe, gdal_checked, io_error, remove_stale, temp_path, write_text
 
 ogr.UseExceptions()
 osr.UseExceptions()
@@ -247,6 +250,11 @@ def _read_arrow(lyr, field, kind, feats, rings, pts, point_list, point_feature, 
                 feats.fid.extend(fids[ok].tolist())
                 feats.value.extend(_values(values[ok], kind))
                 continue
+        if geoms.dtype.kind in "VS":
+            # every geometry has the same WKB size (four rectangles, all triangles...):
+            # GDAL hands a fixed-width array; take each item's bytes whole
+            raw = np.ascontiguousarray(geoms).view(np.uint8).reshape(n, geoms.dtype.itemsize)
+            geoms = [raw[i].tobytes() for i in range(n)]
         for i in range(n):
             wkb = geoms[i]
             if gmask[i] or wkb is None or len(wkb) < 9:
@@ -335,12 +343,13 @@ class ClassCodes:
     def name_of(self, code):
         return dict(zip(self.codes, self.names)).get(int(code), str(code))
 
-    def write(self, path):
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["code", "name"])
-            for c, n in zip(self.codes, self.names):
-                w.writerow([c, n])
+    def write(self, path, param="OUTPUT"):
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["code", "name"])
+        for c, n in zip(self.codes, self.names):
+            w.writerow([c, n])
+        write_text(path, buf.getvalue(), param)
 
     @classmethod
     def read(cls, path):
@@ -355,19 +364,88 @@ def lookup_path(vector_path):
     return os.path.splitext(path)[0] + LOOKUP_SUFFIX
 
 
-def temp_vector_path(path):
-    d, name = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(name)
-    return os.path.join(d, f".{stem}.{uuid.uuid4().hex[:8]}.part{ext}")
-
-
 def vector_driver(path, param="OUTPUT"):
-    ext = os.path.splitext(str(path))[1].lower()
+    ext = os.path.splitext(split_source(path)[0])[1].lower()
     drivers = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".sqlite": "SQLite", ".csv": "CSV",
                ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf"}
     if ext not in drivers:
         raise RsdlIOError(f"cannot write '{path}': use one of {', '.join(sorted(drivers))}", param)
     return drivers[ext]
+
+
+def output_layer(path):
+    """(file, layer name) of a vector output: 'file.gpkg|layername=x', else the file's stem."""
+    file, layer = split_source(path)
+    return file, (layer if isinstance(layer, str) and layer else
+                  os.path.splitext(os.path.basename(file))[0])
+
+
+def publish_layer(tmp, path, param="OUTPUT"):
+    """Move a complete temporary GeoPackage (one layer) to the vector output `path`.
+
+    Into an existing GeoPackage only that layer is written (replacing a layer of the same
+    name) and every other layer is kept; the layer is copied under a temporary name first
+    and swapped in within one transaction. Other formats are converted next to the target
+    and renamed onto it.
+    """
+    file, layer = output_layer(path)
+    driver = vector_driver(file, param)
+    if driver == "GPKG" and os.path.exists(file):
+        _replace_layer(tmp, file, layer, param)
+        remove_vector(tmp)
+    elif driver == "GPKG":
+        os.replace(tmp, file)
+    else:
+        conv = temp_path(file)
+        try:
+            with gdal_checked(file, param):
+                out = gdal.VectorTranslate(conv, tmp, format=driver, layerName=layer)
+                out = None
+            stem, cstem = os.path.splitext(file)[0], os.path.splitext(conv)[0]
+            remove_vector(file)
+            for p in _siblings(conv):
+                if os.path.exists(p):
+                    os.replace(p, stem + p[len(cstem):])
+        finally:
+            remove_vector(conv)
+            remove_vector(tmp)
+
+
+def _replace_layer(tmp, file, layer, param):
+    try:
+        ds = ogr.Open(file, 1)
+    except RuntimeError as exc:
+        raise RsdlIOError(f"'{file}' exists and is not a GeoPackage that can be updated "
+                          f"({describe(exc)}); choose another file name", param) from exc
+    if ds is None or ds.GetDriver().GetName() != "GPKG":
+        raise RsdlIOError(f"'{file}' exists and is not a GeoPackage; choose another file "
+                          "name", param)
+    part = f"rsdl_part_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with gdal_checked(file, param):
+            for i in reversed(range(ds.GetLayerCount())):      # leftovers of killed runs
+                m = re.match(r"rsdl_part_(\d+)_", ds.GetLayer(i).GetName())
+                if m and not _alive(int(m.group(1))):
+                    ds.DeleteLayer(i)
+            src = ogr.Open(tmp)
+            ds.CopyLayer(src.GetLayer(0), part, ["SPATIAL_INDEX=NO"])
+            src = None
+            ds.StartTransaction()
+            for i in range(ds.GetLayerCount()):
+                if ds.GetLayer(i).GetName() == layer:
+                    ds.DeleteLayer(i)
+                    break
+            ds.GetLayerByName(part).Rename(layer)
+            ds.CommitTransaction()
+            ds = None
+    except RsdlIOError:
+        ds = ogr.Open(file, 1)
+        for i in range(ds.GetLayerCount() if ds is not None else 0):
+            if ds.GetLayer(i).GetName() == part:
+                ds.DeleteLayer(i)
+                break
+        ds = None
+        raise
 
 
 class PointWriter:
@@ -383,13 +461,15 @@ class PointWriter:
         self.path = str(path)
         self.param = param
         self.driver = vector_driver(self.path, param)
-        self.tmp = temp_vector_path(os.path.splitext(self.path)[0] + ".gpkg")
-        self.layer = layer_name or os.path.splitext(os.path.basename(self.path))[0]
+        file, layer = output_layer(self.path)
+        remove_stale(file)
+        self.tmp = temp_path(file, ".gpkg")
+        self.layer = layer_name or layer
         self.names = [f for f, _ in fields]
         self.count = 0
         self.extent = [np.inf, np.inf, -np.inf, -np.inf]
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            os.makedirs(os.path.dirname(os.path.abspath(self.tmp)), exist_ok=True)
             ds = ogr.GetDriverByName("GPKG").CreateDataSource(self.tmp)
             srs = None
             if crs_wkt:
@@ -417,7 +497,7 @@ class PointWriter:
                 self.db.execute(f'DROP TRIGGER "{name}"')
         except (RuntimeError, OSError, sqlite3.Error) as exc:
             self._cleanup()
-            raise RsdlIOError(f"cannot create '{self.path}': {exc}", param) from exc
+            raise io_error(self.path, exc, param) from exc
         cols = ", ".join(['"geom"'] + [f'"{n}"' for n in self.names])
         marks = ", ".join(["?"] * (len(self.names) + 1))
         self.sql = f'INSERT INTO "{self.layer}" ({cols}) VALUES ({marks})'
@@ -442,7 +522,7 @@ class PointWriter:
         try:
             self.db.executemany(self.sql, zip(self._blobs(x, y), *cols))
         except sqlite3.Error as exc:
-            raise RsdlIOError(f"cannot write '{self.path}': {exc}", self.param) from exc
+            raise io_error(self.path, exc, self.param) from exc
         self.count += len(x)
         self.extent = [min(self.extent[0], x.min()), min(self.extent[1], y.min()),
                        max(self.extent[2], x.max()), max(self.extent[3], y.max())]
@@ -464,17 +544,13 @@ class PointWriter:
             self.db = None
             # no spatial index: samples are read in sequence by the next steps, and
             # building one costs more than writing the points (QGIS: Create spatial index)
-            remove_vector(self.path)
-            if self.driver == "GPKG":
-                os.replace(self.tmp, self.path)
-            else:
-                gdal.VectorTranslate(self.path, self.tmp, format=self.driver,
-                                     layerName=self.layer)
-                remove_vector(self.tmp)
+            publish_layer(self.tmp, self.path, self.param)
         except (RuntimeError, OSError, sqlite3.Error) as exc:
             self.abort()
-            remove_vector(self.path)
-            raise RsdlIOError(f"cannot write '{self.path}': {exc}", self.param) from exc
+            raise io_error(self.path, exc, self.param) from exc
+        except RsdlIOError:
+            self.abort()
+            raise
 
     def abort(self):
         if getattr(self, "db", None) is not None:

@@ -17,6 +17,7 @@ import tempfile
 import zipfile
 
 from ..deps import require
+from ..engine.output import AtomicFile
 from ..errors import RsdlIOError
 
 FORMAT = "rsdl-classifier"
@@ -44,8 +45,6 @@ def save(path, pipeline, manifest, model_path=None, param="OUTPUT_CLASSIFIER"):
     """Write a classifier file (to a temporary name, renamed when complete)."""
     sio = require("skops.io", "skops")
     path = str(path)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
-                       f".{os.path.basename(path)}.{os.getpid()}.part")
     files = {"classifier.skops": sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED)}
     if model_path:
         model_path = str(model_path)
@@ -65,17 +64,11 @@ def save(path, pipeline, manifest, model_path=None, param="OUTPUT_CLASSIFIER"):
             manifest["model_member"] = f"model/{os.path.basename(model_path)}"
     manifest = dict(manifest, format=FORMAT, version=VERSION,
                     files={k: _sha(v) for k, v in files.items()})
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    with AtomicFile(path, param) as out:
+        with zipfile.ZipFile(out.tmp, "w", zipfile.ZIP_DEFLATED) as z:
             z.writestr("manifest.json", json.dumps(manifest, indent=1))
             for k, v in files.items():
                 z.writestr(k, v)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise RsdlIOError(f"cannot write '{path}': {exc}", param) from exc
     return path
 
 
@@ -102,8 +95,65 @@ class Loaded:
         self.close()
 
 
+#: limits checked from the zip directory before any member is read (a zip bomb is
+#: refused, not inflated): one member, all members, and the compression ratio of members
+#: over 1 MiB (a trained classifier or model compresses far less than 50:1)
+MAX_MEMBER = 4 << 30
+MAX_TOTAL = 8 << 30
+MAX_RATIO = 50
+MAX_MANIFEST = 16 << 20
+MAX_CLASSIFIER = 2 << 30
+
+
+def _check_directory(z, path, param):
+    """Refuse unsafe names and members too large or too compressed, from the directory."""
+    total = 0
+    for info in z.infolist():
+        name = info.filename
+        if name.startswith("/") or "\\" in name or ".." in name.split("/") or ":" in name:
+            raise RsdlIOError(f"'{path}' holds an unsafe member name '{name}'; it was not "
+                              "loaded", param)
+        if info.file_size > MAX_MEMBER or (info.file_size > (1 << 20) and
+                                           info.file_size > MAX_RATIO * max(1, info.compress_size)):
+            raise RsdlIOError(f"'{path}' holds a member '{name}' that would inflate to "
+                              f"{info.file_size / 2 ** 20:.0f} MiB from "
+                              f"{info.compress_size / 2 ** 20:.1f} MiB: not a classifier file "
+                              "written by rsdl:trainclassifier; it was not loaded", param)
+        total += info.file_size
+    if total > MAX_TOTAL:
+        raise RsdlIOError(f"'{path}' would inflate to {total / 2 ** 30:.1f} GiB: not a "
+                          "classifier file written by rsdl:trainclassifier", param)
+
+
+def _read_member(z, name, limit, sink=None):
+    """A member read in chunks (never beyond `limit` bytes): its SHA-256, and its bytes
+    when no `sink` file is given."""
+    digest = hashlib.sha256()
+    parts, size = [], 0
+    with z.open(name) as fh:
+        while True:
+            chunk = fh.read(1 << 20)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise ValueError(f"'{name}' is larger than its directory entry says")
+            digest.update(chunk)
+            if sink is not None:
+                sink.write(chunk)
+            else:
+                parts.append(chunk)
+    return digest.hexdigest(), (b"".join(parts) if sink is None else None)
+
+
 def load(path, param="CLASSIFIER"):
-    """Read and check a classifier file; refuse anything modified or unexpected."""
+    """Read and check a classifier file; refuse anything modified or unexpected.
+
+    The checksums in the manifest detect damage (a truncated copy, a bad disk), not
+    tampering: anyone can recompute them. What protects against a hostile file is that
+    nothing in it is executed: the classifier is rebuilt by skops from an explicit list
+    of types, and the embedded model is scanned before it is loaded (models/safety.py).
+    """
     sio = require("skops.io", "skops")
     path = str(path)
     bad = f"'{path}' is not a classifier file written by rsdl:trainclassifier"
@@ -111,52 +161,67 @@ def load(path, param="CLASSIFIER"):
         z = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
         raise RsdlIOError(f"{bad} ({exc})", param) from exc
-    with z:
-        try:
-            manifest = json.loads(z.read("manifest.json"))
-        except (KeyError, ValueError) as exc:
-            raise RsdlIOError(f"{bad}: no readable manifest", param) from exc
-        if manifest.get("format") != FORMAT:
-            raise RsdlIOError(bad, param)
-        if manifest.get("version", 0) > VERSION:
-            raise RsdlIOError(f"'{path}' was written by a newer rsdl_qgis (format version "
-                              f"{manifest.get('version')}); update the plugin", param)
-        listed = manifest.get("files", {})
-        members = set(z.namelist()) - {"manifest.json"}
-        if members != set(listed):
-            raise RsdlIOError(f"'{path}' has been tampered with: its members "
-                              f"({', '.join(sorted(members ^ set(listed)))}) differ from its "
-                              "manifest. Train the classifier again", param)
-        data = {}
-        for name in sorted(members):
-            if name.startswith("/") or ".." in name.split("/"):
-                raise RsdlIOError(f"'{path}' holds an unsafe member name '{name}'", param)
-            data[name] = z.read(name)
-            if _sha(data[name]) != listed[name]:
-                raise RsdlIOError(f"'{path}' has been tampered with: '{name}' does not match "
-                                  "its checksum. Train the classifier again", param)
-    blob = data.pop("classifier.skops", None)
-    if blob is None:
-        raise RsdlIOError(f"{bad}: no classifier inside", param)
-    try:
-        untrusted = sio.get_untrusted_types(data=blob)
-    except Exception as exc:  # skops raises various errors on corrupt data
-        raise RsdlIOError(f"'{path}': the classifier inside cannot be read ({exc})", param) from exc
-    unexpected = sorted(set(untrusted) - ALLOWED_TYPES)
-    if unexpected:
-        raise RsdlIOError(f"'{path}' refers to types a classifier does not use "
-                          f"({', '.join(unexpected)}); it was not loaded, as it may have been "
-                          "tampered with", param)
-    try:
-        pipeline = sio.loads(blob, trusted=list(untrusted))
-    except Exception as exc:
-        raise RsdlIOError(f"'{path}': the classifier inside cannot be loaded ({exc})", param) from exc
     workdir = None
-    if data:
-        workdir = tempfile.mkdtemp(prefix="rsdl-classifier-")
-        for name, content in data.items():
-            full = os.path.join(workdir, *name.split("/"))
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            with open(full, "wb") as fh:
-                fh.write(content)
+    try:
+        with z:
+            _check_directory(z, path, param)
+            try:
+                _, raw = _read_member(z, "manifest.json", MAX_MANIFEST)
+                manifest = json.loads(raw)
+            except (KeyError, ValueError, zipfile.BadZipFile) as exc:
+                raise RsdlIOError(f"{bad}: no readable manifest", param) from exc
+            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+                raise RsdlIOError(bad, param)
+            if not isinstance(manifest.get("version", 0), int):
+                raise RsdlIOError(bad, param)
+            if manifest.get("version", 0) > VERSION:
+                raise RsdlIOError(f"'{path}' was written by a newer rsdl_qgis (format version "
+                                  f"{manifest.get('version')}); update the plugin", param)
+            listed = manifest.get("files", {})
+            if not isinstance(listed, dict):
+                raise RsdlIOError(bad, param)
+            members = set(z.namelist()) - {"manifest.json"}
+            if members != set(listed):
+                raise RsdlIOError(f"'{path}' is damaged or was changed: its members "
+                                  f"({', '.join(sorted(members ^ set(listed)))}) differ from "
+                                  "its manifest. Train the classifier again", param)
+            blob = None
+            for name in sorted(members):
+                try:
+                    if name == "classifier.skops":
+                        sha, blob = _read_member(z, name, MAX_CLASSIFIER)
+                    else:
+                        if workdir is None:
+                            workdir = tempfile.mkdtemp(prefix="rsdl-classifier-")
+                        full = os.path.join(workdir, *name.split("/"))
+                        os.makedirs(os.path.dirname(full), exist_ok=True)
+                        with open(full, "wb") as fh:
+                            sha, _ = _read_member(z, name, MAX_MEMBER, fh)
+                except (ValueError, zipfile.BadZipFile, OSError) as exc:
+                    raise RsdlIOError(f"'{path}': member '{name}' cannot be read ({exc})",
+                                      param) from exc
+                if sha != listed[name]:
+                    raise RsdlIOError(f"'{path}' is damaged or was changed: '{name}' does not "
+                                      "match its checksum. Train the classifier again", param)
+        if blob is None:
+            raise RsdlIOError(f"{bad}: no classifier inside", param)
+        try:
+            untrusted = sio.get_untrusted_types(data=blob)
+        except Exception as exc:  # skops raises various errors on corrupt data
+            raise RsdlIOError(f"'{path}': the classifier inside cannot be read ({exc})",
+                              param) from exc
+        unexpected = sorted(set(untrusted) - ALLOWED_TYPES)
+        if unexpected:
+            raise RsdlIOError(f"'{path}' refers to types a classifier does not use "
+                              f"({', '.join(unexpected)}); it was not loaded, as it may have "
+                              "been tampered with", param)
+        try:
+            pipeline = sio.loads(blob, trusted=list(untrusted))
+        except Exception as exc:
+            raise RsdlIOError(f"'{path}': the classifier inside cannot be loaded ({exc})",
+                              param) from exc
+    except BaseException:
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
     return Loaded(pipeline, manifest, workdir)

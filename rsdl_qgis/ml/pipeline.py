@@ -8,14 +8,15 @@ from typing import List, Optional
 import numpy as np
 from osgeo import gdal
 
+from ..engine.output import AtomicFile, gdal_checked, remove_quietly, temp_path
 from ..engine.raster import (GDAL_TYPES, compression, grid_of, open_raster, require_same_grid,
-                             smallest_int_type, temp_path_for)
+                             smallest_int_type)
 from ..engine.sampling import spans_of
 from ..engine.selection import training_samples
 from ..engine.serve import Progress, serve
 from ..engine.styles import write_class_style, write_ramp_style
 from ..engine.vectors import ClassCodes, lookup_path, read_features
-from ..errors import CancelledError, GridError, RsdlIOError
+from ..errors import CancelledError, GridError
 from . import persist
 from .classifiers import CLASSIFIERS, build
 from .features import FeatureModel, FeatureRecipe, feature_model, features_at, probe_bands, serve_job
@@ -193,7 +194,7 @@ def classify(job, progress=None):
         sjob.output_type = "float32"
         sjob.output_nodata = float(nodata)
         sjob.tile_size, sjob.memory_mb = job.tile_size, job.memory_mb
-        both = temp_path_for(job.output)
+        both = temp_path(job.output)
         sjob.output = both
         progress.info(f"Classifier: {CLASSIFIERS[m['classifier']][0]} on {recipe.kind} features; "
                       f"classes {', '.join(f'{c}={n}' for c, n in zip(codes, names))}")
@@ -207,8 +208,7 @@ def classify(job, progress=None):
                 _split(both, job.confidence, 2, "float32", nodata, {}, "OUTPUT_CONFIDENCE")
                 write_ramp_style(job.confidence)
         finally:
-            if os.path.exists(both):
-                os.remove(both)
+            remove_quietly(both)
     finally:
         loaded.close()
     return {"OUTPUT": job.output, "OUTPUT_CONFIDENCE": job.confidence,
@@ -217,21 +217,15 @@ def classify(job, progress=None):
 
 def _split(src, dst, band, dtype, nodata, meta, param):
     """One band of the engine's output as its own tiled, compressed GeoTIFF."""
-    tmp = temp_path_for(dst)
     opts = ["TILED=YES", f"COMPRESS={compression()}", "BIGTIFF=IF_SAFER"]
-    try:
-        out = gdal.Translate(tmp, src, bandList=[band], outputType=GDAL_TYPES[dtype],
-                             noData=nodata, creationOptions=opts)
-        out.SetMetadata(meta)
-        out.GetRasterBand(1).SetDescription("class" if band == 1 else "confidence")
-        out = None
-        if os.path.exists(dst + ".aux.xml"):
-            os.remove(dst + ".aux.xml")
-        os.replace(tmp, dst)
-    except (RuntimeError, OSError) as exc:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise RsdlIOError(f"cannot write '{dst}': {exc}", param) from exc
+    with AtomicFile(dst, param, ext=".tif") as out:
+        with gdal_checked(dst, param):
+            ds = gdal.Translate(out.tmp, src, bandList=[band], outputType=GDAL_TYPES[dtype],
+                                noData=nodata, creationOptions=opts)
+            ds.SetMetadata(meta)
+            ds.GetRasterBand(1).SetDescription("class" if band == 1 else "confidence")
+            ds.FlushCache()
+            ds = None
 
 
 @dataclass

@@ -1,22 +1,19 @@
 """HTML reports and CSV matrices of accuracy assessments."""
 import csv
 import html
-import os
+import io
 
-from ..errors import RsdlIOError
+from ..engine.output import write_text
 
 
 def write_matrix_csv(path, matrix, names):
     """Rows = reference, columns = predicted, both labelled."""
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(["reference \\ predicted"] + list(names))
-            for name, row in zip(names, matrix):
-                w.writerow([name] + [int(v) for v in row])
-    except OSError as exc:
-        raise RsdlIOError(f"cannot write '{path}': {exc}", "OUTPUT_MATRIX") from exc
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["reference \\ predicted"] + list(names))
+    for name, row in zip(names, matrix):
+        w.writerow([name] + [int(v) for v in row])
+    write_text(path, buf.getvalue(), "OUTPUT_MATRIX")
 
 
 def html_report(path, title, matrix, names, sc, notes=(), param="OUTPUT_REPORT", extra_html=""):
@@ -51,9 +48,4 @@ td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:right}}td.d{{backgroun
 {f'<h2>Notes</h2><ul>{note}</ul>' if note else ''}
 </body></html>
 """
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(page)
-    except OSError as exc:
-        raise RsdlIOError(f"cannot write '{path}': {exc}", param) from exc
+    write_text(path, page, param)

@@ -16,15 +16,14 @@ expression fields, mode, class codes and names), so rsdl:modelserve needs no fie
 import json
 import os
 import warnings
-import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 import numpy as np
 
 from ..deps import require_tensorflow
+from ..engine.output import AtomicFolder, io_error
 from ..engine.raster import open_raster
 from ..engine.serve import Progress
 from ..engine.vectors import ClassCodes
@@ -33,6 +32,8 @@ from . import zoo
 
 METADATA = "rsdl_metadata.json"
 KERAS_FILE = "model.keras"
+#: what rsdl:trainmodel writes in a model folder (a SavedModel, the Keras model, metadata)
+OWN_FILES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", KERAS_FILE, METADATA}
 CHUNK = 1024
 
 
@@ -266,6 +267,27 @@ def train_model(job, progress=None):
                          f"{', '.join(zoo.ARCHITECTURES)}", "ARCHITECTURE")
     if job.epochs < 1 or job.batch_size < 1:
         raise GridError("EPOCHS and BATCH_SIZE must be at least 1", "EPOCHS")
+    # refused now, before any training, when the folder holds files we did not write
+    output = AtomicFolder(job.output_model, "OUTPUT_MODEL", owned=foreign_files, what="the model")
+    try:
+        return _train(job, progress, start, output)
+    finally:
+        output.abort()        # nothing left when the model was not written
+
+
+def foreign_files(path):
+    """What a model folder holds beyond what rsdl:trainmodel writes (everything, when it
+    is not a model written by rsdl:trainmodel)."""
+    names = sorted(os.listdir(path))
+    try:
+        with open(os.path.join(path, METADATA), encoding="utf-8") as fh:
+            ours = json.load(fh).get("format") == "rsdl-model"
+    except (OSError, ValueError, AttributeError):
+        ours = False
+    return [n for n in names if n not in OWN_FILES] if ours else names
+
+
+def _train(job, progress, start, output):
     n_src = len(job.train_sources)
     for i, s in enumerate(job.train_sources):
         s.name = s.name or f"x{i + 1}"
@@ -410,8 +432,7 @@ def train_model(job, progress=None):
             "best_epoch": best["epoch"], "best_" + monitor: best["loss"],
             "history": history, "metrics": metrics, "normalisation": "built into the model",
             "trained_on": [os.path.basename(s.path) for s in job.train_sources]}
-    export(job.output_model, model, core, serving, train.names, train.sources, codes, meta, tf,
-           keras)
+    export(output, model, core, serving, train.names, train.sources, codes, meta, tf, keras)
     if job.output_report:
         _report(job.output_report, history, matrix, names, metrics, meta)
         result["OUTPUT_REPORT"] = job.output_report
@@ -420,13 +441,11 @@ def train_model(job, progress=None):
     return result
 
 
-def export(path, model, core, serving, names, sources, codes, meta, tf, keras):
+def export(output, model, core, serving, names, sources, codes, meta, tf, keras):
     """SavedModel (signature inputs = source names; outputs class and probabilities),
-    the Keras model for fine-tuning, and the metadata, written to a temporary folder
-    renamed when complete."""
-    path = str(path)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
-                       f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.part")
+    the Keras model for fine-tuning, and the metadata, written to the temporary folder of
+    `output` (an AtomicFolder) and swapped in when complete."""
+    tmp = output.tmp
     table = tf.constant(np.asarray(codes, dtype=np.int32))
     crop = int(serving.get("crop", 0))
     efield = int(serving["efield"])
@@ -443,7 +462,6 @@ def export(path, model, core, serving, names, sources, codes, meta, tf, keras):
         return {"probabilities": p, "class": tf.gather(table, tf.argmax(p, axis=-1))}
 
     try:
-        os.makedirs(tmp)
         archive = keras.export.ExportArchive()
         archive.track(core)
         archive.add_endpoint("serving_default", serve, input_signature=[sig])
@@ -451,19 +469,11 @@ def export(path, model, core, serving, names, sources, codes, meta, tf, keras):
         model.save(os.path.join(tmp, KERAS_FILE))
         with open(os.path.join(tmp, METADATA), "w", encoding="utf-8") as fh:
             json.dump(meta, fh, indent=1)
-        if os.path.isdir(path):
-            if not os.path.exists(os.path.join(path, "saved_model.pb")) and os.listdir(path):
-                raise RsdlIOError(f"'{path}' is a folder that is not a model: choose a new "
-                                  "folder name", "OUTPUT_MODEL")
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, (RsdlIOError, KeyboardInterrupt)):
-            raise
-        if isinstance(exc, Exception):
-            raise RsdlIOError(f"cannot write the model '{path}': {exc}", "OUTPUT_MODEL") from exc
+    except (RsdlIOError, KeyboardInterrupt):
         raise
+    except Exception as exc:
+        raise io_error(output.path, exc, "OUTPUT_MODEL") from exc
+    output.commit()
 
 
 def _report(path, history, matrix, names, metrics, meta):

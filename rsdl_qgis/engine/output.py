@@ -1,0 +1,363 @@
+"""One way to write every output: atomically, checked, and never over a user's input.
+
+Every writer of the product (rasters, vectors, tables, reports, model folders, classifier
+files) goes through this module:
+
+- the output is written under a temporary name in its destination folder
+  (``.NAME.rsdl-HOST-PID-XXXXXXXX.part.EXT``), then renamed onto its name when every
+  write and the closing of the file succeeded; on any failure the temporary file is
+  removed and the previous file at that path, if any, is left untouched;
+- GDAL reports some errors (a full disk, say) only while a dataset is flushed or
+  closed: :func:`gdal_checked` turns them into one clear :class:`RsdlIOError`;
+- the temporary files of a run that was killed (kill -9, power cut) carry the host and
+  process that wrote them: the next run to the same output removes those whose process
+  is gone;
+- :func:`check_paths` refuses, before any work, an output that is one of the run's
+  inputs or another of its outputs.
+
+No qgis import here: the engine and the algorithms share it.
+"""
+import contextlib
+import errno
+import os
+import re
+import shutil
+import socket
+import sys
+import threading
+import uuid
+
+from ..errors import RsdlIOError
+
+MARK = ".rsdl-"
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname() or "host")[:32]
+_TEMP = re.compile(r"^\.(?P<name>.+?)\.rsdl-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{8}\.part")
+
+
+# --- paths ---------------------------------------------------------------------------
+
+def split_layer(path):
+    """'file.gpkg|layername=x' -> ('file.gpkg', 'x'); a plain path -> (path, None)."""
+    path = str(path)
+    layer = None
+    if "|" in path:
+        path, *opts = path.split("|")
+        for opt in opts:
+            key, _, value = opt.partition("=")
+            if key == "layername":
+                layer = value
+    return path, layer
+
+
+def real(path):
+    """The absolute path with links resolved, for comparing paths."""
+    return os.path.normcase(os.path.realpath(os.path.abspath(os.path.expanduser(str(path)))))
+
+
+def _key(path):
+    file, layer = split_layer(path)
+    key = real(file)
+    if key.lower().endswith(".shp"):          # a shapefile is its .shp, .dbf, .shx...
+        key = key[:-4]
+    return key, layer
+
+
+def _inside(child, folder):
+    return child != folder and child.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_paths(inputs, outputs):
+    """Refuse an output that is an input of the same run, or another output.
+
+    `inputs` and `outputs` map parameter names to paths (``path|layername=x`` for a
+    layer of a GeoPackage; folders for models). Two layers of one GeoPackage are distinct
+    (only the output's layer is written); a file inside an input folder (a model) is
+    that input too. Raises an RsdlIOError naming both parameters.
+    """
+    ins = [(p, _key(v)) for p, v in inputs.items() if v]
+    outs = [(p, _key(v)) for p, v in outputs.items() if v]
+    for i, (po, (ko, lo)) in enumerate(outs):
+        for pi, (ki, li) in ins:
+            same_layer = lo is None or li is None or lo == li
+            if (ko == ki and same_layer) or _inside(ko, ki) or _inside(ki, ko):
+                raise RsdlIOError(
+                    f"the output is the input {pi} ('{split_layer(inputs[pi])[0]}'): writing "
+                    "it would destroy the input. Choose another file name for the output",
+                    po)
+        for pj, (kj, lj) in outs[:i]:
+            if ko == kj and (lo is None or lj is None or lo == lj):
+                raise RsdlIOError(f"the output is also given as {pj} ('{outputs[pj]}'): "
+                                  "give each output its own file name", po)
+
+
+# --- messages ------------------------------------------------------------------------
+
+def describe(exc):
+    """A one-line reason for an OS or GDAL error, with what to do when it is known."""
+    text = str(getattr(exc, "strerror", None) or exc).strip().splitlines()[0] if str(exc) else ""
+    code = getattr(exc, "errno", None)
+    low = text.lower()
+    if code == errno.ENOSPC or "no space left" in low or "disk full" in low:
+        return "the disk is full: free some space or choose a folder on another disk"
+    if code == errno.EDQUOT or "quota" in low:
+        return "the disk quota is exceeded: free some space or choose another folder"
+    if code in (errno.EACCES, errno.EPERM) or "permission denied" in low:
+        return "permission denied: choose a folder you can write to"
+    if code == errno.EROFS or "read-only file system" in low:
+        return "the folder is on a read-only disk: choose another folder"
+    return text or type(exc).__name__
+
+
+def io_error(path, exc, param):
+    return RsdlIOError(f"cannot write '{path}': {describe(exc)}", param)
+
+
+_local = threading.local()
+_hook_lock = threading.Lock()
+
+
+def _install_hook():
+    """Route 'exception ignored' reports (GDAL's errors while a dataset is destroyed) to
+    the gdal_checked block running in the same thread; elsewhere, as before."""
+    with _hook_lock:
+        if getattr(sys.unraisablehook, "_rsdl", False):
+            return
+        previous = sys.unraisablehook
+
+        def hook(unraisable):
+            stack = getattr(_local, "stack", None)
+            if stack:
+                stack[-1].append(str(unraisable.exc_value))
+            else:
+                previous(unraisable)
+        hook._rsdl = True
+        sys.unraisablehook = hook
+
+
+@contextlib.contextmanager
+def gdal_checked(path, param):
+    """Run GDAL writes and closes with every error caught, including those GDAL raises
+    while a dataset is flushed or destroyed (which Python otherwise prints and ignores).
+    Close datasets inside the block (``ds = None``). Thread-safe: GDAL's error handlers
+    are per thread, and so is what this collects."""
+    from osgeo import gdal
+    _install_hook()
+    errors = []
+
+    def handler(level, _no, message):
+        if level >= gdal.CE_Failure:
+            errors.append(message)
+
+    if not hasattr(_local, "stack"):
+        _local.stack = []
+    _local.stack.append(errors)
+    gdal.PushErrorHandler(handler)
+    try:
+        yield
+    except (RuntimeError, OSError) as exc:
+        if isinstance(exc, RsdlIOError):
+            raise
+        errors.append(exc)
+    finally:
+        gdal.PopErrorHandler()
+        _local.stack.pop()
+    if errors:
+        full = [e for e in errors if "no space left" in str(e).lower()]
+        raise io_error(path, (full or errors)[0], param)
+
+
+# --- temporary names and leftovers ---------------------------------------------------
+
+def temp_path(path, ext=None):
+    """A hidden temporary name for `path` in the same folder, marked with this host and
+    process so that a later run can tell a leftover of a killed run."""
+    d, name = os.path.split(os.path.abspath(str(path)))
+    if ext is None:
+        ext = os.path.splitext(name)[1]
+    return os.path.join(d, f".{name}{MARK}{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}.part{ext}")
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_temps(path):
+    """Temporary files and folders of killed runs for the output `path`."""
+    d, name = os.path.split(os.path.abspath(str(path)))
+    try:
+        entries = os.listdir(d)
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        m = _TEMP.match(entry)
+        if not m or m.group("name").lstrip(".") != name.lstrip("."):   # temps of temps too
+            continue
+        if m.group("host") == _HOST and (int(m.group("pid")) == os.getpid()
+                                         or _alive(int(m.group("pid")))):
+            continue                       # a run still going on here
+        found.append(os.path.join(d, entry))
+    return found
+
+
+def remove_stale(path, log=None):
+    """Remove what killed runs left for the output `path`; returns how many."""
+    gone = 0
+    for p in stale_temps(path):
+        try:
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p)
+            else:
+                os.remove(p)
+            gone += 1
+        except OSError:
+            pass
+    if gone and log:
+        log(f"removed {gone} temporary file(s) left beside '{path}' by an interrupted run")
+    return gone
+
+
+def remove_quietly(*paths):
+    for p in paths:
+        try:
+            if p and (os.path.isfile(p) or os.path.islink(p)):
+                os.remove(p)
+            elif p and os.path.isdir(p):
+                shutil.rmtree(p)
+        except OSError:
+            pass
+
+
+# --- atomic files and folders -------------------------------------------------------
+
+class AtomicFile:
+    """A file written under a temporary name and renamed onto `path` on success.
+
+        with AtomicFile(path, "OUTPUT") as out:
+            write(out.tmp)
+
+    An exception in the block (or in the rename) removes the temporary file, keeps any
+    previous file at `path`, and comes out as an RsdlIOError naming `param`.
+    `ext`: the temporary file's extension (GDAL and OGR choose drivers by it).
+    """
+
+    def __init__(self, path, param="OUTPUT", ext=None):
+        self.path = str(path)
+        self.param = param
+        folder = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise io_error(self.path, exc, param) from exc
+        remove_stale(self.path)
+        self.tmp = temp_path(self.path, ext)
+        self.done = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is None:
+            self.commit()
+            return False
+        self.abort()
+        if isinstance(exc, (OSError, RuntimeError)) and not isinstance(exc, RsdlIOError):
+            raise io_error(self.path, exc, self.param) from exc
+        return False
+
+    def commit(self):
+        if self.done:
+            return self.path
+        try:
+            if os.path.isdir(self.path) and not os.path.isdir(self.tmp):
+                raise RsdlIOError(f"'{self.path}' is a folder; give a file name", self.param)
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.abort()
+            raise io_error(self.path, exc, self.param) from exc
+        self.done = True
+        remove_quietly(self.tmp + ".aux.xml")
+        if os.path.exists(self.path + ".aux.xml"):     # statistics of the file replaced
+            remove_quietly(self.path + ".aux.xml")
+        return self.path
+
+    def abort(self):
+        remove_quietly(self.tmp, self.tmp + ".aux.xml")
+        for ext in ("-journal", "-wal", "-shm"):
+            remove_quietly(self.tmp + ext)
+
+
+def write_text(path, text, param="OUTPUT"):
+    """A text file (CSV, HTML, JSON, QML) written atomically."""
+    with AtomicFile(path, param) as out:
+        with open(out.tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    return str(path)
+
+
+def write_bytes(path, data, param="OUTPUT"):
+    with AtomicFile(path, param) as out:
+        with open(out.tmp, "wb") as fh:
+            fh.write(data)
+    return str(path)
+
+
+class AtomicFolder(AtomicFile):
+    """A folder (a model) written beside its destination and swapped in.
+
+    An existing folder at `path` is replaced only when `owned(path)` says that it holds
+    nothing but what the product writes (checked before any work: call ``check``);
+    otherwise the run is refused and the folder left as it is.
+    """
+
+    def __init__(self, path, param="OUTPUT", owned=None, what="a model"):
+        super().__init__(path, param, ext="")
+        self.owned = owned
+        self.what = what
+        self.check()
+        os.makedirs(self.tmp)
+
+    def check(self):
+        p = self.path
+        if os.path.isfile(p):
+            raise RsdlIOError(f"'{p}' is a file; {self.what} is a folder: give a folder "
+                              "name", self.param)
+        if os.path.isdir(p) and os.listdir(p):
+            foreign = self.owned(p) if self.owned else sorted(os.listdir(p))
+            if foreign:
+                raise RsdlIOError(
+                    f"the folder '{p}' holds files rsdl_qgis did not write "
+                    f"({', '.join(foreign[:5])}{', ...' if len(foreign) > 5 else ''}); "
+                    f"it is not replaced. Give a new or empty folder for {self.what}",
+                    self.param)
+
+    def commit(self):
+        if self.done:
+            return self.path
+        old = None
+        try:
+            if os.path.isdir(self.path):
+                self.check()           # nothing new appeared while the run went on
+                old = temp_path(self.path, ext="")
+                os.replace(self.path, old)
+            os.replace(self.tmp, self.path)
+        except (OSError, RsdlIOError) as exc:
+            if old and not os.path.exists(self.path):
+                os.replace(old, self.path)
+                old = None
+            self.abort()
+            if isinstance(exc, RsdlIOError):
+                raise
+            raise io_error(self.path, exc, self.param) from exc
+        self.done = True
+        remove_quietly(old)
+        return self.path
+
+    def abort(self):
+        remove_quietly(self.tmp)
