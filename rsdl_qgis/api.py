@@ -22,7 +22,7 @@ def serve_model(job, progress=None):
     """Load the job's model, check its input/output names, and run the serving engine."""
     from .models import load_model
     progress = progress or Progress()
-    model = load_model(job.model)
+    model = load_model(job.model, trusted=job.trust_model)
     progress.info(f"Model: {model.describe()}")
     apply_metadata(job, getattr(model, "metadata", None), progress)
     for i, src in enumerate(job.sources):

@@ -5,10 +5,12 @@ import threading
 
 from qgis.PyQt.QtGui import QIcon
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingParameterBoolean,
                        QgsProcessingLayerPostProcessorInterface,
                        QgsProcessingParameterDefinition, QgsProcessingParameterFeatureSource,
                        QgsProcessingParameterField)
 
+from ..engine.output import check_paths
 from ..engine.serve import Progress
 from ..engine.styles import qml_path
 from ..errors import CancelledError, RsdlError
@@ -119,6 +121,7 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         try:
+            self.check_outputs(parameters, context)
             results = self.process(parameters, context, feedback)
         except CancelledError as exc:
             raise QgsProcessingException(f"{exc}: no output was written") from exc
@@ -129,6 +132,35 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                 "Out of memory: lower TILE_SIZE, BATCH_SIZE or the memory budget") from exc
         self.style_on_load(results, context)
         return results
+
+    def check_outputs(self, parameters, context):
+        """Before any work: no output may be an input of the run (after resolving paths
+        and links) or another output. Layers of one GeoPackage are distinct."""
+        inputs, outputs = {}, {}
+        for p in self.parameterDefinitions():
+            key = p.name()
+            if parameters.get(key) in (None, ""):
+                continue
+            kind = p.type()
+            if p.isDestination():
+                if kind in ("rasterDestination", "vectorDestination"):
+                    outputs[key] = self.parameterAsOutputLayer(parameters, key, context)
+                elif kind == "fileDestination":
+                    outputs[key] = self.parameterAsFileOutput(parameters, key, context)
+                else:
+                    outputs[key] = self.parameterAsString(parameters, key, context)
+            elif kind == "raster":
+                layer = self.parameterAsRasterLayer(parameters, key, context)
+                inputs[key] = layer.source() if layer is not None else None
+            elif kind in ("source", "vector"):
+                layer = self.parameterAsVectorLayer(parameters, key, context)
+                inputs[key] = layer.source() if layer is not None else None
+            elif kind == "file":
+                path = self.parameterAsFile(parameters, key, context)
+                inputs[key] = os.path.dirname(path) if os.path.basename(path) == \
+                    "saved_model.pb" else path
+        check_paths({k: v for k, v in inputs.items() if v and not v.startswith("memory:")},
+                    {k: v for k, v in outputs.items() if v})
 
     @staticmethod
     def style_on_load(results, context):
@@ -203,6 +235,17 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                 f"{key}: '{layer.name()}' is a {layer.providerType()} layer; save it as a "
                 "GeoTIFF first (Export > Save As...)")
         return layer.source()
+
+    def add_trust_model(self, what="the model"):
+        """TRUST_MODEL: skip the scan of what a model may run (advanced, off)."""
+        param = QgsProcessingParameterBoolean(
+            "TRUST_MODEL", f"Trust {what}: run it even if it can act outside the "
+            "computation (files, network, Python code)", defaultValue=False)
+        param.setHelp("A model is code. Before loading one, rsdl checks that it only "
+                      "computes; a model that writes or reads files, calls Python or uses "
+                      "the network is refused. Tick this only for a model whose origin "
+                      "you know and trust.")
+        self.addParameter(advanced(param))
 
     def optional_double(self, parameters, key, context):
         if parameters.get(key) in (None, ""):

@@ -26,6 +26,9 @@ selection) and their class field (integers or text).</li>
 <li><b>VALID_FRACTION</b>: share of the samples kept for validation, split by polygon
 (a polygon's pixels are all in one set).</li>
 <li><b>SEED</b>: the same seed gives the same samples and classifier.</li>
+<li><b>TRUST_MODEL</b> (advanced, off): a model is code; before loading one, rsdl checks
+that it only computes, and refuses a model that writes or reads files, calls Python or
+uses the network, naming the operation. Tick it only for a model you trust.</li>
 </ul>
 <h3>Features</h3>
 <p>Without <b>MODEL</b>: the pixel values of INPUT. With MODEL (a SavedModel or .keras
@@ -116,6 +119,7 @@ class TrainClassifier(RsdlAlgorithm):
         self.addParameter(advanced(serving_mode(QgsProcessingParameterBoolean(
             "FULLY_CONV", "Deep model: mode (fully convolutional or patch-based)",
             optional=True))))
+        self.add_trust_model("the deep model")
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_CLASSIFIER", "Classifier file", "rsdl classifier (*.rsdlc)"))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -161,7 +165,8 @@ class TrainClassifier(RsdlAlgorithm):
             samples=self.parameterAsInt(parameters, "SAMPLES", context),
             valid_fraction=self.parameterAsDouble(parameters, "VALID_FRACTION", context),
             seed=self.parameterAsInt(parameters, "SEED", context), deep=deep,
-            report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None)
+            report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None,
+            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
         return self.run_engine(api.train_classifier, job, FeedbackProgress(feedback))
 
 
@@ -177,6 +182,9 @@ computing the deep features on the way when the classifier uses them.</p>
 with a paletted style showing the class names (loaded with the layer).</li>
 <li><b>OUTPUT_CONFIDENCE</b> (optional): the probability of the chosen class.</li>
 <li><b>TILE_SIZE</b>, <b>MEMORY_MB</b> (advanced): as in Apply a model.</li>
+<li><b>TRUST_MODEL</b> (advanced, off): a model is code; before loading one, rsdl checks
+that it only computes, and refuses a model that writes or reads files, calls Python or
+uses the network, naming the operation. Tick it only for a model you trust.</li>
 </ul>
 <h3>Example</h3>
 <pre>qgis_process.bin run rsdl:classify -- INPUT=scene.tif CLASSIFIER=rf.rsdlc
@@ -205,6 +213,7 @@ class Classify(RsdlAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "MEMORY_MB", "Memory budget for automatic tiles (MB)",
             QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
+        self.add_trust_model("the deep model inside the classifier file")
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Class map"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_CONFIDENCE", "Confidence", optional=True, createByDefault=False))
@@ -220,7 +229,8 @@ class Classify(RsdlAlgorithm):
             confidence=self.parameterAsOutputLayer(parameters, "OUTPUT_CONFIDENCE", context) or None,
             mask=self.raster_path(parameters, "MASK", context),
             tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
-            memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context))
+            memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
+            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
         res = self.run_engine(api.classify, job, FeedbackProgress(feedback))
         # the .qml styles beside the maps (palette with class names, confidence ramp) are
         # applied when QGIS loads them (RsdlAlgorithm.style_on_load)

@@ -48,6 +48,9 @@ the type's range).</li>
 <li><b>OUTPUT_NODATA</b> (advanced): nodata value of the output (default: -9999 for
 float32, the largest value for unsigned types, the smallest for signed ones).</li>
 <li><b>MEMORY_MB</b> (advanced): memory budget used when TILE_SIZE is 0.</li>
+<li><b>TRUST_MODEL</b> (advanced, off): a model is code; before loading one, rsdl checks
+that it only computes, and refuses a model that writes or reads files, calls Python or
+uses the network, naming the operation. Tick it only for a model you trust.</li>
 </ul>
 <h3>Example</h3>
 <pre>qgis_process.bin run rsdl:modelserve -- MODEL=models/model3 SOURCE1=pxs.tif
@@ -106,6 +109,7 @@ class ModelServe(RsdlAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "MEMORY_MB", "Memory budget for automatic tiles (MB)",
             QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
+        self.add_trust_model()
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Model output"))
 
     def process(self, parameters, context, feedback):
@@ -129,5 +133,6 @@ class ModelServe(RsdlAlgorithm):
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
             output_type=OUTPUT_TYPES[self.parameterAsEnum(parameters, "OUTPUT_TYPE", context)],
             output_nodata=self.optional_double(parameters, "OUTPUT_NODATA", context),
-            memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context))
+            memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
+            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
         return self.run_engine(api.serve_model, job, FeedbackProgress(feedback))

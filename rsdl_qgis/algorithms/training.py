@@ -23,6 +23,9 @@ Band counts, patch sizes and class counts come from the data.</li>
 <li><b>MODEL</b> (optional): a model folder written by this algorithm or a .keras file,
 trained further instead of a built-in one. <b>RESTORE</b>: start from its weights
 (fine-tuning); off: same architecture from scratch.</li>
+<li><b>TRUST_MODEL</b> (advanced, off): a model is code; before loading one, rsdl checks
+that it only computes, and refuses a model that writes or reads files, calls Python or
+uses the network, naming the operation. Tick it only for a model you trust.</li>
 </ul>
 <h3>Data</h3>
 <ul>
@@ -104,6 +107,7 @@ class TrainModel(RsdlAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "LABEL_NODATA", "Label value to ignore", QgsProcessingParameterNumber.Integer,
             optional=True)))
+        self.add_trust_model("the model to train further")
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_MODEL", "Trained model"))
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_REPORT", "Training report", "HTML files (*.html)", optional=True))
@@ -135,7 +139,8 @@ class TrainModel(RsdlAlgorithm):
             restore=self.parameterAsBool(parameters, "RESTORE", context),
             seed=self.parameterAsInt(parameters, "SEED", context),
             label_nodata=self.optional_int(parameters, "LABEL_NODATA", context),
-            output_report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None)
+            output_report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None,
+            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
         res = self.run_engine(api.train_model, job, FeedbackProgress(feedback))
         return {k: res.get(k) for k in ("OUTPUT_MODEL", "OUTPUT_REPORT", "OA", "KAPPA", "F1_MEAN",
                                         "EPOCHS", "BEST_EPOCH")}

@@ -51,7 +51,7 @@ class _Source:
     def __init__(self, path, size, nodata, param, ref_wkt):
         self.param = param
         self.path = str(path)
-        self.ds = open_raster(path, param)
+        self.ds = open_raster(path, param, "image")
         self.grid = grid_of(self.ds)
         self.grid.check_north_up(param)
         if size < 1:
@@ -282,7 +282,7 @@ def extract_patches(job, progress=None):
     try:
         for r, out in zip(readers, outputs):
             meta = {"RSDL_PATCH_SIZE": r.size, "RSDL_SOURCE": os.path.basename(r.path),
-                    "RSDL_FORMAT": "patches"}
+                    "RSDL_FORMAT": "patches" if r is not label_src else "label_patches"}
             spools.append(_Spool(out, r.bands, r.size, r.dtype, (r.grid.geotransform[1],
                                  r.grid.geotransform[5]), r.nodata, meta,
                                  f"OUTPUT_{r.param}" if r.param.startswith("SOURCE") else

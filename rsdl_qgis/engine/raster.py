@@ -1,4 +1,5 @@
 """Raster readers and writers (GDAL only)."""
+import os
 import queue
 import threading
 
@@ -34,16 +35,43 @@ def smallest_int_type(values):
     return "float64"
 
 
-def open_raster(path, param=None):
-    """Open a raster for reading; errors name the parameter."""
+#: what Patches extraction writes, by the RSDL_FORMAT metadata item
+WRITTEN_BY_EXTRACTION = {"patches": "a patches image", "label_patches": "a label patches image",
+                         "labels": "a labels raster (1 x n)"}
+
+
+def open_raster(path, param=None, role=None):
+    """Open a raster for reading; errors name the parameter.
+
+    `role` refuses a raster that cannot play it: "image" (an image on a map: not a
+    patches image or labels from Patches extraction), "patches" (not labels), "labels"
+    (not a patches image), "classes" (one band of class values)."""
     if not path:
         raise RsdlIOError("no raster given", param)
     try:
         ds = gdal.Open(str(path), gdal.GA_ReadOnly)
     except RuntimeError as exc:
-        raise RsdlIOError(f"cannot read raster '{path}': {exc}", param) from exc
+        if not os.path.exists(str(path)) and os.path.isabs(str(path)):
+            raise RsdlIOError(f"'{path}' does not exist", param) from exc
+        raise RsdlIOError(f"'{path}' is not a raster GDAL can read: choose a raster file "
+                          "(GeoTIFF...)", param) from exc
     if ds is None or ds.RasterCount == 0:
-        raise RsdlIOError(f"'{path}' is not a raster GDAL can read", param)
+        raise RsdlIOError(f"'{path}' is not a raster GDAL can read: choose a raster file "
+                          "(GeoTIFF...)", param)
+    fmt = ds.GetMetadataItem("RSDL_FORMAT") or ""
+    name = os.path.basename(str(path))
+    if role in ("image", "classes") and fmt in WRITTEN_BY_EXTRACTION:
+        raise GridError(f"'{name}' is {WRITTEN_BY_EXTRACTION[fmt]} written by Patches "
+                        "extraction, not an image on a map: give the image itself", param)
+    if role == "patches" and fmt in ("labels", "label_patches"):
+        raise GridError(f"'{name}' is {WRITTEN_BY_EXTRACTION[fmt]}, not the patches of a "
+                        "source: give the OUTPUT_SOURCEn image of Patches extraction", param)
+    if role == "labels" and fmt == "patches":
+        raise GridError(f"'{name}' is a patches image (the pixels of a source), not labels: "
+                        "give the OUTPUT_LABELS raster of Patches extraction", param)
+    if role == "classes" and ds.RasterCount != 1:
+        raise GridError(f"'{name}' has {ds.RasterCount} bands; a class map has one band of "
+                        "class values (is it the image rather than its class map?)", param)
     return ds
 
 
@@ -86,7 +114,7 @@ class SourceReader:
     def __init__(self, path, param, nodata=None, ref_wkt=None, log=None):
         self.path = str(path)
         self.param = param
-        self.ds = open_raster(path, param)
+        self.ds = open_raster(path, param, "image")
         self.warped = False
         wkt = self.ds.GetProjectionRef()
         if ref_wkt and wkt and not same_crs(wkt, ref_wkt):

@@ -64,7 +64,7 @@ class Candidates:
 def candidates(image, vector, field, mask=None, step=1, progress=None, param="VECTOR"):
     """Read the training geometries over `image` and find their candidate pixels."""
     progress = progress or Progress()
-    ds = open_raster(image, "INPUT")
+    ds = open_raster(image, "INPUT", "image")
     grid = grid_of(ds)
     feats = read_features(vector, field, grid, param, "FIELD", progress.info)
     _check_cancel(progress)
@@ -288,9 +288,9 @@ def _select_in_vector(job, step, progress):
 
 
 def _select_in_labels(job, step, progress):
-    ds = open_raster(job.image, "INPUT")
+    ds = open_raster(job.image, "INPUT", "image")
     grid = grid_of(ds)
-    lds = open_raster(job.labels, "LABELS")
+    lds = open_raster(job.labels, "LABELS", "image")
     require_same_grid(grid_of(lds), grid, "the label raster", "LABELS")
     band = lds.GetRasterBand(1)
     if band.DataType in (gdal.GDT_Float32, gdal.GDT_Float64):

@@ -52,6 +52,7 @@ class ServeJob:
     output_type: str = "float32"
     output_nodata: Optional[float] = None
     memory_mb: int = 512
+    trust_model: bool = False           # skip the scan of what the model may run
 
     def to_dict(self):
         return asdict(self)
@@ -154,8 +155,15 @@ class ServePlan:
         results = self.model.run(feeds, self.output_names)
         bands = []
         for name, res in zip(self.output_names, results):
-            n = np.asarray(res).size
+            arr = np.asarray(res)
+            n = arr.size
             per_pixel = tile.size if self.job.fully_conv else e * e
+            if not self.job.fully_conv and arr.ndim in (3, 4) and arr.shape[0] == 1 and \
+                    arr.shape[1] == arr.shape[2] and arr.shape[1] > 1 and arr.shape[1] != e:
+                raise ModelError(
+                    f"output '{name}' has {arr.shape[1]} x {arr.shape[2]} pixels per patch, but "
+                    f"the expression field is {e}: set EFIELD to {arr.shape[1]}, or serve the "
+                    "model fully convolutionally (FULLY_CONV)", "EFIELD")
             if n == 0 or n % per_pixel:
                 raise ModelError(
                     f"output '{name}' gave {n} values for {tile.width} x {tile.height} "

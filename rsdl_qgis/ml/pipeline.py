@@ -54,11 +54,12 @@ class TrainClassifierJob:
     seed: int = 0
     deep: Optional[DeepFeatures] = None
     report: Optional[str] = None
+    trust_model: bool = False
 
 
 def _recipe(job, progress):
     """The feature recipe and its inner model."""
-    ds = open_raster(job.image, "INPUT")
+    ds = open_raster(job.image, "INPUT", "image")
     if job.deep is None:
         nodata = ds.GetRasterBand(1).GetNoDataValue()
         recipe = FeatureRecipe("raw", ds.RasterCount, [1], ["x"], [nodata], ["x"], [ds.RasterCount], True)
@@ -74,7 +75,7 @@ def _recipe(job, progress):
     pad = lambda seq, v: (list(seq) + [v] * n)[:n]  # noqa: E731
     recipe = FeatureRecipe("deep", ds.RasterCount, pad(d.rfields, None), pad(d.names, ""),
                            pad(d.nodata, None), list(d.output_names), [], d.fully_conv)
-    inner = feature_model(recipe, d.model)
+    inner = feature_model(recipe, d.model, job.trust_model)
     progress.info(f"Deep features from {inner.describe()}: receptive field(s) "
                   f"{recipe.rfields}, input(s) {', '.join(recipe.names)}, "
                   f"{'fully-convolutional' if recipe.fully_conv else 'patch-based'}, "
@@ -115,6 +116,10 @@ def train_classifier(job, progress=None):
                       "sample left (all their polygons went to validation)")
     if progress.cancelled():
         raise CancelledError()
+    k = int(settings.get("k", 0)) if job.classifier == "knn" else 0
+    if k > int(train.sum()):
+        raise GridError(f"k-NN with KNN_K {k} needs at least {k} training samples; there are "
+                        f"{int(train.sum())}: lower KNN_K or raise SAMPLES", "KNN_K")
     progress.info(f"Training {CLASSIFIERS[job.classifier][0]} on {int(train.sum())} samples "
                   f"x {x.shape[1]} features")
     t0 = time.monotonic()
@@ -162,6 +167,7 @@ class ClassifyJob:
     mask: Optional[str] = None
     tile_size: int = 0
     memory_mb: int = 512
+    trust_model: bool = False
 
 
 def class_nodata(codes):
@@ -179,12 +185,12 @@ def classify(job, progress=None):
         m = loaded.manifest
         recipe = FeatureRecipe.from_dict(m["recipe"])
         codes, names = m["classes"]["codes"], m["classes"]["names"]
-        ds = open_raster(job.image, "INPUT")
+        ds = open_raster(job.image, "INPUT", "image")
         if ds.RasterCount != recipe.bands:
             raise GridError(f"the classifier was trained on {recipe.bands} band(s) "
                             f"({m.get('trained_on', '?')}); INPUT has {ds.RasterCount}", "INPUT")
         ds = None
-        inner = feature_model(recipe, loaded.model_path)
+        inner = feature_model(recipe, loaded.model_path, job.trust_model)
         nodata, dtype = class_nodata(codes)
         model = FeatureModel(inner, recipe.output_names, recipe.output_bands, loaded.pipeline,
                              nodata, mask=bool(job.mask))
@@ -248,15 +254,15 @@ def _map_names(ds):
 def accuracy(job, progress=None):
     """Confusion matrix of a class map against reference polygons, points or a raster."""
     progress = progress or Progress()
-    ds = open_raster(job.image, "INPUT")
+    ds = open_raster(job.image, "INPUT", "classes")
     grid = grid_of(ds)
     band = ds.GetRasterBand(1)
     map_nodata = band.GetNoDataValue()
     names_of = _map_names(ds)
     ref_vals, map_vals = [], []
     if _is_raster(job.reference):
-        rds = open_raster(job.reference, "REFERENCE")
-        require_same_grid(grid_of(rds), grid, "the reference raster", "REFERENCE")
+        rds = open_raster(job.reference, "REFERENCE_RASTER", "classes")
+        require_same_grid(grid_of(rds), grid, "the reference raster", "REFERENCE_RASTER")
         rnd = job.reference_nodata if job.reference_nodata is not None else \
             rds.GetRasterBand(1).GetNoDataValue()
         for r0 in range(0, grid.height, 256):
@@ -316,6 +322,16 @@ def accuracy(job, progress=None):
             ref, mp = ref[~skip], mp[~skip]
     if not len(ref):
         raise GridError("no reference pixel falls on classified pixels of the map", "REFERENCE")
+    for values, key, what in ((mp, "INPUT", "class map"), (ref, "REFERENCE_RASTER", "reference")):
+        if values.dtype.kind != "f":
+            continue
+        frac = values[values != np.round(values)]
+        if len(frac):
+            raise GridError(f"the {what} holds values that are not whole numbers (such as "
+                            f"{frac[0]:g}): class maps hold class codes. Is it a probability, "
+                            "confidence or regression map?", key)
+        notes.append(f"the {what} is stored as floating point; its values are whole numbers "
+                     "and were taken as class codes")
     matrix, labels = confusion(ref.astype(np.int64), mp.astype(np.int64))
     sc = scores(matrix)
     names = [names_of.get(int(c), ref_names.get(int(c), str(int(c)))) for c in labels]

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..deps import require_tensorflow
 from ..errors import ModelError
+from . import safety
 
 TF1_SKIP_SINK_TYPES = {"NoOp", "Assign", "AssignVariableOp", "SaveV2", "RestoreV2", "Const",
                        "VarHandleOp", "VariableV2", "MergeV2Checkpoints",
@@ -81,8 +82,10 @@ class ModelAdapter:
 class TF1Model(ModelAdapter):
     kind = "TF1 SavedModel"
 
-    def __init__(self, path, tf, tags=("serve",)):
+    def __init__(self, path, tf, tags=("serve",), graph_def=None):
         super().__init__(path)
+        self._unchecked = graph_def         # scanned per set of fetched tensors (safety.py)
+        self._checked = set()
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph)
         try:
@@ -129,6 +132,10 @@ class TF1Model(ModelAdapter):
     def run(self, feeds, output_names):
         fd = {self._tensor(k): v for k, v in feeds.items()}
         fetches = [self._tensor(n) for n in output_names]
+        key = tuple(t.name for t in fetches)
+        if self._unchecked is not None and key not in self._checked:
+            safety.check_tf1_fetches(self.path, self._unchecked, list(key), "MODEL")
+            self._checked.add(key)
         try:
             return self.session.run(fetches, fd)
         except Exception as exc:
@@ -166,11 +173,11 @@ class TF2Model(ModelAdapter):
 class KerasModel(ModelAdapter):
     kind = "Keras model"
 
-    def __init__(self, path, tf):
+    def __init__(self, path, tf, safe_mode=True):
         super().__init__(path)
         import keras
         try:
-            self.model = keras.saving.load_model(path, compile=False, safe_mode=True)
+            self.model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
         except Exception as exc:
             raise ModelError(f"cannot load the Keras model '{path}' (safe mode): {exc}",
                              "MODEL") from exc
@@ -194,17 +201,20 @@ class KerasModel(ModelAdapter):
         return [np.asarray(by_name[n]) for n in output_names]
 
 
-def load_model(path, param="MODEL"):
+def load_model(path, param="MODEL", trusted=False):
     """Load a SavedModel folder or a .keras file as a ModelAdapter; ``metadata`` holds
-    the rsdl metadata of models trained by rsdl:trainmodel (None for others)."""
-    model = _load_model(path, param)
+    the rsdl metadata of models trained by rsdl:trainmodel (None for others).
+
+    Unless `trusted`, what the model may run is scanned first (models/safety.py): a
+    model with operations acting outside the computation is refused, not loaded."""
+    model = _load_model(path, param, trusted)
     from .training import read_metadata
     p = str(path)
     model.metadata = read_metadata(os.path.dirname(p) if p.endswith("saved_model.pb") else p)
     return model
 
 
-def _load_model(path, param="MODEL"):
+def _load_model(path, param="MODEL", trusted=False):
     if not path:
         raise ModelError("no model given: choose a SavedModel folder or a .keras file", param)
     path = str(path)
@@ -214,12 +224,14 @@ def _load_model(path, param="MODEL"):
         raise ModelError(f"'{path}' does not exist", param)
     if os.path.isfile(path):
         if path.endswith(".keras"):
-            return KerasModel(path, require_tensorflow())
+            safety.check_keras_file(path, param, trusted)
+            return KerasModel(path, require_tensorflow(), safe_mode=not trusted)
         raise ModelError(f"'{path}' is not a model: choose a SavedModel folder (holding "
                          "saved_model.pb) or a .keras file", param)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise ModelError(f"'{path}' is not a SavedModel folder: it has no saved_model.pb", param)
     tf = require_tensorflow()
+    meta_graph = safety.check_saved_model(path, param, trusted)
     if _is_tf2_saved_model(path):
         try:
             loaded = tf.saved_model.load(path)
@@ -227,7 +239,7 @@ def _load_model(path, param="MODEL"):
             raise ModelError(f"cannot load the SavedModel '{path}': {exc}", param) from exc
         if len(loaded.signatures):
             return TF2Model(path, tf, loaded)
-    return TF1Model(path, tf)
+    return TF1Model(path, tf, graph_def=None if trusted else meta_graph.graph_def)
 
 
 def _is_tf2_saved_model(path):

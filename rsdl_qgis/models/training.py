@@ -61,14 +61,15 @@ class TrainModelJob:
     seed: int = 0
     label_nodata: Optional[int] = None
     output_report: Optional[str] = None
+    trust_model: bool = False
 
 
 class Patches:
     """A patches image (n patches of s x s stacked in rows), read in chunks."""
 
-    def __init__(self, path, param):
+    def __init__(self, path, param, role="patches"):
         self.path, self.param = str(path), param
-        self.ds = open_raster(path, param)
+        self.ds = open_raster(path, param, role)
         self.size = self.ds.RasterXSize
         if self.ds.RasterYSize % self.size:
             raise GridError(f"'{path}' is not a patches image: its height "
@@ -103,7 +104,11 @@ class Dataset:
     def __init__(self, sources, labels, label_param, source_params, label_nodata=None):
         self.sources = [Patches(s.path, p) for s, p in zip(sources, source_params)]
         self.names = [s.name for s in sources]
-        self.labels = Patches(labels, label_param)
+        self.labels = Patches(labels, label_param, "labels")
+        if self.labels.bands != 1:
+            raise GridError(f"'{os.path.basename(str(labels))}' has {self.labels.bands} bands; "
+                            "labels have one band of class values: give the OUTPUT_LABELS "
+                            "raster of Patches extraction", label_param)
         self.dense = self.labels.size > 1
         self.label_nodata = label_nodata if label_nodata is not None else self.labels.nodata
         counts = [s.count for s in self.sources]
@@ -117,7 +122,12 @@ class Dataset:
     def label_values(self):
         out = []
         for i0 in range(0, self.count, CHUNK):
-            v = self.labels.read(i0, min(self.count, i0 + CHUNK), np.int64).ravel()
+            raw = self.labels.read(i0, min(self.count, i0 + CHUNK), np.float64).ravel()
+            if not np.all(raw == np.round(raw)):
+                raise GridError(f"'{os.path.basename(self.labels.path)}' holds values that are "
+                                "not whole numbers: labels are class codes. Give the "
+                                "OUTPUT_LABELS raster of Patches extraction", self.labels.param)
+            v = raw.astype(np.int64)
             if self.label_nodata is not None:
                 v = v[v != int(self.label_nodata)]
             out.append(v)
@@ -213,8 +223,10 @@ def _load_for_training(job, keras):
         raise ModelError(f"'{job.model}' cannot be trained further: give a .keras file or a "
                          "model folder written by rsdl:trainmodel (OTBTF's TF1 graphs can "
                          "only be served)", "MODEL")
+    from .safety import check_keras_file
+    check_keras_file(kfile, "MODEL", job.trust_model)
     try:
-        model = keras.saving.load_model(kfile, safe_mode=True, compile=False)
+        model = keras.saving.load_model(kfile, safe_mode=not job.trust_model, compile=False)
     except Exception as exc:
         raise ModelError(f"cannot load '{kfile}': {exc}", "MODEL") from exc
     core = model
@@ -308,6 +320,10 @@ def _train(job, progress, start, output):
                                 f"VALID_SOURCE{i + 1}")
     values = train.label_values()
     codes, counts = np.unique(values, return_counts=True)
+    if len(codes) > 255 or (train.count >= 20 and len(codes) > train.count // 2):
+        raise GridError(f"the training labels hold {len(codes)} different values for "
+                        f"{train.count} samples: they do not look like class labels. Give the "
+                        "OUTPUT_LABELS raster of Patches extraction", "TRAIN_LABELS")
     if len(codes) < 2:
         raise GridError(f"the training labels hold {len(codes)} class(es); at least two are "
                         "needed", "TRAIN_LABELS")

@@ -10,7 +10,7 @@ from tests.polygons import classes_on_crop
 @pytest.fixture(scope="module")
 def crop(tmp_path_factory):
     d = tmp_path_factory.mktemp("clsalg")
-    return classes_on_crop(LANDSAT, d, [900, 700, 300, 300], 120, seed=5)
+    return classes_on_crop(LANDSAT, d, [500, 200, 300, 300], 120, seed=5)
 
 
 def test_train_classify_accuracy(qgis_app, crop, tmp_path):
