@@ -133,6 +133,29 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         self.style_on_load(results, context)
         return results
 
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS's name)
+        """QGIS's own checks, with a message that says what is wrong with a layer given as a
+        path: QGIS says 'not found' also for a file that exists but is not a layer."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok:
+            return ok, message
+        for p in self.parameterDefinitions():
+            key = p.name()
+            value = parameters.get(key)
+            if p.type() not in ("raster", "source", "vector") or not isinstance(value, str) \
+                    or not value or f" {key}" not in f" {message}":
+                continue
+            path = value.split("|")[0]
+            kind = "raster" if p.type() == "raster" else "vector layer"
+            if not os.path.exists(path):
+                return False, f"{key}: '{path}' does not exist"
+            if os.path.isdir(path):
+                return False, f"{key}: '{path}' is a folder; choose a {kind} file"
+            example = "GeoTIFF" if kind == "raster" else "GeoPackage, Shapefile"
+            return False, (f"{key}: '{path}' exists but is not a {kind} QGIS can read: "
+                           f"choose a {kind} file ({example}...)")
+        return ok, message
+
     def check_outputs(self, parameters, context):
         """Before any work: no output may be an input of the run (after resolving paths
         and links) or another output. Layers of one GeoPackage are distinct."""

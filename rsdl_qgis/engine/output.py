@@ -54,12 +54,28 @@ def real(path):
     return os.path.normcase(os.path.realpath(os.path.abspath(os.path.expanduser(str(path)))))
 
 
-def _key(path):
+def _key(path, output):
+    """(resolved file, layer) of a path. A GeoPackage output without a layer name writes
+    the layer named after the file; a GeoPackage input without one is its first layer."""
     file, layer = split_layer(path)
     key = real(file)
     if key.lower().endswith(".shp"):          # a shapefile is its .shp, .dbf, .shx...
         key = key[:-4]
+    if key.lower().endswith(".gpkg") and not layer:
+        if output:
+            layer = os.path.splitext(os.path.basename(file))[0]
+        elif os.path.isfile(file):
+            layer = _first_layer(file)
     return key, layer
+
+
+def _first_layer(path):
+    try:
+        from osgeo import ogr
+        ds = ogr.Open(str(path))
+        return ds.GetLayer(0).GetName() if ds is not None and ds.GetLayerCount() else None
+    except RuntimeError:
+        return None
 
 
 def _inside(child, folder):
@@ -74,8 +90,8 @@ def check_paths(inputs, outputs):
     (only the output's layer is written); a file inside an input folder (a model) is
     that input too. Raises an RsdlIOError naming both parameters.
     """
-    ins = [(p, _key(v)) for p, v in inputs.items() if v]
-    outs = [(p, _key(v)) for p, v in outputs.items() if v]
+    ins = [(p, _key(v, False)) for p, v in inputs.items() if v]
+    outs = [(p, _key(v, True)) for p, v in outputs.items() if v]
     for i, (po, (ko, lo)) in enumerate(outs):
         for pi, (ki, li) in ins:
             same_layer = lo is None or li is None or lo == li
@@ -88,6 +104,11 @@ def check_paths(inputs, outputs):
             if ko == kj and (lo is None or lj is None or lo == lj):
                 raise RsdlIOError(f"the output is also given as {pj} ('{outputs[pj]}'): "
                                   "give each output its own file name", po)
+            if _inside(ko, kj) or _inside(kj, ko):
+                inner, outer = (po, pj) if _inside(ko, kj) else (pj, po)
+                raise RsdlIOError(f"{inner} would be written inside the folder of {outer} "
+                                  f"('{outputs[outer]}'): give each output its own place",
+                                  po)
 
 
 # --- messages ------------------------------------------------------------------------
@@ -97,7 +118,8 @@ def describe(exc):
     text = str(getattr(exc, "strerror", None) or exc).strip().splitlines()[0] if str(exc) else ""
     code = getattr(exc, "errno", None)
     low = text.lower()
-    if code == errno.ENOSPC or "no space left" in low or "disk full" in low:
+    if code == errno.ENOSPC or "no space left" in low or "disk full" in low or \
+            "disk is full" in low:
         return "the disk is full: free some space or choose a folder on another disk"
     if code == errno.EDQUOT or "quota" in low:
         return "the disk quota is exceeded: free some space or choose another folder"

@@ -117,6 +117,7 @@ class ServePlan:
                                         [param_of(i) for i in range(len(job.sources))])
             self._check_fields()
             self.input_names = [s.name for s in job.sources]
+            self._check_bands(model)
             self.input_dtypes = [np.dtype(model.input_dtype(n)) for n in self.input_names]
             self.output_names = list(job.output_names)
             self.bands = self._probe_bands()
@@ -139,6 +140,15 @@ class ServePlan:
                     f"output pixels ({need:g} pixels of this source at SCALE "
                     f"{self.geom.scale:g}): raise the receptive field or lower EFIELD/SCALE",
                     param_of(i, "_RFIELD"))
+
+    def _check_bands(self, model):
+        """A source whose band count differs from the model's input, said before running."""
+        for i, (name, reader) in enumerate(zip(self.input_names, self.readers)):
+            shape = (getattr(model, "inputs", {}) or {}).get(name, (None, None))[0]
+            if shape and len(shape) == 4 and shape[-1] is not None and shape[-1] != reader.bands:
+                raise GridError(f"the image has {reader.bands} band(s) but the model's input "
+                                f"'{name}' takes {shape[-1]}: give an image with the bands the "
+                                "model was trained on", param_of(i))
 
     def _zeros_feeds(self, tile):
         plans = plan_tile(self.geom, self.sgeoms, tile)

@@ -21,6 +21,8 @@ ogr.UseExceptions()
 osr.UseExceptions()
 
 LOOKUP_SUFFIX = ".classes.csv"
+#: curves (circular arcs) become straight segments every this many degrees of arc
+ARC_STEP_DEGREES = 1.0
 
 
 def split_source(path):
@@ -272,7 +274,7 @@ def _read_arrow(lyr, field, kind, feats, rings, pts, point_list, point_feature, 
                                     "polygons first (Vector geometry > Buffer)", param)
                 g = ogr.CreateGeometryFromWkb(wkb)
                 if g.HasCurveGeometry():
-                    g = g.GetLinearGeometry()
+                    g = g.GetLinearGeometry(ARC_STEP_DEGREES)
                 g.FlattenTo2D()
                 wkb = bytes(g.ExportToWkb(ogr.wkbNDR))
             try:
@@ -468,21 +470,23 @@ class PointWriter:
         self.names = [f for f, _ in fields]
         self.count = 0
         self.extent = [np.inf, np.inf, -np.inf, -np.inf]
+        self.db = None
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.tmp)), exist_ok=True)
-            ds = ogr.GetDriverByName("GPKG").CreateDataSource(self.tmp)
-            srs = None
-            if crs_wkt:
-                srs = osr.SpatialReference()
-                srs.ImportFromWkt(crs_wkt)
-            lyr = ds.CreateLayer(self.layer, srs, ogr.wkbPoint,
-                                 ["SPATIAL_INDEX=NO", "GEOMETRY_NAME=geom", "FID=fid"])
-            for fname, ftype in fields:
-                kind = {"int": ogr.OFTInteger64, "int32": ogr.OFTInteger, "text": ogr.OFTString,
-                        "real": ogr.OFTReal}[ftype]
-                lyr.CreateField(ogr.FieldDefn(fname, kind))
-            lyr = None
-            ds = None
+            with gdal_checked(self.path, param):
+                ds = ogr.GetDriverByName("GPKG").CreateDataSource(self.tmp)
+                srs = None
+                if crs_wkt:
+                    srs = osr.SpatialReference()
+                    srs.ImportFromWkt(crs_wkt)
+                lyr = ds.CreateLayer(self.layer, srs, ogr.wkbPoint,
+                                     ["SPATIAL_INDEX=NO", "GEOMETRY_NAME=geom", "FID=fid"])
+                for fname, ftype in fields:
+                    kind = {"int": ogr.OFTInteger64, "int32": ogr.OFTInteger,
+                            "text": ogr.OFTString, "real": ogr.OFTReal}[ftype]
+                    lyr.CreateField(ogr.FieldDefn(fname, kind))
+                lyr = None
+                ds = None
             self.db = sqlite3.connect(self.tmp)
             self.db.execute("PRAGMA synchronous = OFF")
             (self.srs_id,) = self.db.execute(
@@ -496,8 +500,11 @@ class PointWriter:
             for name, _ in self.triggers:
                 self.db.execute(f'DROP TRIGGER "{name}"')
         except (RuntimeError, OSError, sqlite3.Error) as exc:
-            self._cleanup()
+            self.abort()
             raise io_error(self.path, exc, param) from exc
+        except RsdlIOError:
+            self.abort()
+            raise
         cols = ", ".join(['"geom"'] + [f'"{n}"' for n in self.names])
         marks = ", ".join(["?"] * (len(self.names) + 1))
         self.sql = f'INSERT INTO "{self.layer}" ({cols}) VALUES ({marks})'

@@ -115,14 +115,14 @@ class FeatureRecipe:
         return cls(**d)
 
 
-def feature_model(recipe, model_path=None, trusted=False):
+def feature_model(recipe, model_path=None, trusted=False, param="MODEL"):
     """The inner model of a recipe: the identity for raw pixels, else the deep model
     (scanned before it is loaded unless `trusted`)."""
     if recipe.kind == "raw":
         return IdentityModel(recipe.bands)
     from ..models import load_model
     from ..models.metadata import feature_outputs, fully_conv, source_settings
-    model = load_model(model_path, trusted=trusted)
+    model = load_model(model_path, param, trusted=trusted)
     meta = getattr(model, "metadata", None)
     recipe.rfields, recipe.names = source_settings(meta, recipe.rfields, recipe.names)
     recipe.fully_conv = fully_conv(meta, recipe.fully_conv)

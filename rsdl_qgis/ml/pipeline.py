@@ -190,7 +190,7 @@ def classify(job, progress=None):
             raise GridError(f"the classifier was trained on {recipe.bands} band(s) "
                             f"({m.get('trained_on', '?')}); INPUT has {ds.RasterCount}", "INPUT")
         ds = None
-        inner = feature_model(recipe, loaded.model_path, job.trust_model)
+        inner = feature_model(recipe, loaded.model_path, job.trust_model, "CLASSIFIER")
         nodata, dtype = class_nodata(codes)
         model = FeatureModel(inner, recipe.output_names, recipe.output_bands, loaded.pipeline,
                              nodata, mask=bool(job.mask))

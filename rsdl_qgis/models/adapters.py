@@ -33,6 +33,17 @@ def _training_op(op):
             or "strided_slice" in name)
 
 
+def reason(exc):
+    """The informative line of a TensorFlow error (its first line is often only 'Graph
+    execution error:', followed by stack entries)."""
+    skip = ("Graph execution error", "Detected at node", "Stack trace", "File ", "[[", "<",
+            "Traceback", "Error in user-defined function", "Node:")
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    useful = [ln for ln in lines if ln and not ln.startswith(skip) and not ln.endswith(":")]
+    text = (useful or lines or [type(exc).__name__])[0]
+    return text[:300]
+
+
 def _dtype_name(dt):
     return np.dtype(dt.as_numpy_dtype).name if hasattr(dt, "as_numpy_dtype") else np.dtype(dt).name
 
@@ -82,8 +93,9 @@ class ModelAdapter:
 class TF1Model(ModelAdapter):
     kind = "TF1 SavedModel"
 
-    def __init__(self, path, tf, tags=("serve",), graph_def=None):
+    def __init__(self, path, tf, tags=("serve",), graph_def=None, param="MODEL"):
         super().__init__(path)
+        self.param = param
         self._unchecked = graph_def         # scanned per set of fetched tensors (safety.py)
         self._checked = set()
         self.graph = tf.Graph()
@@ -92,7 +104,7 @@ class TF1Model(ModelAdapter):
             with self.graph.as_default():
                 meta = tf.compat.v1.saved_model.loader.load(self.session, list(tags), path)
         except Exception as exc:
-            raise ModelError(f"cannot load the TF1 SavedModel '{path}': {exc}", "MODEL") from exc
+            raise ModelError(f"cannot load the TF1 SavedModel '{path}': {exc}", param) from exc
         self.extra_outputs = True
         sig = meta.signature_def.get("serving_default")
         if sig is not None and sig.inputs:
@@ -134,13 +146,13 @@ class TF1Model(ModelAdapter):
         fetches = [self._tensor(n) for n in output_names]
         key = tuple(t.name for t in fetches)
         if self._unchecked is not None and key not in self._checked:
-            safety.check_tf1_fetches(self.path, self._unchecked, list(key), "MODEL")
+            safety.check_tf1_fetches(self.path, self._unchecked, list(key), self.param)
             self._checked.add(key)
         try:
             return self.session.run(fetches, fd)
         except Exception as exc:
             raise ModelError(f"the model failed on inputs "
-                             f"{ {k: v.shape for k, v in feeds.items()} }: {str(exc).splitlines()[0]}",
+                             f"{ {k: v.shape for k, v in feeds.items()} }: {reason(exc)}",
                              "MODEL") from exc
 
 
@@ -165,7 +177,7 @@ class TF2Model(ModelAdapter):
             res = self.fn(**{k: self.tf.constant(v) for k, v in feeds.items()})
         except Exception as exc:
             raise ModelError(f"the model failed on inputs "
-                             f"{ {k: v.shape for k, v in feeds.items()} }: {str(exc).splitlines()[0]}",
+                             f"{ {k: v.shape for k, v in feeds.items()} }: {reason(exc)}",
                              "MODEL") from exc
         return [res[n].numpy() for n in output_names]
 
@@ -193,7 +205,7 @@ class KerasModel(ModelAdapter):
             res = self._fn(x if len(x) > 1 else x[0])
         except Exception as exc:
             raise ModelError(f"the model failed on inputs "
-                             f"{ {k: v.shape for k, v in feeds.items()} }: {str(exc).splitlines()[0]}",
+                             f"{ {k: v.shape for k, v in feeds.items()} }: {reason(exc)}",
                              "MODEL") from exc
         if not isinstance(res, (list, tuple)):
             res = [res]
@@ -232,17 +244,17 @@ def _load_model(path, param="MODEL", trusted=False):
         raise ModelError(f"'{path}' is not a SavedModel folder: it has no saved_model.pb", param)
     tf = require_tensorflow()
     meta_graph = safety.check_saved_model(path, param, trusted)
-    if _is_tf2_saved_model(path):
+    if _is_tf2_saved_model(path, param):
         try:
             loaded = tf.saved_model.load(path)
         except Exception as exc:
             raise ModelError(f"cannot load the SavedModel '{path}': {exc}", param) from exc
         if len(loaded.signatures):
             return TF2Model(path, tf, loaded)
-    return TF1Model(path, tf, graph_def=None if trusted else meta_graph.graph_def)
+    return TF1Model(path, tf, graph_def=None if trusted else meta_graph.graph_def, param=param)
 
 
-def _is_tf2_saved_model(path):
+def _is_tf2_saved_model(path, param="MODEL"):
     """True when the SavedModel has a TF2 object graph (not a plain TF1 graph)."""
     from tensorflow.core.protobuf import saved_model_pb2
     proto = saved_model_pb2.SavedModel()
@@ -250,5 +262,5 @@ def _is_tf2_saved_model(path):
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
             proto.ParseFromString(f.read())
     except Exception as exc:
-        raise ModelError(f"'{path}/saved_model.pb' is not a SavedModel: {exc}", "MODEL") from exc
+        raise ModelError(f"'{path}/saved_model.pb' is not a SavedModel: {exc}", param) from exc
     return any(len(mg.object_graph_def.nodes) for mg in proto.meta_graphs)

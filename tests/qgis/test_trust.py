@@ -1,0 +1,596 @@
+"""Trust: the algorithms, as a careless or hostile user drives them through processing.run.
+
+Every refused case asserts the same things: a QgsProcessingException of one line that
+names the parameter to fix (no traceback), no output and no temporary file left, and
+every file in the input and output folders unchanged by checksum. The hostile files are
+built here (tests/hostile.py); a full disk is a small tmpfs the test mounts (as root;
+skipped elsewhere with the reason).
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from osgeo import gdal, ogr
+
+from tests import hostile
+from tests.conftest import LANDSAT, OTBTF, read_raster, write_raster
+from tests.polygons import classes_on_crop
+
+ogr.UseExceptions()
+
+
+# --- the data a user has: made once for the module --------------------------------------
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from rsdl_qgis import api
+    d = tmp_path_factory.mktemp("trust")
+    image, polys = classes_on_crop(LANDSAT, d, [300, 100, 160, 160], 45, seed=2)
+    _add_layer(polys, "roads")                       # a project GeoPackage: several layers
+    points = str(d / "points.gpkg")
+    api.sample_selection(api.SelectionJob(image, points, vector=polys, field="name",
+                                          strategy="constant", samples=60, seed=1))
+    patches, labels = str(d / "patches.tif"), str(d / "labels.tif")
+    api.extract_patches(api.PatchesJob(points, [api.PatchSource(image, 8, patches)],
+                                       field="name", output_labels=labels))
+    model = str(d / "model")
+    api.train_model(api.TrainModelJob([api.TrainSource(patches, "x1")], labels, model,
+                                      architecture="fcn", epochs=1, batch_size=16))
+    rf = str(d / "rf.rsdlc")
+    api.train_classifier(api.TrainClassifierJob(image, points, "name", rf, "rf",
+                                                {"trees": 10}, samples=40, valid_fraction=0))
+    deep = str(d / "deep.rsdlc")
+    api.train_classifier(api.TrainClassifierJob(image, points, "name", deep, "rf", {"trees": 5},
+                                                samples=30, valid_fraction=0,
+                                                deep=api.DeepFeatures(model)))
+    classes = str(d / "classes.tif")
+    api.classify(api.ClassifyJob(image, rf, classes))
+    shp = str(d / "polys.shp")
+    gdal.VectorTranslate(shp, polys, layers=["polygons"])
+    return {"dir": d, "image": image, "polys": polys, "points": points, "patches": patches,
+            "labels": labels, "model": model, "rf": rf, "deep": deep, "classes": classes,
+            "shp": shp}
+
+
+def _add_layer(gpkg, name):
+    ds = ogr.Open(str(gpkg), 1)
+    lyr = ds.CreateLayer(name, ds.GetLayer(0).GetSpatialRef(), ogr.wkbLineString)
+    lyr.CreateField(ogr.FieldDefn("kind", ogr.OFTString))
+    f = ogr.Feature(lyr.GetLayerDefn())
+    f.SetField("kind", "track")
+    ext = ds.GetLayer(0).GetExtent()
+    f.SetGeometry(ogr.CreateGeometryFromWkt(f"LINESTRING({ext[0]} {ext[2]},{ext[1]} {ext[3]})"))
+    lyr.CreateFeature(f)
+    ds = None
+
+
+def layers(gpkg):
+    """{layer: (feature count, checksum of its attributes and geometries)}."""
+    ds = ogr.Open(str(gpkg))
+    out = {}
+    for i in range(ds.GetLayerCount()):
+        lyr = ds.GetLayer(i)
+        h = hashlib.sha256()
+        for f in lyr:
+            h.update(repr(f.items()).encode())
+            g = f.GetGeometryRef()
+            h.update(g.ExportToWkb() if g is not None else b"")
+        out[lyr.GetName()] = (lyr.GetFeatureCount(), h.hexdigest())
+    return out
+
+
+# --- the checks every refused case makes -------------------------------------------------
+
+def tree(*folders):
+    """{path: sha256} of every file under the folders, hidden ones included."""
+    out = {}
+    for folder in folders:
+        for root, _, names in os.walk(folder):
+            for n in names:
+                p = os.path.join(root, n)
+                if n.endswith(".aux.xml") and "rsdl-" not in n:   # QGIS's statistics cache
+                    continue
+                with open(p, "rb") as fh:
+                    out[p] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def refused(alg, params, param, folders, *words):
+    import processing
+    from qgis.core import QgsProcessingException
+    before = tree(*folders)
+    with pytest.raises(QgsProcessingException) as e:
+        processing.run(alg, params)
+    msg = str(e.value)
+    # processing.run puts this line before what QGIS's own parameter checks say
+    msg = msg.replace("Unable to execute algorithm\n", "")
+    assert f"{param}:" in msg or f"{param} " in msg, msg
+    assert "Traceback" not in msg and "\n" not in msg.strip(), msg
+    for w in words:
+        assert w in msg, msg
+    after = tree(*folders)
+    assert set(after) == set(before), set(after) ^ set(before)      # nothing left, nothing lost
+    assert after == before                                           # inputs unchanged
+    return msg
+
+
+def run_ok(alg, params):
+    import processing
+    return processing.run(alg, params)
+
+
+# --- 1. an output that is an input is refused before any work ----------------------------
+
+def same_as_input_cases(d):
+    return [
+        ("rsdl:classstatistics", dict(INPUT=d["image"], VECTOR=d["polys"], FIELD="name",
+                                      OUTPUT=d["image"]), "OUTPUT", "INPUT"),
+        ("rsdl:classstatistics", dict(INPUT=d["image"], VECTOR=d["shp"], FIELD="name",
+                                      OUTPUT=d["shp"]), "OUTPUT", "VECTOR"),
+        ("rsdl:sampleselection", dict(INPUT=d["image"], VECTOR=d["polys"] + "|layername=polygons",
+                                      FIELD="name",
+                                      OUTPUT=d["polys"] + "|layername=polygons"), "OUTPUT", "VECTOR"),
+        ("rsdl:sampleselection", dict(INPUT=d["image"], VECTOR=d["polys"], FIELD="name",
+                                      OUTPUT=d["image"]), "OUTPUT", "INPUT"),
+        ("rsdl:sampleselection", dict(INPUT=d["image"], VECTOR=d["shp"], FIELD="name",
+                                      VALID_FRACTION=0.3, OUTPUT=str(d["dir"] / "t.gpkg"),
+                                      OUTPUT_VALID=d["shp"]), "OUTPUT_VALID", "VECTOR"),
+        ("rsdl:patchesextraction", dict(VECTOR=d["points"], FIELD="name", SOURCE1=d["image"],
+                                        SOURCE1_PATCH_SIZE=8, OUTPUT_SOURCE1=d["image"]),
+         "OUTPUT_SOURCE1", "SOURCE1"),
+        ("rsdl:patchesextraction", dict(VECTOR=d["points"], FIELD="name", SOURCE1=d["image"],
+                                        SOURCE1_PATCH_SIZE=8, OUTPUT_SOURCE1=str(d["dir"] / "p.tif"),
+                                        OUTPUT_LABELS=d["image"]), "OUTPUT_LABELS", "SOURCE1"),
+        ("rsdl:patchesextraction", dict(VECTOR=d["points"], FIELD="name", SOURCE1=d["image"],
+                                        SOURCE1_PATCH_SIZE=8, OUTPUT_SOURCE1=str(d["dir"] / "p.tif"),
+                                        OUTPUT_POINTS=d["points"]), "OUTPUT_POINTS", "VECTOR"),
+        ("rsdl:trainmodel", dict(TRAIN_SOURCE1=d["patches"], TRAIN_LABELS=d["labels"],
+                                 MODEL=d["model"] + "/saved_model.pb", EPOCHS=1,
+                                 OUTPUT_MODEL=d["model"]), "OUTPUT_MODEL", "MODEL"),
+        ("rsdl:trainmodel", dict(TRAIN_SOURCE1=d["patches"], TRAIN_LABELS=d["labels"], EPOCHS=1,
+                                 OUTPUT_MODEL=str(d["dir"] / "m2"),
+                                 OUTPUT_REPORT=d["patches"]), "OUTPUT_REPORT", "TRAIN_SOURCE1"),
+        ("rsdl:trainclassifier", dict(INPUT=d["image"], VECTOR=d["points"], FIELD="name",
+                                      OUTPUT_CLASSIFIER=d["image"]), "OUTPUT_CLASSIFIER", "INPUT"),
+        ("rsdl:trainclassifier", dict(INPUT=d["image"], VECTOR=d["points"], FIELD="name",
+                                      VALID_FRACTION=0.3, OUTPUT_CLASSIFIER=str(d["dir"] / "c.rsdlc"),
+                                      OUTPUT_REPORT=d["points"]), "OUTPUT_REPORT", "VECTOR"),
+        ("rsdl:classify", dict(INPUT=d["image"], CLASSIFIER=d["rf"], OUTPUT=d["image"]),
+         "OUTPUT", "INPUT"),
+        ("rsdl:classify", dict(INPUT=d["image"], CLASSIFIER=d["rf"], OUTPUT=d["rf"]),
+         "OUTPUT", "CLASSIFIER"),
+        ("rsdl:classify", dict(INPUT=d["image"], CLASSIFIER=d["rf"],
+                               OUTPUT=str(d["dir"] / "m.tif"), OUTPUT_CONFIDENCE=d["image"]),
+         "OUTPUT_CONFIDENCE", "INPUT"),
+        ("rsdl:accuracy", dict(INPUT=d["classes"], REFERENCE=d["polys"], FIELD="name",
+                               OUTPUT_MATRIX=d["classes"]), "OUTPUT_MATRIX", "INPUT"),
+        ("rsdl:accuracy", dict(INPUT=d["classes"], REFERENCE=d["shp"], FIELD="name",
+                               OUTPUT_REPORT=d["shp"]), "OUTPUT_REPORT", "REFERENCE"),
+        ("rsdl:modelserve", dict(MODEL=d["model"], SOURCE1=d["image"], OUTPUT=d["image"]),
+         "OUTPUT", "SOURCE1"),
+        ("rsdl:modelserve", dict(MODEL=d["model"], SOURCE1=d["image"],
+                                 OUTPUT=d["model"] + "/variables/map.tif"), "OUTPUT", "MODEL"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(19))
+def test_an_output_that_is_an_input_is_refused(qgis_app, data, case):
+    alg, params, param, other = same_as_input_cases(data)[case]
+    refused(alg, params, param, [data["dir"]], other, "Choose another file name")
+
+
+def test_an_input_reached_through_a_link_is_refused(qgis_app, data, tmp_path):
+    link = tmp_path / "link.tif"
+    os.symlink(data["image"], link)
+    refused("rsdl:modelserve", dict(MODEL=data["model"], SOURCE1=data["image"], OUTPUT=str(link)),
+            "OUTPUT", [data["dir"], tmp_path], "SOURCE1")
+
+
+@pytest.mark.parametrize("alg,key,other", [
+    ("rsdl:classify", "OUTPUT_CONFIDENCE", "OUTPUT"),
+    ("rsdl:sampleselection", "OUTPUT_VALID", "OUTPUT"),
+    ("rsdl:patchesextraction", "OUTPUT_LABELS", "OUTPUT_SOURCE1"),
+    ("rsdl:accuracy", "OUTPUT_REPORT", "OUTPUT_MATRIX")])
+def test_two_outputs_with_one_name_are_refused(qgis_app, data, tmp_path, alg, key, other):
+    d = data
+    same = str(tmp_path / "same.out")
+    params = {
+        "rsdl:classify": dict(INPUT=d["image"], CLASSIFIER=d["rf"]),
+        "rsdl:sampleselection": dict(INPUT=d["image"], VECTOR=d["polys"], FIELD="name",
+                                     VALID_FRACTION=0.3),
+        "rsdl:patchesextraction": dict(VECTOR=d["points"], FIELD="name", SOURCE1=d["image"],
+                                       SOURCE1_PATCH_SIZE=8),
+        "rsdl:accuracy": dict(INPUT=d["classes"], REFERENCE=d["polys"], FIELD="name")}[alg]
+    ext = ".gpkg" if alg == "rsdl:sampleselection" else ".tif" if alg != "rsdl:accuracy" else ".csv"
+    same += ext
+    params.update({key: same, other: same})
+    refused(alg, params, key, [d["dir"], tmp_path], other, "its own file name")
+
+
+def test_a_report_inside_the_model_folder_is_refused(qgis_app, data, tmp_path):
+    refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
+                                    EPOCHS=1, OUTPUT_MODEL=str(tmp_path / "m"),
+                                    OUTPUT_REPORT=str(tmp_path / "m" / "report.html")),
+            "OUTPUT_REPORT", [data["dir"], tmp_path], "OUTPUT_MODEL")
+
+
+# --- 2. a GeoPackage keeps its other layers -----------------------------------------------
+
+def project_gpkg(data, tmp_path):
+    p = tmp_path / "project.gpkg"
+    shutil.copy(data["polys"], p)
+    return str(p)
+
+
+def test_sample_points_into_the_polygons_geopackage_keep_its_layers(qgis_app, data, tmp_path):
+    gpkg = project_gpkg(data, tmp_path)
+    before = layers(gpkg)
+    run_ok("rsdl:sampleselection", dict(INPUT=data["image"], VECTOR=gpkg + "|layername=polygons",
+                                        FIELD="name", STRATEGY=1, SAMPLES=30,
+                                        OUTPUT=gpkg + "|layername=train_points"))
+    after = layers(gpkg)
+    assert {k: after[k] for k in before} == before          # polygons and roads untouched
+    assert after["train_points"][0] > 0
+    # again to the same layer: it is replaced, the others still untouched
+    run_ok("rsdl:sampleselection", dict(INPUT=data["image"], VECTOR=gpkg + "|layername=polygons",
+                                        FIELD="name", STRATEGY=1, SAMPLES=10,
+                                        OUTPUT=gpkg + "|layername=train_points"))
+    again = layers(gpkg)
+    assert {k: again[k] for k in before} == before
+    assert again["train_points"][0] < after["train_points"][0]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+@pytest.mark.parametrize("alg", ["rsdl:classstatistics", "rsdl:patchesextraction"])
+def test_outputs_into_an_existing_geopackage_keep_its_layers(qgis_app, data, tmp_path, alg):
+    gpkg = project_gpkg(data, tmp_path)
+    before = layers(gpkg)
+    if alg == "rsdl:classstatistics":
+        run_ok(alg, dict(INPUT=data["image"], VECTOR=data["polys"], FIELD="name", OUTPUT=gpkg))
+        new = "project"
+    else:
+        run_ok(alg, dict(VECTOR=data["points"], FIELD="name", SOURCE1=data["image"],
+                         SOURCE1_PATCH_SIZE=8, OUTPUT_SOURCE1=str(tmp_path / "p.tif"),
+                         OUTPUT_POINTS=gpkg + "|layername=kept"))
+        new = "kept"
+    after = layers(gpkg)
+    assert {k: after[k] for k in before} == before and after[new][0] > 0
+
+
+# --- 3. model folders -----------------------------------------------------------------
+
+def test_a_folder_with_the_users_files_is_not_replaced(qgis_app, data, tmp_path):
+    folder = tmp_path / "mywork"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("three weeks of field notes")
+    refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
+                                    EPOCHS=1, OUTPUT_MODEL=str(folder)),
+            "OUTPUT_MODEL", [data["dir"], tmp_path], "notes.txt", "did not write")
+
+
+def test_an_otbtf_model_folder_is_not_replaced(qgis_app, data, tmp_path):
+    shutil.copytree(os.path.join(OTBTF, "models", "model3"), tmp_path / "model3")
+    refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
+                                    EPOCHS=1, OUTPUT_MODEL=str(tmp_path / "model3")),
+            "OUTPUT_MODEL", [data["dir"], tmp_path], "saved_model.pb")
+
+
+def test_a_file_given_as_model_folder_is_refused(qgis_app, data, tmp_path):
+    (tmp_path / "model").write_text("a file")
+    refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
+                                    EPOCHS=1, OUTPUT_MODEL=str(tmp_path / "model")),
+            "OUTPUT_MODEL", [data["dir"], tmp_path], "is a file")
+
+
+def test_a_model_written_by_rsdl_is_replaced_in_place(qgis_app, data, tmp_path):
+    shutil.copytree(data["model"], tmp_path / "model")
+    run_ok("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
+                                   EPOCHS=1, ARCHITECTURE=0, OUTPUT_MODEL=str(tmp_path / "model")))
+    import json
+    meta = json.loads((tmp_path / "model" / "rsdl_metadata.json").read_text())
+    assert meta["architecture"] == "cnn"                    # the new one, swapped in
+    assert os.listdir(tmp_path) == ["model"]                # no temporary folder left
+
+
+# --- 4. files that attack the loader ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def evil(data, tmp_path_factory):
+    d = tmp_path_factory.mktemp("evil")
+    target = d / "written_by_a_model.txt"
+    out = {"dir": d, "target": target,
+           "tf2": hostile.tf2_model_writing_a_file(d / "tf2", target),
+           "tf1": hostile.tf1_model_writing_a_file(d / "tf1", target),
+           "tf1_features": hostile.tf1_model_writing_a_file(d / "tf1f", target, "x1",
+                                                             "probabilities"),
+           "lambda": hostile.keras_with_lambda(d / "lambda.keras")}
+    out["rsdlc_tf2"] = hostile.classifier_with_model(data["deep"], d / "tf2.rsdlc", out["tf2"])
+    out["rsdlc_tf1"] = hostile.classifier_with_model(data["deep"], d / "tf1.rsdlc",
+                                                     out["tf1_features"])
+    return out
+
+
+@pytest.mark.parametrize("kind,param", [("tf2", "MODEL"), ("tf1", "MODEL")])
+def test_modelserve_refuses_a_model_that_writes_files(qgis_app, data, evil, tmp_path, kind, param):
+    params = dict(MODEL=evil[kind], SOURCE1=data["image"], SOURCE1_RFIELD=1, SOURCE1_NAME="x",
+                  FULLY_CONV=True, OUTPUT=str(tmp_path / "map.tif"))
+    if kind == "tf1":
+        params["OUTPUT_NAMES"] = "prediction"
+    refused("rsdl:modelserve", params, param, [data["dir"], tmp_path, evil["dir"]],
+            "WriteFile", "TRUST_MODEL")
+    assert not evil["target"].exists()
+
+
+def test_a_trusted_model_runs_as_it_is(qgis_app, data, evil, tmp_path):
+    """TRUST_MODEL is the user's word: the model then runs, with its effects."""
+    run_ok("rsdl:modelserve", dict(MODEL=evil["tf2"], SOURCE1=data["image"], SOURCE1_RFIELD=1,
+                                   SOURCE1_NAME="x", FULLY_CONV=True, TRUST_MODEL=True,
+                                   OUTPUT=str(tmp_path / "map.tif")))
+    assert evil["target"].exists()
+    evil["target"].unlink()
+
+
+def test_a_keras_lambda_layer_is_refused(qgis_app, data, evil, tmp_path):
+    refused("rsdl:modelserve", dict(MODEL=evil["lambda"], SOURCE1=data["image"], SOURCE1_RFIELD=1,
+                                    FULLY_CONV=True, OUTPUT=str(tmp_path / "m.tif")),
+            "MODEL", [data["dir"], tmp_path], "Lambda")
+
+
+def test_fine_tuning_refuses_a_keras_lambda_layer(qgis_app, data, evil, tmp_path):
+    refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
+                                    MODEL=evil["lambda"], EPOCHS=1,
+                                    OUTPUT_MODEL=str(tmp_path / "m")),
+            "MODEL", [data["dir"], tmp_path], "Lambda")
+
+
+def test_deep_features_refuse_a_model_that_writes_files(qgis_app, data, evil, tmp_path):
+    refused("rsdl:trainclassifier", dict(INPUT=data["image"], VECTOR=data["points"], FIELD="name",
+                                         MODEL=evil["tf2"], SOURCE1_RFIELD=1, SOURCE1_NAME="x",
+                                         FULLY_CONV=True, OUTPUT_CLASSIFIER=str(tmp_path / "c.rsdlc")),
+            "MODEL", [data["dir"], tmp_path], "WriteFile")
+    assert not evil["target"].exists()
+
+
+@pytest.mark.parametrize("kind", ["rsdlc_tf2", "rsdlc_tf1"])
+def test_a_classifier_file_with_a_hostile_model_is_refused(qgis_app, data, evil, tmp_path, kind):
+    """The checksums are recomputed, as anyone can: the scan, not the checksum, stops it."""
+    refused("rsdl:classify", dict(INPUT=data["image"], CLASSIFIER=evil[kind],
+                                  OUTPUT=str(tmp_path / "m.tif")),
+            "CLASSIFIER", [data["dir"], tmp_path, evil["dir"]], "WriteFile")
+    assert not evil["target"].exists()
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated(qgis_app, data, tmp_path):
+    bomb = hostile.zip_bomb_classifier(data["deep"], tmp_path / "bomb.rsdlc", gib=1)
+    assert os.path.getsize(bomb) < 20 << 20
+    refused("rsdl:classify", dict(INPUT=data["image"], CLASSIFIER=bomb,
+                                  OUTPUT=str(tmp_path / "m.tif")),
+            "CLASSIFIER", [data["dir"], tmp_path], "would inflate")
+
+
+def test_a_member_name_that_climbs_out_is_refused(qgis_app, data, tmp_path):
+    bad = hostile.forge_classifier(data["rf"], tmp_path / "climb.rsdlc",
+                                   add={"../../escaped.txt": b"out of the folder"})
+    refused("rsdl:classify", dict(INPUT=data["image"], CLASSIFIER=bad,
+                                  OUTPUT=str(tmp_path / "m.tif")),
+            "CLASSIFIER", [data["dir"], tmp_path], "unsafe member name")
+    assert not (tmp_path.parent / "escaped.txt").exists()
+
+
+def test_a_pickle_in_a_classifier_file_is_never_unpickled(qgis_app, data, tmp_path):
+    import pickle
+    bad = hostile.forge_classifier(data["rf"], tmp_path / "pickle.rsdlc",
+                                   replace={"classifier.skops": pickle.dumps(os.system)})
+    refused("rsdl:classify", dict(INPUT=data["image"], CLASSIFIER=bad,
+                                  OUTPUT=str(tmp_path / "m.tif")),
+            "CLASSIFIER", [data["dir"], tmp_path], "cannot be read")
+
+
+def test_a_skops_payload_naming_os_system_is_refused(qgis_app, data, tmp_path):
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+    bad = hostile.forge_classifier(data["rf"], tmp_path / "skops.rsdlc", replace={
+        "classifier.skops": sio.dumps(FunctionTransformer(os.system))})
+    refused("rsdl:classify", dict(INPUT=data["image"], CLASSIFIER=bad,
+                                  OUTPUT=str(tmp_path / "m.tif")),
+            "CLASSIFIER", [data["dir"], tmp_path], "posix.system")
+
+
+def test_a_damaged_classifier_file_is_refused(qgis_app, data, tmp_path):
+    raw = bytearray(open(data["rf"], "rb").read())
+    raw[len(raw) // 2] ^= 0xFF
+    bad = tmp_path / "damaged.rsdlc"
+    bad.write_bytes(bytes(raw))
+    refused("rsdl:classify", dict(INPUT=data["image"], CLASSIFIER=str(bad),
+                                  OUTPUT=str(tmp_path / "m.tif")),
+            "CLASSIFIER", [data["dir"], tmp_path])
+
+
+# --- 5. silent wrong results become errors ------------------------------------------
+
+def test_an_expression_field_the_model_does_not_have(qgis_app, tmp_path):
+    refused("rsdl:modelserve", dict(MODEL=os.path.join(OTBTF, "models", "model4"),
+                                    SOURCE1=os.path.join(OTBTF, "pxs_subset2.tif"),
+                                    SOURCE1_RFIELD=64, SOURCE1_NAME="x", EFIELD=1,
+                                    OUTPUT_NAMES="prediction_fcn", FULLY_CONV=False,
+                                    OUTPUT=str(tmp_path / "m.tif")),
+            "EFIELD", [tmp_path, OTBTF], "32 x 32", "set EFIELD to 32")
+
+
+def test_accuracy_of_a_three_band_image_is_refused(qgis_app, data, tmp_path):
+    refused("rsdl:accuracy", dict(INPUT=data["image"], REFERENCE=data["polys"], FIELD="name",
+                                  OUTPUT_MATRIX=str(tmp_path / "m.csv")),
+            "INPUT", [data["dir"], tmp_path], "3 bands")
+
+
+def test_accuracy_of_a_probability_map_is_refused(qgis_app, data, tmp_path):
+    ref, _, ds = read_raster(data["classes"])
+    prob = write_raster(tmp_path / "prob.tif", (ref[..., 0] * 0.23).astype(np.float32),
+                        gt=ds.GetGeoTransform(), wkt=ds.GetProjection())
+    refused("rsdl:accuracy", dict(INPUT=prob, REFERENCE=data["polys"], FIELD="code",
+                                  OUTPUT_MATRIX=str(tmp_path / "m.csv")),
+            "INPUT", [data["dir"], tmp_path], "not whole numbers")
+
+
+def test_accuracy_of_a_float_map_of_whole_numbers_runs_with_a_note(qgis_app, data, tmp_path):
+    ref, _, ds = read_raster(data["classes"])
+    as_float = write_raster(tmp_path / "f.tif", ref[..., 0].astype(np.float32),
+                            gt=ds.GetGeoTransform(), wkt=ds.GetProjection())
+    res = run_ok("rsdl:accuracy", dict(INPUT=as_float, REFERENCE_RASTER=data["classes"]))
+    assert res["OA"] == 1.0
+
+
+def test_knn_with_more_neighbours_than_samples_is_refused(qgis_app, data, tmp_path):
+    refused("rsdl:trainclassifier", dict(INPUT=data["image"], VECTOR=data["points"], FIELD="name",
+                                         CLASSIFIER=3, KNN_K=500, SAMPLES=20, VALID_FRACTION=0,
+                                         OUTPUT_CLASSIFIER=str(tmp_path / "knn.rsdlc")),
+            "KNN_K", [data["dir"], tmp_path], "lower KNN_K")
+
+
+def test_a_patches_image_given_as_labels_is_refused(qgis_app, data, tmp_path):
+    """After extraction the patches image is the active layer: the dialog proposes it."""
+    refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["patches"],
+                                    EPOCHS=1, OUTPUT_MODEL=str(tmp_path / "m")),
+            "TRAIN_LABELS", [data["dir"], tmp_path], "patches image")
+
+
+@pytest.mark.parametrize("alg,key", [("rsdl:modelserve", "SOURCE1"), ("rsdl:classify", "INPUT"),
+                                     ("rsdl:patchesextraction", "SOURCE1"),
+                                     ("rsdl:sampleselection", "INPUT")])
+def test_a_patches_image_given_as_an_image_is_refused(qgis_app, data, tmp_path, alg, key):
+    d = data
+    params = {"rsdl:modelserve": dict(MODEL=d["model"], OUTPUT=str(tmp_path / "m.tif")),
+              "rsdl:classify": dict(CLASSIFIER=d["rf"], OUTPUT=str(tmp_path / "m.tif")),
+              "rsdl:patchesextraction": dict(VECTOR=d["points"], SOURCE1_PATCH_SIZE=4,
+                                             OUTPUT_SOURCE1=str(tmp_path / "p.tif")),
+              "rsdl:sampleselection": dict(VECTOR=d["polys"], FIELD="name",
+                                           OUTPUT=str(tmp_path / "s.gpkg"))}[alg]
+    params[key] = d["patches"]
+    refused(alg, params, key, [d["dir"], tmp_path], "patches image")
+
+
+def test_a_band_count_the_model_does_not_take(qgis_app, data, tmp_path):
+    refused("rsdl:modelserve", dict(MODEL=os.path.join(OTBTF, "models", "model1"),
+                                    SOURCE1=data["image"], SOURCE1_RFIELD=16, SOURCE1_NAME="x",
+                                    OUTPUT_NAMES="prediction", OUTPUT=str(tmp_path / "m.tif")),
+            "SOURCE1", [data["dir"], tmp_path], "3 band(s)", "takes 4")
+
+
+def test_a_file_that_is_not_a_raster(qgis_app, data, tmp_path):
+    notes = tmp_path / "notes.tif"
+    notes.write_text("not an image")
+    refused("rsdl:classify", dict(INPUT=str(notes), CLASSIFIER=data["rf"],
+                                  OUTPUT=str(tmp_path / "m.tif")),
+            "INPUT", [data["dir"], tmp_path])
+
+
+# --- 6. a full disk ----------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("a full disk is simulated with a tmpfs, which only root can mount")
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+                         capture_output=True, text=True)
+    if res.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def fill(disk, leave=0):
+    """Fill the disk, leaving `leave` bytes free."""
+    with open(disk / "filler", "wb") as fh:
+        try:
+            while True:
+                st = os.statvfs(disk)
+                free = st.f_bavail * st.f_frsize - leave
+                if free <= 0:
+                    break
+                fh.write(bytes(min(free, 1 << 20)))
+                fh.flush()
+        except OSError:
+            pass
+
+
+def full_disk_cases(d, disk):
+    """(algorithm, parameters, output, its name, whether it is larger than 40 KiB)"""
+    from bench.serve import mosaic_vrt
+    big = mosaic_vrt(d["image"], str(disk.parent / "big.vrt"), 4, 4)   # 640 x 640
+    return [
+        ("rsdl:modelserve", dict(MODEL=d["model"], SOURCE1=big, OUTPUT_NAMES="probabilities"),
+         "OUTPUT", "map.tif", True),
+        ("rsdl:classify", dict(INPUT=big, CLASSIFIER=d["rf"]), "OUTPUT", "map.tif", True),
+        ("rsdl:patchesextraction", dict(VECTOR=d["points"], FIELD="name", SOURCE1=d["image"],
+                                        SOURCE1_PATCH_SIZE=32), "OUTPUT_SOURCE1", "p.tif", True),
+        ("rsdl:sampleselection", dict(INPUT=d["image"], VECTOR=d["polys"], FIELD="name"),
+         "OUTPUT", "s.gpkg", True),
+        ("rsdl:trainclassifier", dict(INPUT=d["image"], VECTOR=d["points"], FIELD="name",
+                                      SAMPLES=20, VALID_FRACTION=0), "OUTPUT_CLASSIFIER",
+         "c.rsdlc", False),
+        ("rsdl:accuracy", dict(INPUT=d["classes"], REFERENCE=d["polys"], FIELD="name"),
+         "OUTPUT_MATRIX", "m.csv", False),
+        ("rsdl:classstatistics", dict(INPUT=d["image"], VECTOR=d["polys"], FIELD="name"),
+         "OUTPUT", "stats.csv", False),
+        ("rsdl:trainmodel", dict(TRAIN_SOURCE1=d["patches"], TRAIN_LABELS=d["labels"], EPOCHS=1),
+         "OUTPUT_MODEL", "model", True),
+    ]
+
+
+@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("leave", [0, 40 << 10], ids=["no-byte-free", "40-KiB-free"])
+def test_a_full_disk_is_one_clear_error_and_keeps_the_previous_file(qgis_app, data, small_disk,
+                                                                    case, leave):
+    alg, params, key, name, large = full_disk_cases(data, small_disk)[case]
+    if leave and not large:
+        pytest.skip("this output fits in 40 KiB: only a disk with no byte free stops it")
+    out = small_disk / name
+    if name != "model":
+        out.write_bytes(b"the previous result")            # kept as it was
+    params = dict(params, **{key: str(out)})
+    fill(small_disk, leave)
+    refused(alg, params, key, [data["dir"], small_disk], "the disk is full")
+
+
+# --- 7. killed runs --------------------------------------------------------------------
+
+KILLED = """
+import sys
+sys.path.insert(0, {root!r})
+from rsdl_qgis import api
+from bench.serve import mosaic_vrt
+big = mosaic_vrt({image!r}, {vrt!r}, 30, 30)
+api.serve_model(api.ServeJob({model!r}, [api.ServeSource(big, None, "")], {out!r}, tile_size=256))
+"""
+
+
+def test_a_killed_run_leaves_a_recognisable_temp_that_the_next_run_removes(qgis_app, data,
+                                                                          tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = tmp_path / "map.tif"
+    script = KILLED.format(root=root, image=data["image"], vrt=str(tmp_path / "big.vrt"),
+                           model=data["model"], out=str(out))
+    proc = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    temps = []
+    deadline = time.monotonic() + 120
+    while not temps and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        temps = [n for n in os.listdir(tmp_path) if n.startswith(".map.tif.rsdl-")]
+    time.sleep(0.5)
+    proc.kill()                                              # kill -9
+    proc.wait()
+    assert temps, "the run never started writing"
+    assert not out.exists()
+    left = [n for n in os.listdir(tmp_path) if n.startswith(".map.tif.rsdl-")]
+    assert left and all(".part" in n for n in left)
+    run_ok("rsdl:modelserve", dict(MODEL=data["model"], SOURCE1=data["image"], OUTPUT=str(out)))
+    assert out.exists()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".map.tif.")]
