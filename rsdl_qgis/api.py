@@ -32,27 +32,21 @@ def serve_model(job, progress=None):
     if len(set(s.name for s in job.sources)) != len(job.sources):
         raise ModelError("two sources feed the same model input: give each source its own "
                          "input name", "SOURCE2_NAME")
-    res = serve(job, model, progress)
     meta = getattr(model, "metadata", None)
-    if meta and job.output_names == ["class"] and meta.get("classes"):
-        _name_classes(job.output, meta["classes"])
+    named = bool(meta and job.output_names == ["class"] and meta.get("classes"))
+    if named:
+        # a class map of a model trained by rsdl: class names in its metadata, and a
+        # paletted style with them beside it (QGIS loads it with the layer)
+        import json
+        codes, names = meta["classes"]["codes"], meta["classes"]["names"]
+        job.metadata["RSDL_CLASSES"] = json.dumps(dict(zip(map(str, codes), names)))
+    res = serve(job, model, progress)
+    from .engine.styles import style_values, write_class_style
+    if named:
+        write_class_style(job.output, meta["classes"]["codes"], meta["classes"]["names"])
     else:
-        from .engine.styles import style_values
         style_values(job.output)
     return res
-
-
-def _name_classes(path, classes):
-    """A class map from a model trained by rsdl: class names in its metadata and a
-    paletted style with them beside it (QGIS loads it with the layer)."""
-    import json
-    from osgeo import gdal
-    from .engine.styles import write_class_style
-    codes, names = classes["codes"], classes["names"]
-    ds = gdal.Open(str(path), gdal.GA_Update)
-    ds.SetMetadataItem("RSDL_CLASSES", json.dumps(dict(zip(map(str, codes), names))))
-    ds = None
-    write_class_style(path, codes, names)
 
 
 def apply_metadata(job, meta, progress=None):

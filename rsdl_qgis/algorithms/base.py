@@ -186,6 +186,15 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                     {k: v for k, v in outputs.items() if v})
 
     @staticmethod
+    def do_not_load(context, paths):
+        """Outputs that QGIS should not add to the project when the run ends."""
+        layers = context.layersToLoadOnCompletion()
+        for p in paths:
+            if p:
+                layers.pop(p, None)
+        context.setLayersToLoadOnCompletion(layers)
+
+    @staticmethod
     def style_on_load(results, context):
         """Outputs that QGIS will load and that have a style beside them get it applied."""
         for value in (results or {}).values():

@@ -201,6 +201,8 @@ rejected when any source's patch leaves its image or contains this value in any 
 patches cut the same way (for segmentation networks).</li>
 <li><b>OUTPUT_POINTS</b>: the kept points, with <code>patch</code> (their row in the patches
 images, 0-based) and <code>originfid</code>.</li>
+<li><b>ADD_TO_MAP</b> (advanced, off): add the patches images and labels to the map. They
+are training data, not maps, so by default they are written but not added.</li>
 </ul>
 <p>The log says how many samples were kept and why the others were rejected.</p>
 <h3>Example</h3>
@@ -248,6 +250,8 @@ class PatchesExtraction(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterVectorDestination(
             "OUTPUT_POINTS", "Kept points", QgsProcessing.TypeVectorPoint, optional=True,
             createByDefault=False))
+        self.addParameter(advanced(QgsProcessingParameterBoolean(
+            "ADD_TO_MAP", "Add the patches images and labels to the map", defaultValue=False)))
 
     def process(self, parameters, context, feedback):
         given = self.numbered(parameters, "SOURCE{}", last=MAX_SOURCES)
@@ -274,6 +278,11 @@ class PatchesExtraction(RsdlAlgorithm):
                 parameters, "OUTPUT_LABEL_PATCHES", context) or None,
             output_points=self.parameterAsOutputLayer(parameters, "OUTPUT_POINTS", context) or None)
         res = self.run_engine(api.extract_patches, job, FeedbackProgress(feedback))
+        if not self.parameterAsBool(parameters, "ADD_TO_MAP", context):
+            # patches images are training data, not maps: as layers they only clutter the
+            # project, and the next dialog proposed them as inputs of the wrong kind
+            self.do_not_load(context, [s.output for s in sources] +
+                             [job.output_labels, job.output_label_patches])
         keys = [f"OUTPUT_SOURCE{i}" for i in given] + ["OUTPUT_LABELS", "OUTPUT_LABEL_PATCHES",
                                                        "OUTPUT_POINTS", "KEPT", "REJECTED"]
         return {k: res.get(k) for k in keys}

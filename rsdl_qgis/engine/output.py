@@ -37,7 +37,8 @@ _TEMP = re.compile(r"^\.(?P<name>.+?)\.rsdl-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)
 # --- paths ---------------------------------------------------------------------------
 
 def split_layer(path):
-    """'file.gpkg|layername=x' -> ('file.gpkg', 'x'); a plain path -> (path, None)."""
+    """QGIS source strings: 'file.gpkg|layername=x' -> ('file.gpkg', 'x'),
+    'file.gpkg|layerid=2' -> ('file.gpkg', 2); a plain path -> (path, None)."""
     path = str(path)
     layer = None
     if "|" in path:
@@ -46,6 +47,8 @@ def split_layer(path):
             key, _, value = opt.partition("=")
             if key == "layername":
                 layer = value
+            elif key == "layerid" and layer is None:
+                layer = int(value)
     return path, layer
 
 
@@ -61,6 +64,8 @@ def _key(path, output):
     key = real(file)
     if key.lower().endswith(".shp"):          # a shapefile is its .shp, .dbf, .shx...
         key = key[:-4]
+    if isinstance(layer, int):
+        layer = _first_layer(file, layer) if not output else None
     if key.lower().endswith(".gpkg") and not layer:
         if output:
             layer = os.path.splitext(os.path.basename(file))[0]
@@ -69,11 +74,13 @@ def _key(path, output):
     return key, layer
 
 
-def _first_layer(path):
+def _first_layer(path, index=0):
+    """The name of a vector file's layer number `index`."""
     try:
         from osgeo import ogr
         ds = ogr.Open(str(path))
-        return ds.GetLayer(0).GetName() if ds is not None and ds.GetLayerCount() else None
+        ok = ds is not None and 0 <= index < ds.GetLayerCount()
+        return ds.GetLayer(index).GetName() if ok else None
     except RuntimeError:
         return None
 

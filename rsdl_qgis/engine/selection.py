@@ -103,7 +103,7 @@ def _class_table(cand):
 def _empty_class_error(cand, empty, param="VECTOR"):
     names = ", ".join(cand.codes.name_of(c) for c in empty)
     return GridError(f"classes with no pixel: {names}. Their polygons hold no pixel centre "
-                     "of INPUT (too small, outside the raster, or masked): remove them, "
+                     "of INPUT (too small, outside the raster, or masked by MASK): remove them, "
                      "or draw larger polygons", param)
 
 
@@ -271,8 +271,13 @@ def sample_selection(job, progress=None):
 def _select_in_vector(job, step, progress):
     cand = candidates(job.image, job.vector, job.field, job.mask, step, progress)
     pixels, _, empty = _class_table(cand)
+    if empty and step > 1:
+        names = ", ".join(cand.codes.name_of(c) for c in empty)
+        raise GridError(f"no pixel of the GRID_STEP {step} lattice falls in the polygons of "
+                        f"{names}: lower GRID_STEP (1 keeps every pixel) or draw larger "
+                        "polygons", "GRID_STEP")
     if empty:
-        raise _empty_class_error(cand, empty)
+        raise _empty_class_error(cand, empty, "MASK" if job.mask else "VECTOR")
     by_class = parse_class_counts(job.class_counts, cand.codes.code if cand.codes.kind == "text"
                                   else None) if job.strategy == "byclass" else None
     req = required_counts(pixels, job.strategy, job.samples, job.percent, by_class)

@@ -36,6 +36,7 @@ class ServeSource:
     rfield: int
     name: str = ""
     nodata: Optional[float] = None
+    param: str = ""                     # the parameter errors name (default SOURCEn)
 
 
 @dataclass
@@ -53,6 +54,7 @@ class ServeJob:
     output_nodata: Optional[float] = None
     memory_mb: int = 512
     trust_model: bool = False           # skip the scan of what the model may run
+    metadata: dict = field(default_factory=dict)    # more metadata items of the output
 
     def to_dict(self):
         return asdict(self)
@@ -108,13 +110,13 @@ class ServePlan:
         try:
             for i, s in enumerate(job.sources):
                 ref_wkt = self.readers[0].grid.crs_wkt if self.readers else None
-                self.readers.append(SourceReader(s.path, param_of(i), s.nodata, ref_wkt,
+                self.readers.append(SourceReader(s.path, self.param(i), s.nodata, ref_wkt,
                                                  progress.info))
             ref = self.readers[0].grid
             self.sgeoms = [SourceGeometry.of(r.grid, ref, s.rfield)
                            for r, s in zip(self.readers, job.sources)]
             self.geom = output_geometry(self.sgeoms, job.efield, job.scale,
-                                        [param_of(i) for i in range(len(job.sources))])
+                                        [self.param(i) for i in range(len(job.sources))])
             self._check_fields()
             self.input_names = [s.name for s in job.sources]
             self._check_bands(model)
@@ -139,7 +141,14 @@ class ServePlan:
                     f"the receptive field {s.rfield} cannot hold an expression field of {e} "
                     f"output pixels ({need:g} pixels of this source at SCALE "
                     f"{self.geom.scale:g}): raise the receptive field or lower EFIELD/SCALE",
-                    param_of(i, "_RFIELD"))
+                    self.param(i, "_RFIELD"))
+
+    def param(self, i, suffix=""):
+        """The parameter an error about source i names: SOURCEn (SOURCEn_RFIELD...), or
+        the source's own (INPUT, MASK) when the job gives one."""
+        if suffix or not self.job.sources[i].param:
+            return param_of(i, suffix)
+        return self.job.sources[i].param
 
     def _check_bands(self, model):
         """A source whose band count differs from the model's input, said before running."""
@@ -148,7 +157,7 @@ class ServePlan:
             if shape and len(shape) == 4 and shape[-1] is not None and shape[-1] != reader.bands:
                 raise GridError(f"the image has {reader.bands} band(s) but the model's input "
                                 f"'{name}' takes {shape[-1]}: give an image with the bands the "
-                                "model was trained on", param_of(i))
+                                "model was trained on", self.param(i))
 
     def _zeros_feeds(self, tile):
         plans = plan_tile(self.geom, self.sgeoms, tile)
@@ -313,7 +322,7 @@ def serve(job, model, progress=None):
                       f"{'fully-convolutional' if job.fully_conv else 'patch-based'}")
         band_names = [n if nb == 1 else f"{n}_{b + 1}"
                       for n, nb in zip(job.output_names, plan.bands) for b in range(nb)]
-        meta = {"RSDL_MODEL": job.model, "RSDL_JOB": json.dumps(job.to_dict())}
+        meta = {"RSDL_MODEL": job.model, "RSDL_JOB": json.dumps(job.to_dict()), **job.metadata}
         with gdal_cache(min(32, job.memory_mb // 8) * 2 ** 20):
             writer = TiledWriter(job.output, geom.width, geom.height, sum(plan.bands),
                                  plan.out_dtype, geom.geotransform(ref), ref.crs_wkt,

@@ -32,6 +32,8 @@ def _write_qml(path, renderer):
   <blendMode>0</blendMode>
 </qgis>
 """
+    if _users_own(qml_path(path)):
+        return                                  # a style the user made is never replaced
     write_text(qml_path(path), qml, "OUTPUT")
 
 
@@ -86,6 +88,15 @@ def style_values(path):
         return
     ds = None
     remove_own_style(path)
+
+
+def _users_own(qml):
+    """True when `qml` exists and rsdl did not write it."""
+    try:
+        with open(qml, encoding="utf-8", errors="replace") as fh:
+            return MARK not in fh.read(200)
+    except OSError:
+        return False
 
 
 def remove_own_style(path):

@@ -16,6 +16,7 @@ from osgeo import gdal, ogr, osr
 
 from ..errors import GridError, RsdlIOError
 from .output import _alive, describe, gdal_checked, io_error, remove_stale, temp_path, write_text
+from .output import split_layer as split_source
 
 ogr.UseExceptions()
 osr.UseExceptions()
@@ -23,21 +24,6 @@ osr.UseExceptions()
 LOOKUP_SUFFIX = ".classes.csv"
 #: curves (circular arcs) become straight segments every this many degrees of arc
 ARC_STEP_DEGREES = 1.0
-
-
-def split_source(path):
-    """'file.gpkg|layername=x' (QGIS source strings) -> ('file.gpkg', 'x')."""
-    path = str(path)
-    layer = None
-    if "|" in path:
-        path, *opts = path.split("|")
-        for opt in opts:
-            key, _, value = opt.partition("=")
-            if key == "layername":
-                layer = value
-            elif key == "layerid" and layer is None:
-                layer = int(value)
-    return path, layer
 
 
 def open_layer(source, param="VECTOR", layer=None):

@@ -139,10 +139,10 @@ def serve_job(recipe, paths, output="", mask=None):
     if len(paths) != len(recipe.rfields):
         raise GridError(f"the features need {len(recipe.rfields)} source(s); "
                         f"{len(paths)} given", "INPUT")
-    sources = [ServeSource(p, rf, n, nd) for p, rf, n, nd in
-               zip(paths, recipe.rfields, recipe.names, recipe.nodata)]
+    sources = [ServeSource(p, rf, n, nd, "INPUT" if i == 0 else "") for i, (p, rf, n, nd) in
+               enumerate(zip(paths, recipe.rfields, recipe.names, recipe.nodata))]
     if mask:
-        sources.append(ServeSource(mask, 1, MASK_INPUT, None))
+        sources.append(ServeSource(mask, 1, MASK_INPUT, None, "MASK"))
     fully = True if recipe.kind == "raw" else recipe.fully_conv
     return ServeJob(model=str(recipe.kind), sources=sources, output=output,
                     output_names=["features"], efield=1, scale=1.0, fully_conv=fully)

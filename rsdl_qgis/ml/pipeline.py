@@ -16,7 +16,7 @@ from ..engine.selection import training_samples
 from ..engine.serve import Progress, serve
 from ..engine.styles import write_class_style, write_ramp_style
 from ..engine.vectors import ClassCodes, lookup_path, read_features
-from ..errors import CancelledError, GridError
+from ..errors import CancelledError, GridError, RsdlError
 from . import persist
 from .classifiers import CLASSIFIERS, build
 from .features import FeatureModel, FeatureRecipe, feature_model, features_at, probe_bands, serve_job
@@ -205,7 +205,12 @@ def classify(job, progress=None):
         progress.info(f"Classifier: {CLASSIFIERS[m['classifier']][0]} on {recipe.kind} features; "
                       f"classes {', '.join(f'{c}={n}' for c, n in zip(codes, names))}")
         try:
-            res = serve(sjob, model, progress)
+            try:
+                res = serve(sjob, model, progress)
+            except RsdlError as exc:      # the user's path, not the hidden intermediate one
+                exc.message = exc.message.replace(both, job.output)
+                exc.args = (exc.message,)
+                raise
             meta = {"RSDL_CLASSES": json.dumps(dict(zip(map(str, codes), names))),
                     "RSDL_CLASSIFIER": os.path.basename(job.classifier)}
             _split(both, job.output, 1, dtype, nodata, meta, "OUTPUT")

@@ -244,7 +244,7 @@ def _load_model(path, param="MODEL", trusted=False):
         raise ModelError(f"'{path}' is not a SavedModel folder: it has no saved_model.pb", param)
     tf = require_tensorflow()
     meta_graph = safety.check_saved_model(path, param, trusted)
-    if _is_tf2_saved_model(path, param):
+    if len(meta_graph.object_graph_def.nodes):       # a TF2 object graph, not a TF1 graph
         try:
             loaded = tf.saved_model.load(path)
         except Exception as exc:
@@ -252,15 +252,3 @@ def _load_model(path, param="MODEL", trusted=False):
         if len(loaded.signatures):
             return TF2Model(path, tf, loaded)
     return TF1Model(path, tf, graph_def=None if trusted else meta_graph.graph_def, param=param)
-
-
-def _is_tf2_saved_model(path, param="MODEL"):
-    """True when the SavedModel has a TF2 object graph (not a plain TF1 graph)."""
-    from tensorflow.core.protobuf import saved_model_pb2
-    proto = saved_model_pb2.SavedModel()
-    try:
-        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
-            proto.ParseFromString(f.read())
-    except Exception as exc:
-        raise ModelError(f"'{path}/saved_model.pb' is not a SavedModel: {exc}", param) from exc
-    return any(len(mg.object_graph_def.nodes) for mg in proto.meta_graphs)

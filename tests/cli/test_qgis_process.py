@@ -7,6 +7,7 @@ import zipfile
 import pytest
 
 from tests.conftest import ROOT, read_raster
+from tests.disk import fill, small_disk
 
 
 @pytest.fixture(scope="module")
@@ -72,20 +73,8 @@ def test_bad_input_is_a_clear_error_without_traceback(profile, otbtf, tmp_path):
 
 def test_a_full_disk_is_one_line_without_traceback(profile, otbtf, tmp_path):
     """ENOSPC while the map is written: one line naming OUTPUT, nothing left on the disk."""
-    if os.geteuid() != 0:
-        pytest.skip("a full disk is simulated with a tmpfs, which only root can mount")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-                       capture_output=True, text=True)
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
-        with open(disk / "filler", "wb") as fh:       # the disk is full before the run
-            try:
-                fh.write(bytes(1 << 20))
-            except OSError:
-                pass
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        fill(disk)                                    # the disk is full before the run
         r = qgis_process(profile, "run", "rsdl:modelserve", "--",
                          f"MODEL={otbtf}/models/model4", f"SOURCE1={otbtf}/pxs_subset2.tif",
                          "SOURCE1_RFIELD=64", "SOURCE1_NAME=x", "OUTPUT_NAMES=prediction_fcn",
@@ -96,8 +85,6 @@ def test_a_full_disk_is_one_line_without_traceback(profile, otbtf, tmp_path):
         assert "OUTPUT: cannot write" in text and "the disk is full" in text, text[-2000:]
         assert "Traceback" not in text and "Exception ignored" not in text, text[-3000:]
         assert os.listdir(disk) == ["filler"]
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
 def test_make_zip_is_an_installable_plugin(tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr
 
-from tests import hostile
+from tests import disk, hostile
 from tests.conftest import LANDSAT, OTBTF, read_raster, write_raster
 from tests.polygons import classes_on_crop
 
@@ -493,31 +493,8 @@ def test_a_file_that_is_not_a_raster(qgis_app, data, tmp_path):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("a full disk is simulated with a tmpfs, which only root can mount")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
-                         capture_output=True, text=True)
-    if res.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
-
-
-def fill(disk, leave=0):
-    """Fill the disk, leaving `leave` bytes free."""
-    with open(disk / "filler", "wb") as fh:
-        try:
-            while True:
-                st = os.statvfs(disk)
-                free = st.f_bavail * st.f_frsize - leave
-                if free <= 0:
-                    break
-                fh.write(bytes(min(free, 1 << 20)))
-                fh.flush()
-        except OSError:
-            pass
+    with disk.small_disk(tmp_path / "disk", "3m") as mnt:
+        yield mnt
 
 
 def full_disk_cases(d, disk):
@@ -555,7 +532,7 @@ def test_a_full_disk_is_one_clear_error_and_keeps_the_previous_file(qgis_app, da
     if name != "model":
         out.write_bytes(b"the previous result")            # kept as it was
     params = dict(params, **{key: str(out)})
-    fill(small_disk, leave)
+    disk.fill(small_disk, leave)
     refused(alg, params, key, [data["dir"], small_disk], "the disk is full")
 
 
@@ -594,3 +571,32 @@ def test_a_killed_run_leaves_a_recognisable_temp_that_the_next_run_removes(qgis_
     run_ok("rsdl:modelserve", dict(MODEL=data["model"], SOURCE1=data["image"], OUTPUT=str(out)))
     assert out.exists()
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".map.tif.")]
+
+
+# --- 8. patches images are training data, not maps ---------------------------------------
+
+@pytest.mark.parametrize("add", [False, True])
+def test_patches_images_are_added_to_the_map_only_on_request(qgis_app, data, tmp_path, add):
+    import processing
+    from qgis.core import QgsProject
+    project = QgsProject.instance()
+    project.removeAllMapLayers()
+    processing.runAndLoadResults("rsdl:patchesextraction", dict(
+        VECTOR=data["points"], FIELD="name", SOURCE1=data["image"], SOURCE1_PATCH_SIZE=8,
+        OUTPUT_SOURCE1=str(tmp_path / "p.tif"), OUTPUT_LABELS=str(tmp_path / "l.tif"),
+        OUTPUT_POINTS=str(tmp_path / "k.gpkg"), ADD_TO_MAP=add))
+    sources = {os.path.basename(lyr.source().split("|")[0])
+               for lyr in project.mapLayers().values()}
+    project.removeAllMapLayers()
+    assert "k.gpkg" in sources                                # other outputs load as before
+    assert ({"p.tif", "l.tif"} <= sources) == add
+    assert not ({"p.tif", "l.tif"} & sources) or add
+
+
+def test_a_style_the_user_made_beside_the_output_is_kept(qgis_app, data, tmp_path):
+    mine = "<!DOCTYPE qgis><qgis>my own colours</qgis>"
+    (tmp_path / "map.qml").write_text(mine)
+    run_ok("rsdl:classify", dict(INPUT=data["image"], CLASSIFIER=data["rf"],
+                                 OUTPUT=str(tmp_path / "map.tif")))
+    assert (tmp_path / "map.qml").read_text() == mine
+    assert (tmp_path / "map.tif").exists()
