@@ -130,6 +130,16 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         except MemoryError as exc:
             raise QgsProcessingException(
                 "Out of memory: lower TILE_SIZE, BATCH_SIZE or the memory budget") from exc
+        except QgsProcessingException:
+            raise
+        except Exception as exc:          # a bug: one line for the user, the trace in the log
+            import traceback
+            if feedback is not None:
+                feedback.pushDebugInfo(traceback.format_exc())
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise QgsProcessingException(
+                f"Unexpected error in {self.NAME} ({type(exc).__name__}: {first}). This is a "
+                "bug in rsdl_qgis: please report it with the log (Processing > History)") from exc
         self.style_on_load(results, context)
         return results
 

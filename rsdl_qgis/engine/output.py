@@ -31,6 +31,7 @@ from ..errors import RsdlIOError
 
 MARK = ".rsdl-"
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname() or "host")[:32]
+_OGR_URI = re.compile(r"^ogr:dbname='(?P<db>[^']*)'\s+table=\"(?P<table>[^\"]*)\"")
 _TEMP = re.compile(r"^\.(?P<name>.+?)\.rsdl-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)-[0-9a-f]{8}\.part")
 
 
@@ -38,8 +39,13 @@ _TEMP = re.compile(r"^\.(?P<name>.+?)\.rsdl-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)
 
 def split_layer(path):
     """QGIS source strings: 'file.gpkg|layername=x' -> ('file.gpkg', 'x'),
-    'file.gpkg|layerid=2' -> ('file.gpkg', 2); a plain path -> (path, None)."""
+    'file.gpkg|layerid=2' -> ('file.gpkg', 2), and the dialog's "Save to GeoPackage"
+    form 'ogr:dbname='file.gpkg' table="x" (geom)' -> ('file.gpkg', 'x'); a plain path ->
+    (path, None)."""
     path = str(path)
+    m = _OGR_URI.match(path)
+    if m:
+        return m.group("db"), m.group("table")
     layer = None
     if "|" in path:
         path, *opts = path.split("|")

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 
 from ..deps import require
 from ..engine.output import AtomicFile
@@ -197,9 +198,9 @@ def load(path, param="CLASSIFIER"):
                         os.makedirs(os.path.dirname(full), exist_ok=True)
                         with open(full, "wb") as fh:
                             sha, _ = _read_member(z, name, MAX_MEMBER, fh)
-                except (ValueError, zipfile.BadZipFile, OSError) as exc:
-                    raise RsdlIOError(f"'{path}': member '{name}' cannot be read ({exc})",
-                                      param) from exc
+                except (ValueError, zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                    raise RsdlIOError(f"'{path}' is damaged: member '{name}' cannot be read "
+                                      f"({exc}). Train the classifier again", param) from exc
                 if sha != listed[name]:
                     raise RsdlIOError(f"'{path}' is damaged or was changed: '{name}' does not "
                                       "match its checksum. Train the classifier again", param)

@@ -243,6 +243,12 @@ def test_sample_points_into_the_polygons_geopackage_keep_its_layers(qgis_app, da
     again = layers(gpkg)
     assert {k: again[k] for k in before} == before
     assert again["train_points"][0] < after["train_points"][0]
+    # the dialog's "Save to GeoPackage..." gives the output in QGIS's own URI form
+    run_ok("rsdl:sampleselection", dict(INPUT=data["image"], VECTOR=gpkg + "|layername=polygons",
+                                        FIELD="name", STRATEGY=1, SAMPLES=5,
+                                        OUTPUT=f"ogr:dbname='{gpkg}' table=\"few\" (geom)"))
+    last = layers(gpkg)
+    assert {k: last[k] for k in again} == again and last["few"][0] > 0
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
 
 
@@ -401,9 +407,11 @@ def test_a_skops_payload_naming_os_system_is_refused(qgis_app, data, tmp_path):
             "CLASSIFIER", [data["dir"], tmp_path], "posix.system")
 
 
-def test_a_damaged_classifier_file_is_refused(qgis_app, data, tmp_path):
+@pytest.mark.parametrize("where", [0.1, 0.3, 0.5, 0.7, 0.9, 0.97])
+def test_a_damaged_classifier_file_is_refused(qgis_app, data, tmp_path, where):
+    """One byte flipped, wherever it falls: compressed data, a header, the directory."""
     raw = bytearray(open(data["rf"], "rb").read())
-    raw[len(raw) // 2] ^= 0xFF
+    raw[int(len(raw) * where)] ^= 0xFF
     bad = tmp_path / "damaged.rsdlc"
     bad.write_bytes(bytes(raw))
     refused("rsdl:classify", dict(INPUT=data["image"], CLASSIFIER=str(bad),
