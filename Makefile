@@ -12,8 +12,9 @@ CONFIG_ROOT  := $(if $(QGIS_CUSTOM_CONFIG_PATH),$(QGIS_CUSTOM_CONFIG_PATH),$(HOM
 PROFILE_DIR  ?= $(CONFIG_ROOT)/profiles/default
 PLUGIN_DEST  := $(PROFILE_DIR)/python/plugins/rsdl_qgis
 DEPS_DEST    := $(PROFILE_DIR)/rsdl_qgis/python-deps
-# A GPU build of TensorFlow where an NVIDIA driver is present, the CPU build elsewhere.
-TF_PKG       ?= $(if $(shell command -v nvidia-smi 2>/dev/null),tensorflow[and-cuda]==2.21.0,tensorflow-cpu==2.21.0)
+# TensorFlow and ONNX Runtime: GPU builds where an NVIDIA driver is present, CPU builds
+# elsewhere; their versions are pinned in rsdl_qgis/deps.py only.
+ACCEL_PKGS   ?= $(shell $(PYTHON) rsdl_qgis/deps.py packages)
 PIP          := $(PYTHON) -m pip install --disable-pip-version-check --no-warn-script-location -q
 BUILD        := build
 DEPS         := $(BUILD)/deps
@@ -25,7 +26,7 @@ SYSTEM_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python
 # otb-bin: the peer the tests compare with; xvfb, xauth: the real QGIS window of tests/desktop
 TEST_PACKAGES   := $(SYSTEM_PACKAGES) otb-bin xvfb xauth
 
-.PHONY: all system test-system deps testdeps plugin install zip test demo screenshots clean
+.PHONY: FORCE all system test-system deps testdeps plugin install zip test demo screenshots clean
 
 all: plugin
 
@@ -36,10 +37,11 @@ test-system:
 	@scripts/ensure-system-packages $(TEST_PACKAGES)
 
 deps: system $(DEPS)/.stamp
-$(DEPS)/.stamp: requirements.txt
+# reinstalled when requirements.txt changes, or when the runtimes to install differ
+$(DEPS)/.stamp: requirements.txt $(if $(filter-out $(ACCEL_PKGS),$(shell cat $(DEPS)/.stamp 2>/dev/null))$(filter-out $(shell cat $(DEPS)/.stamp 2>/dev/null),$(ACCEL_PKGS)),FORCE)
 	rm -rf $(DEPS) && mkdir -p $(DEPS)
-	$(PIP) --target $(DEPS) -r requirements.txt "$(TF_PKG)"
-	echo "$(TF_PKG)" > $@
+	$(PIP) --target $(DEPS) -r requirements.txt $(foreach p,$(ACCEL_PKGS),"$(p)")
+	echo "$(ACCEL_PKGS)" > $@
 
 testdeps: system $(TESTDEPS)/.stamp
 $(TESTDEPS)/.stamp: requirements-test.txt

@@ -24,7 +24,13 @@ def serve_model(job, progress=None):
     progress = progress or Progress()
     model = load_model(job.model, trusted=job.trust_model)
     progress.info(f"Model: {model.describe()}")
-    apply_metadata(job, getattr(model, "metadata", None), progress)
+    from .models.metadata import model_settings
+    settings, names = model_settings(model, [s.name for s in job.sources], job.output_names,
+                                     [s.rfield for s in job.sources],
+                                     [s.path for s in job.sources], progress.info)
+    for src, name in zip(job.sources, names):
+        src.name = name
+    apply_metadata(job, settings, progress)
     for i, src in enumerate(job.sources):
         src.name = model.resolve_input(src.name, f"SOURCE{i + 1}_NAME")
     names = [n.strip() for n in job.output_names if n.strip()] or [""]
@@ -62,8 +68,8 @@ def apply_metadata(job, meta, progress=None):
     job.fully_conv = fully_conv(meta, job.fully_conv)
     if meta and not [n for n in job.output_names if n.strip()]:
         job.output_names = list(meta.get("default_outputs", []))
-    if meta and progress:
-        progress.info(f"From the model's metadata: receptive field(s) "
+    if meta and meta.get("inputs") and progress:
+        progress.info(f"From the model: receptive field(s) "
                       f"{[s.rfield for s in job.sources]}, expression field {job.efield}, "
                       f"{'fully-convolutional' if job.fully_conv else 'patch-based'}, "
                       f"outputs {', '.join(job.output_names)}")

@@ -43,17 +43,34 @@ def activate(path=None):
     return path
 
 
-def tensorflow_package():
-    """tensorflow[and-cuda] where an NVIDIA driver is present, else the CPU build."""
+#: the one place where the versions of the accelerated runtimes are pinned (the Makefile
+#: asks this module: `python3 rsdl_qgis/deps.py packages`)
+TENSORFLOW = "2.21.0"
+ONNXRUNTIME = "1.31.1"
+
+
+def has_nvidia_gpu():
     import shutil
-    return "tensorflow[and-cuda]==2.21.0" if shutil.which("nvidia-smi") else "tensorflow-cpu==2.21.0"
+    return bool(shutil.which("nvidia-smi"))
+
+
+def accelerated_packages(gpu=None):
+    """TensorFlow and ONNX Runtime: their GPU builds where an NVIDIA driver is present,
+    else the CPU builds."""
+    gpu = has_nvidia_gpu() if gpu is None else gpu
+    return ([f"tensorflow[and-cuda]=={TENSORFLOW}", f"onnxruntime-gpu=={ONNXRUNTIME}"] if gpu
+            else [f"tensorflow-cpu=={TENSORFLOW}", f"onnxruntime=={ONNXRUNTIME}"])
+
+
+def tensorflow_package():
+    return accelerated_packages()[0]
 
 
 def install_args(path=None, python="/usr/bin/python3"):
     """The pip command (as a list) that installs or updates the dependencies in `path`."""
     path = path or deps_dir()
     return [python, "-m", "pip", "install", "--upgrade", "--no-input", "--target", path,
-            "-r", REQUIREMENTS, tensorflow_package()]
+            "-r", REQUIREMENTS, *accelerated_packages()]
 
 
 def environment():
@@ -86,7 +103,7 @@ def install_command(path=None):
     """The exact shell command that installs the dependencies into the folder."""
     path = path or deps_dir() or "<profile>/rsdl_qgis/python-deps"
     return (f"/usr/bin/python3 -m pip install --upgrade --target '{path}' "
-            f"-r '{REQUIREMENTS}' tensorflow-cpu==2.21.0")
+            f"-r '{REQUIREMENTS}' " + " ".join(f"'{p}'" for p in accelerated_packages()))
 
 
 def require(module, package):
@@ -132,3 +149,8 @@ def _import_tensorflow():
     finally:
         sys.setdlopenflags(old)
     return tf
+
+
+if __name__ == "__main__":          # the Makefile: which runtimes to install here
+    if sys.argv[1:] == ["packages"]:
+        print(" ".join(accelerated_packages()))

@@ -92,7 +92,7 @@ class TrainClassifier(RsdlAlgorithm):
                 else QgsProcessingParameterNumber.Double, defaultValue=default, minValue=minimum)))
         self.addParameter(QgsProcessingParameterFile(
             "MODEL", "Deep model for features (optional)", optional=True,
-            fileFilter="TensorFlow models (saved_model.pb *.keras);;All files (*)"))
+            fileFilter="Models (saved_model.pb *.keras *.onnx);;All files (*)"))
         for i in range(1, 5):
             if i > 1:
                 self.addParameter(advanced(QgsProcessingParameterRasterLayer(

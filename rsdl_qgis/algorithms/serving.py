@@ -68,7 +68,7 @@ class ModelServe(RsdlAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile(
             "MODEL", "Model (SavedModel's saved_model.pb, or a .keras file)",
-            fileFilter="TensorFlow models (saved_model.pb *.keras);;All files (*)"))
+            fileFilter="Models (saved_model.pb *.keras *.onnx);;All files (*)"))
         for i in range(1, MAX_SOURCES + 1):
             optional = i > 1
             self.addParameter(QgsProcessingParameterRasterLayer(

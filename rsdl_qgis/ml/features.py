@@ -115,15 +115,16 @@ class FeatureRecipe:
         return cls(**d)
 
 
-def feature_model(recipe, model_path=None, trusted=False, param="MODEL"):
+def feature_model(recipe, model_path=None, trusted=False, param="MODEL", paths=None):
     """The inner model of a recipe: the identity for raw pixels, else the deep model
     (scanned before it is loaded unless `trusted`)."""
     if recipe.kind == "raw":
         return IdentityModel(recipe.bands)
     from ..models import load_model
-    from ..models.metadata import feature_outputs, fully_conv, source_settings
+    from ..models.metadata import feature_outputs, fully_conv, model_settings, source_settings
     model = load_model(model_path, param, trusted=trusted)
-    meta = getattr(model, "metadata", None)
+    meta, recipe.names = model_settings(model, recipe.names, recipe.output_names,
+                                        recipe.rfields, paths or [], None)
     recipe.rfields, recipe.names = source_settings(meta, recipe.rfields, recipe.names)
     recipe.fully_conv = fully_conv(meta, recipe.fully_conv)
     if not [n for n in recipe.output_names if n.strip()]:

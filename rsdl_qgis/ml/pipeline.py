@@ -75,7 +75,7 @@ def _recipe(job, progress):
     pad = lambda seq, v: (list(seq) + [v] * n)[:n]  # noqa: E731
     recipe = FeatureRecipe("deep", ds.RasterCount, pad(d.rfields, None), pad(d.names, ""),
                            pad(d.nodata, None), list(d.output_names), [], d.fully_conv)
-    inner = feature_model(recipe, d.model, job.trust_model)
+    inner = feature_model(recipe, d.model, job.trust_model, paths=paths)
     progress.info(f"Deep features from {inner.describe()}: receptive field(s) "
                   f"{recipe.rfields}, input(s) {', '.join(recipe.names)}, "
                   f"{'fully-convolutional' if recipe.fully_conv else 'patch-based'}, "

@@ -49,12 +49,15 @@ def _dtype_name(dt):
 
 
 class ModelAdapter:
+    """The engine's Model interface (engine/model.py) for models from files, plus name
+    resolution, a description, and the rsdl metadata when the model carries it."""
     kind = "model"
 
     def __init__(self, path):
         self.path = path
         self.inputs = {}
         self.outputs = {}
+        self.metadata = None
         self.extra_outputs = False  # TF1 graphs can return any tensor, not only the sinks
 
     def _resolve(self, name, table, what, param):
@@ -220,15 +223,17 @@ def load_model(path, param="MODEL", trusted=False):
     Unless `trusted`, what the model may run is scanned first (models/safety.py): a
     model with operations acting outside the computation is refused, not loaded."""
     model = _load_model(path, param, trusted)
-    from .training import read_metadata
-    p = str(path)
-    model.metadata = read_metadata(os.path.dirname(p) if p.endswith("saved_model.pb") else p)
+    if getattr(model, "metadata", None) is None:
+        from .training import read_metadata
+        p = str(path)
+        model.metadata = read_metadata(os.path.dirname(p) if p.endswith("saved_model.pb") else p)
     return model
 
 
 def _load_model(path, param="MODEL", trusted=False):
     if not path:
-        raise ModelError("no model given: choose a SavedModel folder or a .keras file", param)
+        raise ModelError("no model given: choose a SavedModel folder, a .keras or an .onnx "
+                         "file", param)
     path = str(path)
     if os.path.isfile(path) and os.path.basename(path) == "saved_model.pb":
         path = os.path.dirname(path)
@@ -238,8 +243,11 @@ def _load_model(path, param="MODEL", trusted=False):
         if path.endswith(".keras"):
             safety.check_keras_file(path, param, trusted)
             return KerasModel(path, require_tensorflow(), safe_mode=not trusted)
+        if path.lower().endswith(".onnx"):
+            from .onnx_model import OnnxModel
+            return OnnxModel(path, param, trusted)
         raise ModelError(f"'{path}' is not a model: choose a SavedModel folder (holding "
-                         "saved_model.pb) or a .keras file", param)
+                         "saved_model.pb), a .keras or an .onnx file", param)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise ModelError(f"'{path}' is not a SavedModel folder: it has no saved_model.pb", param)
     tf = require_tensorflow()

@@ -3,6 +3,32 @@ to settings the user left unset. Shared by serving and by deep-feature classific
 from ..errors import ModelError
 
 
+def model_settings(model, names, output_names, rfields, paths, log=None):
+    """The metadata that fills what the user left unset: the model's own (rsdl metadata,
+    ONNX metadata_props), else, when a receptive field is missing, what models/fields.py
+    infers from the model. Returns (metadata or None, resolved input names)."""
+    meta = getattr(model, "metadata", None)
+    if meta and meta.get("inputs"):
+        return meta, names
+    if all(r is not None for r in rfields):
+        return meta, names
+    from ..engine.raster import open_raster
+    from .fields import infer
+    names = [model.resolve_input(n, f"SOURCE{i + 1}_NAME") for i, n in enumerate(names)]
+    wanted = [n.strip() for n in output_names if n.strip()] or [
+        n for n in (meta or {}).get("default_outputs", [])] or [""]
+    output = model.resolve_output(wanted[0], "OUTPUT_NAMES")
+    bands = []
+    for i, p in enumerate(paths):
+        ds = open_raster(p, f"SOURCE{i + 1}")
+        bands.append(ds.RasterCount)
+        ds = None
+    inferred = infer(model, names, output, bands)
+    if log:
+        log(f"Fields inferred from the model {inferred['how']} (values you give win)")
+    return dict(meta or {}, **inferred), names
+
+
 def source_settings(meta, rfields, names):
     """Receptive fields (None) and input names ('') left unset, from the metadata's
     inputs: by input name, else by position. Returns new (rfields, names) lists."""

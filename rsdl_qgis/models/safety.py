@@ -209,3 +209,44 @@ def check_keras_file(path, param="MODEL", trusted=False):
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
+
+
+#: operator domains ONNX Runtime implements itself; any other needs a custom library
+ONNX_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
+
+
+def _onnx_graphs(proto):
+    """The main graph, every subgraph (If/Loop/Scan bodies) and local functions."""
+    todo = [proto.graph]
+    while todo:
+        g = todo.pop()
+        yield g.name or "main graph", g.node, list(g.initializer)
+        for node in g.node:
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    todo.append(attr.g)
+                todo.extend(attr.graphs)
+    for f in proto.functions:
+        yield f"function {f.name}", f.node, []
+
+
+def check_onnx(proto, path, param="MODEL"):
+    """Refuse custom operators (code from a library outside ONNX Runtime) and external data
+    outside the model's folder, before ONNX Runtime opens the model."""
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(str(path))))
+    for where, nodes, initializers in _onnx_graphs(proto):
+        for node in nodes:
+            if node.domain not in ONNX_DOMAINS and not any(
+                    f.name == node.op_type and f.domain == node.domain for f in proto.functions):
+                raise ModelError(f"the ONNX model '{path}' uses the custom operator "
+                                 f"'{node.op_type}' of domain '{node.domain}' ({where}), which "
+                                 f"needs code from outside ONNX Runtime. {TRUST_HINT}", param)
+        for tensor in initializers:
+            if tensor.data_location != 1:          # EXTERNAL
+                continue
+            location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+            target = os.path.realpath(os.path.join(folder, location))
+            if os.path.isabs(location) or not target.startswith(folder + os.sep):
+                raise ModelError(f"the ONNX model '{path}' reads the weights '{tensor.name}' "
+                                 f"from '{location}', outside its folder: keep external data "
+                                 "beside the model", param)
