@@ -105,17 +105,38 @@ def measure_memory(model, src, out, rf=5, name="x", out_name="probs", tile=0):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def throughput(tmp, quick):
+def tf1_to_onnx(model_dir, inputs, outputs, path):
+    """An OTBTF (TF1) SavedModel converted to ONNX by tf2onnx (weights frozen), with the
+    same input and output names: the same model for both runtimes."""
+    import tensorflow as tf
+    import tf2onnx
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+        tf.compat.v1.saved_model.loader.load(sess, ["serve"], model_dir)
+        frozen = tf.compat.v1.graph_util.convert_variables_to_constants(
+            sess, graph.as_graph_def(), outputs)
+    proto, _ = tf2onnx.convert.from_graph_def(frozen, input_names=[f"{n}:0" for n in inputs],
+                                              output_names=[f"{n}:0" for n in outputs],
+                                              opset=17)
+    from rsdl_qgis.models.export import _rename
+    _rename(proto, {f"{n}:0": n for n in inputs + outputs})
+    with open(path, "wb") as fh:
+        fh.write(proto.SerializeToString())
+    return path
+
+
+def throughput(tmp, quick, model_path=MODEL3, label="TensorFlow"):
     from rsdl_qgis.api import ServeJob, ServeSource, serve
     from rsdl_qgis.engine.serve import ServePlan, Progress
     from rsdl_qgis.engine.windows import subdivide
     from rsdl_qgis.models import load_model
     n = 8 if quick else 16
     src = mosaic_vrt(PXS, os.path.join(tmp, "pxs_mosaic.vrt"), n, n)
-    model = load_model(MODEL3)
+    model = load_model(model_path)
+    print(f" {label}:")
 
     def job(tile, out="unused.tif"):
-        return ServeJob(MODEL3, [ServeSource(src, 16, "x")], os.path.join(tmp, out),
+        return ServeJob(model_path, [ServeSource(src, 16, "x")], os.path.join(tmp, out),
                         ["prediction"], fully_conv=True, tile_size=tile)
 
     best = None
@@ -155,6 +176,14 @@ def main():
         tile, model_rate, engine_rate = throughput(tmp, a.quick)
         print(f"THROUGHPUT RATIO engine / model-only = {engine_rate / model_rate:.3f} "
               f"(tile {tile})")
+        onnx_path = tf1_to_onnx(MODEL3, ["x"], ["prediction"], os.path.join(tmp, "model3.onnx"))
+        otile, onnx_model_rate, onnx_engine_rate = throughput(tmp, a.quick, onnx_path,
+                                                              "ONNX Runtime (the same model)")
+        print(f"THROUGHPUT RATIO ONNX engine / model-only = "
+              f"{onnx_engine_rate / onnx_model_rate:.3f} (tile {otile})")
+        print(f"BACKENDS ONNX Runtime / TensorFlow: model-only "
+              f"{onnx_model_rate / model_rate:.2f}, through the engine "
+              f"{onnx_engine_rate / engine_rate:.2f}")
         print("Peak memory (small Keras CNN, fresh process per run):")
         model = small_keras_model(os.path.join(tmp, "cnn.keras"))
         small = crop_vrt(LANDSAT, os.path.join(tmp, "small.vrt"), 1000, 1000)

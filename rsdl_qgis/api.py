@@ -73,3 +73,9 @@ def apply_metadata(job, meta, progress=None):
                       f"{[s.rfield for s in job.sources]}, expression field {job.efield}, "
                       f"{'fully-convolutional' if job.fully_conv else 'patch-based'}, "
                       f"outputs {', '.join(job.output_names)}")
+
+
+def export_onnx(model, output, trusted=False, progress=None):
+    """Export a model folder to an ONNX file carrying its rsdl metadata."""
+    from .models.export import export_onnx as _export
+    return _export(model, output, trusted, progress or Progress())

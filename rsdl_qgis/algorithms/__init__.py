@@ -5,13 +5,14 @@ Only algorithms that work are listed here.
 from .classification import Accuracy, Classify, TrainClassifier
 from .sampling import ClassStatistics, PatchesExtraction, SampleSelection
 from .serving import ModelServe
-from .training import TrainModel
+from .training import ExportOnnx, TrainModel
 
 ALGORITHMS = [
     ClassStatistics,
     SampleSelection,
     PatchesExtraction,
     TrainModel,
+    ExportOnnx,
     TrainClassifier,
     Classify,
     Accuracy,

@@ -144,3 +144,43 @@ class TrainModel(RsdlAlgorithm):
         res = self.run_engine(api.train_model, job, FeedbackProgress(feedback))
         return {k: res.get(k) for k in ("OUTPUT_MODEL", "OUTPUT_REPORT", "OA", "KAPPA", "F1_MEAN",
                                         "EPOCHS", "BEST_EPOCH")}
+
+
+EXPORT_HELP = """<p>Exports a model to ONNX, so that it runs in ONNX Runtime, Deepness or any
+other tool, and here too: Apply a model and Train a classifier take .onnx files.</p>
+<ul>
+<li><b>MODEL</b>: a model folder written by Train a model (or any TensorFlow 2
+SavedModel with a serving signature). OTBTF's TensorFlow 1 graphs are served as they
+are and cannot be exported.</li>
+<li><b>OUTPUT</b>: the .onnx file. The model's rsdl metadata (input names, receptive and
+expression fields, mode, classes) goes into the file's metadata
+(<code>metadata_props</code>: <code>rsdl_metadata</code>, and the class names under
+<code>class_names</code> as Deepness reads them), so the ONNX file is served with no
+number to type.</li>
+<li><b>TRUST_MODEL</b> (advanced, off): as in Apply a model.</li>
+</ul>
+<h3>Example</h3>
+<pre>qgis_process.bin run rsdl:exportonnx -- MODEL=fcn_model OUTPUT=fcn_model.onnx</pre>
+"""
+
+
+class ExportOnnx(RsdlAlgorithm):
+    NAME = "exportonnx"
+    DISPLAY = "Export a model to ONNX"
+    GROUP = "training"
+    HELP = EXPORT_HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterFile(
+            "MODEL", "Model folder (its saved_model.pb)",
+            fileFilter="SavedModel (saved_model.pb);;All files (*)"))
+        self.add_trust_model()
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT", "ONNX model", "ONNX models (*.onnx)"))
+
+    def process(self, parameters, context, feedback):
+        return self.run_engine(api.export_onnx,
+                               self.parameterAsFile(parameters, "MODEL", context),
+                               self.parameterAsFileOutput(parameters, "OUTPUT", context),
+                               self.parameterAsBool(parameters, "TRUST_MODEL", context),
+                               FeedbackProgress(feedback))

@@ -47,7 +47,7 @@ def layout_of(shape, producer=""):
             return "NCHW", f"square {b} x {c} patches after {a} bands"
         if a == b and c != a:
             return "NHWC", f"square {a} x {b} patches before {c} bands"
-    if producer.startswith("tf2onnx"):
+    if "tf2onnx" in producer:
         return "NHWC", "exported from TensorFlow (tf2onnx)"
     return "NCHW", "not decidable from the shape: PyTorch's NCHW assumed"
 
@@ -75,7 +75,12 @@ class OnnxModel(ModelAdapter):
         try:
             self.session = ort.InferenceSession(path, options, providers=providers)
         except Exception as exc:
-            raise ModelError(f"ONNX Runtime cannot load '{path}': {reason(exc)}", param) from exc
+            text = reason(exc)
+            if "IR version" in text:
+                text = (f"it was written with ONNX IR version {proto.ir_version}, newer than "
+                        f"this ONNX Runtime ({ort.__version__}) reads: export it again with an "
+                        "older ONNX version")
+            raise ModelError(f"ONNX Runtime cannot load '{path}': {text}", param) from exc
         self.param = param
         self.layouts, self.how = {}, {}
         forced = (self.metadata or {}).get("layout")

@@ -457,26 +457,32 @@ def _train(job, progress, start, output):
     return result
 
 
-def export(output, model, core, serving, names, sources, codes, meta, tf, keras):
-    """SavedModel (signature inputs = source names; outputs class and probabilities),
-    the Keras model for fine-tuning, and the metadata, written to the temporary folder of
-    `output` (an AtomicFolder) and swapped in when complete."""
-    tmp = output.tmp
+def serving_function(core, serving, names, bands, codes, tf):
+    """What a served model computes, and its input signature: the network's probabilities
+    (cropped to the expression field) and the class codes. Shared by the SavedModel and
+    the ONNX export."""
     table = tf.constant(np.asarray(codes, dtype=np.int32))
     crop = int(serving.get("crop", 0))
     efield = int(serving["efield"])
     spatial = (None, None) if serving["fully_conv"] else None
     sig = {}
-    for n, s, rf in zip(names, sources, serving["rfields"]):
-        shape = (None,) + (spatial or (rf, rf)) + (s.bands,)
-        sig[n] = tf.TensorSpec(shape, tf.float32, name=n)
+    for n, b, rf in zip(names, bands, serving["rfields"]):
+        sig[n] = tf.TensorSpec((None,) + (spatial or (rf, rf)) + (b,), tf.float32, name=n)
 
     def serve(inputs):
         p = core(inputs, training=False)
         if crop:
             p = p[:, crop:crop + efield, crop:crop + efield, :]
         return {"probabilities": p, "class": tf.gather(table, tf.argmax(p, axis=-1))}
+    return serve, sig
 
+
+def export(output, model, core, serving, names, sources, codes, meta, tf, keras):
+    """SavedModel (signature inputs = source names; outputs class and probabilities),
+    the Keras model for fine-tuning, and the metadata, written to the temporary folder of
+    `output` (an AtomicFolder) and swapped in when complete."""
+    tmp = output.tmp
+    serve, sig = serving_function(core, serving, names, [s.bands for s in sources], codes, tf)
     try:
         archive = keras.export.ExportArchive()
         archive.track(core)

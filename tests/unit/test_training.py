@@ -157,3 +157,18 @@ def test_unet_on_dense_labels(patches, tmp_path):
                                 str(out), [], efield=None, fully_conv=None, output_type="uint8"))
     cmap = read_raster(out)[0]
     assert sres["WIDTH"] % 8 == 0 and set(np.unique(cmap)) <= {1, 2, 3}
+
+
+def small_training_set(folder):
+    """A small crop, its polygons, and patches of 8 px around samples: for tests that need
+    a trained model quickly (ONNX export)."""
+    crop, polys = classes_on_crop(LANDSAT, folder, [300, 100, 160, 160], 45, seed=2)
+    pts = str(folder / "points.gpkg")
+    sample_selection(SelectionJob(crop, pts, vector=polys, field="name", strategy="constant",
+                                  samples=60, seed=1))
+    extract_patches(PatchesJob(pts, [PatchSource(crop, 8, str(folder / "patches.tif"))],
+                               field="name", output_labels=str(folder / "labels.tif")))
+    names = sorted({f for f in ("crop", "developed", "tree", "water")
+                    if f in (folder / "labels.classes.csv").read_text()})
+    return {"image": crop, "patches": str(folder / "patches.tif"),
+            "labels": str(folder / "labels.tif"), "names": names}
