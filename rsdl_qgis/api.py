@@ -27,7 +27,8 @@ def serve_model(job, progress=None):
     from .models.metadata import model_settings
     settings, names = model_settings(model, [s.name for s in job.sources], job.output_names,
                                      [s.rfield for s in job.sources],
-                                     [s.path for s in job.sources], progress.info)
+                                     [s.path for s in job.sources], progress.info,
+                                     job.efield)
     for src, name in zip(job.sources, names):
         src.name = name
     apply_metadata(job, settings, progress)

@@ -3,7 +3,7 @@ to settings the user left unset. Shared by serving and by deep-feature classific
 from ..errors import ModelError
 
 
-def model_settings(model, names, output_names, rfields, paths, log=None):
+def model_settings(model, names, output_names, rfields, paths, log=None, efield=None):
     """The metadata that fills what the user left unset: the model's own (rsdl metadata,
     ONNX metadata_props), else, when a receptive field is missing, what models/fields.py
     infers from the model. Returns (metadata or None, resolved input names)."""
@@ -24,6 +24,12 @@ def model_settings(model, names, output_names, rfields, paths, log=None):
         bands.append(ds.RasterCount)
         ds = None
     inferred = infer(model, names, output, bands)
+    if efield is not None and inferred["fully_conv"] and efield != inferred["efield"]:
+        # an expression field the user gives: the same context (RF - EF) around it
+        for i in inferred["inputs"]:
+            i["rfield"] += efield - inferred["efield"]
+        inferred["how"] += f"; with EFIELD {efield} as given, receptive field " + \
+            ", ".join(str(i["rfield"]) for i in inferred["inputs"])
     if log:
         log(f"Fields inferred from the model {inferred['how']} (values you give win)")
     return dict(meta or {}, **inferred), names

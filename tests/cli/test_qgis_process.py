@@ -58,6 +58,32 @@ def test_run_modelserve_json(profile, otbtf, tmp_path):
     assert got.shape == (96, 96, 1)
 
 
+def test_otbtf_and_onnx_models_with_no_numbers_typed(profile, otbtf, tmp_path):
+    """OTBTF's model4 with only MODEL, SOURCE1 and the names gives the map of the typed
+    64 / 32 fields; the same OTBTF model3 as ONNX gives TensorFlow's map."""
+    common = [f"SOURCE1={otbtf}/pxs_subset2.tif", "SOURCE1_NAME=x", "OUTPUT_NAMES=prediction_fcn"]
+    r1 = qgis_process(profile, "run", "rsdl:modelserve", "--", f"MODEL={otbtf}/models/model4",
+                      *common, f"OUTPUT={tmp_path}/inferred.tif")
+    r2 = qgis_process(profile, "run", "rsdl:modelserve", "--", f"MODEL={otbtf}/models/model4",
+                      *common, "SOURCE1_RFIELD=64", "EFIELD=32", "FULLY_CONV=true",
+                      f"OUTPUT={tmp_path}/typed.tif")
+    assert r1.returncode == 0 and r2.returncode == 0, r1.stdout[-2000:] + r1.stderr[-2000:]
+    assert "inferred from the model" in r1.stdout + r1.stderr
+    a, ga, _ = read_raster(tmp_path / "inferred.tif")
+    b, gb, _ = read_raster(tmp_path / "typed.tif")
+    assert a.shape == b.shape == (96, 96, 1) and ga == gb and (a == b).all()
+    from bench.serve import tf1_to_onnx
+    onnx_path = tf1_to_onnx(f"{otbtf}/models/model3", ["x"], ["prediction"],
+                            str(tmp_path / "model3.onnx"))
+    maps = {}
+    for kind, model in (("onnx", onnx_path), ("tf", f"{otbtf}/models/model3")):
+        r = qgis_process(profile, "run", "rsdl:modelserve", "--", f"MODEL={model}",
+                         f"SOURCE1={otbtf}/pxs_subset.tif", f"OUTPUT={tmp_path}/{kind}.tif")
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        maps[kind] = read_raster(tmp_path / f"{kind}.tif")[0]
+    assert maps["onnx"].shape == (113, 113, 1) and (maps["onnx"] == maps["tf"]).all()
+
+
 def test_bad_input_is_a_clear_error_without_traceback(profile, otbtf, tmp_path):
     out = tmp_path / "never.tif"
     r = qgis_process(profile, "run", "rsdl:modelserve", "--",
