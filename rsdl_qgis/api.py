@@ -70,7 +70,8 @@ def apply_metadata(job, meta, progress=None):
     if meta and not [n for n in job.output_names if n.strip()]:
         job.output_names = list(meta.get("default_outputs", []))
     if meta and meta.get("inputs") and progress:
-        progress.info(f"From the model: receptive field(s) "
+        source = "the model (inferred)" if meta.get("how") else "the model's metadata"
+        progress.info(f"From {source}: receptive field(s) "
                       f"{[s.rfield for s in job.sources]}, expression field {job.efield}, "
                       f"{'fully-convolutional' if job.fully_conv else 'patch-based'}, "
                       f"outputs {', '.join(job.output_names)}")

@@ -307,6 +307,14 @@ def session():
     dlg.close()
     report["steps"].append("deep_features")
 
+    # the trained network exported to ONNX, for other tools
+    dlg = open_dialog("rsdl:exportonnx", {
+        "MODEL": os.path.join(out, "fcn_model", "saved_model.pb"),
+        "OUTPUT": os.path.join(out, "fcn_model.onnx")})
+    yield from run_dialog(dlg, "exportonnx")
+    dlg.close()
+    report["steps"].append("export_onnx")
+
     # 8. the shipped modeler model of the whole chain, from its dialog
     dlg = open_dialog("rsdl:landcoverchain", {
         "image": scene, "polygons": polygons, "field": "name", "patch": 8, "epochs": 3,

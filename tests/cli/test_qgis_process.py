@@ -78,7 +78,8 @@ def test_otbtf_and_onnx_models_with_no_numbers_typed(profile, otbtf, tmp_path):
     maps = {}
     for kind, model in (("onnx", onnx_path), ("tf", f"{otbtf}/models/model3")):
         r = qgis_process(profile, "run", "rsdl:modelserve", "--", f"MODEL={model}",
-                         f"SOURCE1={otbtf}/pxs_subset.tif", f"OUTPUT={tmp_path}/{kind}.tif")
+                         f"SOURCE1={otbtf}/pxs_subset.tif", "SOURCE1_NAME=x",
+                         "OUTPUT_NAMES=prediction", f"OUTPUT={tmp_path}/{kind}.tif")
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
         maps[kind] = read_raster(tmp_path / f"{kind}.tif")[0]
     assert maps["onnx"].shape == (113, 113, 1) and (maps["onnx"] == maps["tf"]).all()

@@ -39,7 +39,7 @@ def test_the_toolbox_lists_every_algorithm_and_the_chain(session):
     expected = {f"rsdl:{cls.NAME}" for cls in ALGORITHMS} | {"rsdl:landcoverchain"}
     assert set(report["provider_algorithms"]) == expected
     assert report["steps"] == ["toolbox", "sampling", "training", "cancel", "class_map",
-                               "accuracy", "deep_features", "chain"]
+                               "accuracy", "deep_features", "export_onnx", "chain"]
 
 
 def test_every_algorithm_and_the_chain_run_from_their_dialogs_in_the_background(session):
