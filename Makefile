@@ -1,6 +1,6 @@
 # rsdl_qgis: build, install, test and demo.
 #   make install   plugin + private Python dependencies into a QGIS profile, enabled
-#   make test      whatever set-up is missing, then the whole test suite
+#   make test      whatever set-up is missing, the lint and type gates, then the test suite
 #   make demo      the workflow on the bundled sample data, through qgis_process
 #   make zip       a ZIP for QGIS's "Install from ZIP"
 # QGIS_CUSTOM_CONFIG_PATH selects the profile folder, as it does for QGIS itself.
@@ -26,7 +26,7 @@ SYSTEM_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python
 # otb-bin: the peer the tests compare with; xvfb, xauth: the real QGIS window of tests/desktop
 TEST_PACKAGES   := $(SYSTEM_PACKAGES) otb-bin xvfb xauth
 
-.PHONY: FORCE all system test-system deps testdeps plugin install zip test demo screenshots clean
+.PHONY: FORCE lint all system test-system deps testdeps plugin install zip test demo screenshots clean
 
 all: plugin
 
@@ -69,7 +69,12 @@ zip: plugin
 	$(PYTHON) -m zipfile -c dist/rsdl_qgis-$(VERSION).zip $(PLUGIN)
 	@echo "dist/rsdl_qgis-$(VERSION).zip"
 
-test: test-system deps testdeps plugin
+# the lint and type gates (pyproject.toml): ruff on everything, mypy on the engine
+lint: deps testdeps
+	PYTHONPATH=$(TESTDEPS) $(PYTHON) -m ruff check rsdl_qgis tests bench scripts
+	PYTHONPATH=$(TESTDEPS):$(DEPS) $(PYTHON) -m mypy
+
+test: test-system deps testdeps plugin lint
 	QT_QPA_PLATFORM=offscreen PYTHONPATH=$(DEPS):$(TESTDEPS):$(CURDIR) \
 	  $(PYTHON) -m pytest -p no:cacheprovider tests $(PYTEST_ARGS)
 

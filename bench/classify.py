@@ -38,8 +38,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    from tests.polygons import rotated_polygons, spectral_classes
     from rsdl_qgis.api import SelectionJob, sample_selection
+    from tests.polygons import rotated_polygons, spectral_classes
     tmp = tempfile.mkdtemp(prefix="rsdl-bench-classify-")
     try:
         polys = spectral_classes(LANDSAT, rotated_polygons(LANDSAT, os.path.join(tmp, "p.gpkg"),

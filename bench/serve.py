@@ -80,6 +80,7 @@ def small_keras_model(path, bands=3):
 def child_serve(args):
     """In a fresh process: serve one job, print peak RSS before and after as JSON."""
     import resource
+
     from rsdl_qgis.api import ServeJob, ServeSource, serve_model
     from rsdl_qgis.models import load_model
     load_model(args["model"])             # TensorFlow and the model loaded: the baseline
@@ -97,8 +98,9 @@ def child_serve(args):
 
 def measure_memory(model, src, out, rf=5, name="x", out_name="probs", tile=0):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    args = dict(model=model, input=src, output=out, rf=rf, name=name, out_name=out_name, tile=tile)
     code = f"import sys; sys.path.insert(0, {ROOT!r}); from bench.serve import child_serve; " \
-           f"child_serve({dict(model=model, input=src, output=out, rf=rf, name=name, out_name=out_name, tile=tile)!r})"
+           f"child_serve({args!r})"
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(r.stderr[-3000:])
@@ -127,7 +129,7 @@ def tf1_to_onnx(model_dir, inputs, outputs, path):
 
 def throughput(tmp, quick, model_path=MODEL3, label="TensorFlow"):
     from rsdl_qgis.api import ServeJob, ServeSource, serve
-    from rsdl_qgis.engine.serve import ServePlan, Progress
+    from rsdl_qgis.engine.serve import Progress, ServePlan
     from rsdl_qgis.engine.windows import subdivide
     from rsdl_qgis.models import load_model
     n = 8 if quick else 16

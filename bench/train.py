@@ -48,8 +48,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    from rsdl_qgis.api import (PatchesJob, PatchSource, SelectionJob, TrainModelJob, TrainSource,
-                               extract_patches, sample_selection, train_model)
+    from rsdl_qgis.api import (
+        PatchesJob,
+        PatchSource,
+        SelectionJob,
+        TrainModelJob,
+        TrainSource,
+        extract_patches,
+        sample_selection,
+        train_model,
+    )
     from tests.polygons import rotated_polygons, spectral_classes
     tmp = tempfile.mkdtemp(prefix="rsdl-bench-train-")
     try:
@@ -71,9 +79,10 @@ def main():
                                       augment=aug, class_weights=True), stamps)
             figures[aug] = rate(stamps.times, n)
 
-        import numpy as np
         import keras
+        import numpy as np
         from osgeo import gdal
+
         from rsdl_qgis.models import zoo
         x = gdal.Open(px).ReadAsArray().transpose(1, 2, 0).reshape(n, 16, 16, 3).astype(np.float32)
         y = gdal.Open(lab).ReadAsArray().ravel()

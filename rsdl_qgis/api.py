@@ -6,9 +6,16 @@ a dict of results; algorithms only translate parameters to these calls.
 from .engine.patches import PatchesJob, PatchSource, extract_patches  # noqa: F401
 from .engine.selection import SelectionJob, class_statistics, sample_selection  # noqa: F401
 from .engine.serve import Progress, ServeJob, ServeSource, serve  # noqa: F401
-from .ml.pipeline import (AccuracyJob, ClassifyJob, DeepFeatures, TrainClassifierJob,  # noqa: F401
-                          accuracy, classify, train_classifier)
 from .errors import ModelError
+from .ml.pipeline import (  # noqa: F401
+    AccuracyJob,
+    ClassifyJob,
+    DeepFeatures,
+    TrainClassifierJob,
+    accuracy,
+    classify,
+    train_classifier,
+)
 from .models.training import TrainModelJob, TrainSource  # noqa: F401
 
 

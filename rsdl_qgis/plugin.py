@@ -46,7 +46,7 @@ class InstallDepsTask(QgsTask):
     def report(self):
         if self.returncode == 0:
             return True, "Dependencies installed. Restart QGIS to use them."
-        tail = "\n".join(l for l in self.log if "ERROR" in l or "error" in l)[-2000:] or \
+        tail = "\n".join(line for line in self.log if "error" in line.lower())[-2000:] or \
             "\n".join(self.log[-15:])
         why = self.error or f"pip exited with status {self.returncode}"
         return False, (f"Installing the dependencies failed ({why}).\n{tail}\n\nCommand: "
@@ -78,6 +78,7 @@ class RsdlPlugin:
     def initGui(self):  # noqa: N802
         self.initProcessing()
         from qgis.PyQt.QtWidgets import QAction
+
         from .algorithms.base import icon
         for text, slot in (("Install or update Python dependencies", self.install_deps),
                            ("Environment", self.show_environment)):

@@ -2,8 +2,12 @@
 import glob
 import os
 
-from qgis.core import (QgsMessageLog, QgsProcessingAlgorithm, QgsProcessingModelAlgorithm,
-                       QgsProcessingProvider)
+from qgis.core import (
+    QgsMessageLog,
+    QgsProcessingAlgorithm,
+    QgsProcessingModelAlgorithm,
+    QgsProcessingProvider,
+)
 
 from . import __version__
 from .algorithms import ALGORITHMS

@@ -16,12 +16,18 @@ OUT = os.path.join(ROOT, "rsdl_qgis", "processing_models", "land_cover_chain.mod
 
 
 def build():
-    from qgis.core import (QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
-                           QgsProcessingModelChildParameterSource as Src,
-                           QgsProcessingModelOutput, QgsProcessingModelParameter,
-                           QgsProcessingParameterField, QgsProcessingParameterNumber,
-                           QgsProcessingParameterRasterLayer,
-                           QgsProcessingParameterFeatureSource, QgsProcessing)
+    from qgis.core import (
+        QgsProcessing,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterFeatureSource,
+        QgsProcessingParameterField,
+        QgsProcessingParameterNumber,
+        QgsProcessingParameterRasterLayer,
+    )
+    from qgis.core import QgsProcessingModelChildParameterSource as Src
     m = QgsProcessingModelAlgorithm("landcoverchain", "Chains")
     m.setHelpContent({"ALG_DESC": "From training polygons to a class map and its accuracy: "
                       "sample selection split by polygon, patch extraction, a fully "

@@ -3,8 +3,9 @@
 Run inside QGIS (`qgis --code scripts/desktop-session.py`, see scripts/desktop-session):
 the Processing toolbox shows the provider, algorithm dialogs run the chain on the bundled
 sample data as background tasks (every algorithm of the provider, and the shipped chain
-model), a run is cancelled, and the class map is loaded with its style. While algorithms run, a timer in the GUI thread measures how long the event loop is
-ever blocked, and the dialog's progress bar is sampled.
+model), a run is cancelled, and the class map is loaded with its style. While algorithms
+run, a timer in the GUI thread measures how long the event loop is ever blocked, and the
+dialog's progress bar is sampled.
 
 Writes into $RSDL_DESKTOP_OUT: report.json (measurements, or the error that stopped the
 session) and the screenshots toolbox.png, dialog.png, running.png, class_map.png.

@@ -1,7 +1,7 @@
 """Dialog widgets of the algorithms' parameters (QGIS desktop only; imported by QGIS when
 it builds a dialog, from the parameter's 'widget_wrapper' metadata)."""
-from qgis.PyQt.QtWidgets import QComboBox
 from processing.gui.wrappers import WidgetWrapper
+from qgis.PyQt.QtWidgets import QComboBox
 
 FROM_MODEL = "From the model's metadata (rsdl models), else patch-based"
 

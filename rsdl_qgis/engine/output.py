@@ -165,7 +165,7 @@ def _install_hook():
                 stack[-1].append(str(unraisable.exc_value))
             else:
                 previous(unraisable)
-        hook._rsdl = True
+        setattr(hook, "_rsdl", True)          # noqa: B010 (marks the hook as ours)
         sys.unraisablehook = hook
 
 

@@ -14,9 +14,8 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import CancelledError, GridError, RsdlIOError
-from .raster import (GDAL_TYPES, NUMPY_TYPES, compression, grid_of, open_raster, same_crs,
-                     smallest_int_type)
 from .output import AtomicFile, gdal_checked, io_error, remove_quietly, temp_path
+from .raster import GDAL_TYPES, NUMPY_TYPES, compression, grid_of, open_raster, same_crs, smallest_int_type
 from .serve import Progress
 from .vectors import ClassCodes, PointWriter, lookup_path, read_features, vector_driver
 
@@ -224,7 +223,7 @@ def extract_patches(job, progress=None):
     progress = progress or Progress()
     if not job.sources:
         raise GridError("give at least SOURCE1", "SOURCE1")
-    srcs = []
+    srcs: List[_Source] = []
     for i, s in enumerate(job.sources):
         param = f"SOURCE{i + 1}"
         if not s.output:

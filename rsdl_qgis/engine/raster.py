@@ -2,11 +2,12 @@
 import os
 import queue
 import threading
+from typing import Any
 
 import numpy as np
 from osgeo import gdal, osr
 
-from ..errors import RsdlIOError, GridError
+from ..errors import GridError, RsdlIOError
 from .grid import Grid
 from .output import AtomicFile, gdal_checked, io_error
 from .windows import crop
@@ -144,7 +145,7 @@ class SourceReader:
             raise RsdlIOError(f"cannot read {inside} of '{self.path}': {exc}", self.param) from exc
         if data is not None:
             data = data.reshape(self.bands, inside.height, inside.width)
-        if inside == window:
+        if inside == window and data is not None:
             return np.ascontiguousarray(np.moveaxis(data, 0, -1), dtype=dtype)
         out = np.full((window.height, window.width, self.bands), fill, dtype=dtype)
         if data is not None:
@@ -192,7 +193,7 @@ class TiledWriter:
             options.append("PREDICTOR=3")
         elif self.dtype.itemsize > 1:
             options.append("PREDICTOR=2")
-        self.ds = None
+        self.ds: Any = None
         try:
             with gdal_checked(self.path, param):
                 drv = gdal.GetDriverByName("GTiff")
@@ -214,7 +215,7 @@ class TiledWriter:
             self.out.abort()
             raise
         self.error = None
-        self.queue = queue.Queue(maxsize=max_pending)
+        self.queue: "queue.Queue[Any]" = queue.Queue(maxsize=max_pending)
         self.thread = threading.Thread(target=self._run, name="rsdl-writer", daemon=True)
         self.thread.start()
 

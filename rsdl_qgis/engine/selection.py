@@ -3,20 +3,38 @@ import csv
 import io
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 from osgeo import gdal, ogr
 
 from ..errors import CancelledError, GridError
-from .raster import grid_of, open_raster, require_same_grid
-from .sampling import (SAMPLERS, STRATEGIES, MaskCounter, parse_class_counts, required_counts,
-                       select, span_counts, spans_of, split_sets, choose)
 from .output import gdal_checked, io_error, remove_stale, temp_path, write_text
+from .raster import grid_of, open_raster, require_same_grid
+from .sampling import (
+    SAMPLERS,
+    STRATEGIES,
+    MaskCounter,
+    choose,
+    parse_class_counts,
+    required_counts,
+    select,
+    span_counts,
+    spans_of,
+    split_sets,
+)
 from .serve import Progress
-from .vectors import (ClassCodes, PointWriter, lookup_path, pixel_centre, read_features,
-                      remove_vector, vector_driver, output_layer,
-                      publish_layer)
+from .vectors import (
+    ClassCodes,
+    PointWriter,
+    lookup_path,
+    output_layer,
+    pixel_centre,
+    publish_layer,
+    read_features,
+    remove_vector,
+    vector_driver,
+)
 
 gdal.UseExceptions()
 
@@ -318,7 +336,7 @@ def _select_in_labels(job, step, progress):
                 ok &= rr & cc
             yield r0, n, lab, ok
 
-    totals = {}
+    totals: Dict[int, int] = {}
     for r0, n, lab, ok in strips():
         _check_cancel(progress)
         v, c = np.unique(lab[ok], return_counts=True)

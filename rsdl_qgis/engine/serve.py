@@ -15,7 +15,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 from osgeo import gdal
@@ -106,7 +106,7 @@ class ServePlan:
                             f"{', '.join(OUTPUT_TYPES)}", "OUTPUT_TYPE")
         if job.batch_size < 1:
             raise RsdlError("the batch size must be at least 1", "BATCH_SIZE")
-        self.readers = []
+        self.readers: List[SourceReader] = []
         try:
             for i, s in enumerate(job.sources):
                 ref_wkt = self.readers[0].grid.crs_wkt if self.readers else None
@@ -225,8 +225,9 @@ class ServePlan:
         if self.job.fully_conv:
             yield {n: a[None] for n, a in zip(self.input_names, arrays)}
             return
-        views = [np.lib.stride_tricks.sliding_window_view(a, (s.rfield, s.rfield), axis=(0, 1))
-                 for a, s in zip(arrays, self.sgeoms)]
+        # numpy 1.26's stubs type `axis` as one int, though a tuple is documented
+        views = [np.lib.stride_tricks.sliding_window_view(  # type: ignore[call-overload]
+                 a, (s.rfield, s.rfield), axis=(0, 1)) for a, s in zip(arrays, self.sgeoms)]
         nbx = len(plans[0].col_starts)
         nblocks = nbx * len(plans[0].row_starts)
         for k in range(0, nblocks, self.job.batch_size):
@@ -266,7 +267,7 @@ class ServePlan:
             out[...] = self.out_nodata
             return out
         e = self.geom.efield
-        parts = [[] for _ in self.output_names]
+        parts: List[List[np.ndarray]] = [[] for _ in self.output_names]
         for k, f in enumerate(feeds):
             if self.progress.cancelled():
                 raise CancelledError()
@@ -345,7 +346,7 @@ def serve(job, model, progress=None):
 
 def run_pipeline(plan, tiles, writer, progress):
     """Read ahead in a thread, compute here, write in the writer's thread."""
-    q = queue.Queue(maxsize=1)
+    q: "queue.Queue[Any]" = queue.Queue(maxsize=1)
     stop = threading.Event()
 
     def put(item):
@@ -381,7 +382,8 @@ def run_pipeline(plan, tiles, writer, progress):
             skipped += feeds is None
             # progress moves batch by batch too: one tile can be a whole small image
             writer.write(tile, plan.compute(
-                tile, feeds, valid, lambda f: progress.set((done + f * tile.size) / total)))
+                tile, feeds, valid,
+                lambda f, done=done, size=tile.size: progress.set((done + f * size) / total)))
             done += tile.size
             progress.set(done / total)
     finally:

@@ -40,9 +40,11 @@ def _write_qml(path, renderer):
 def write_class_style(path, codes, names):
     """A class map's style: paletted, one colour and the class name per code."""
     entries = "\n".join(
-        f'        <paletteEntry value="{c}" color="{col}" alpha="255" label="{escape(str(n), quote=True)}"/>'
+        f'        <paletteEntry value="{c}" color="{col}" alpha="255" '
+        f'label="{escape(str(n), quote=True)}"/>'
         for c, n, col in zip(codes, names, class_colours(names)))
-    _write_qml(path, f"""    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
+    head = '<rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">'
+    _write_qml(path, f"""    {head}
       <colorPalette>
 {entries}
       </colorPalette>

@@ -10,6 +10,7 @@ import os
 import re
 import struct
 import uuid
+from typing import Any, List, Tuple
 
 import numpy as np
 from osgeo import gdal, ogr, osr
@@ -97,8 +98,8 @@ class Features:
     """
 
     def __init__(self):
-        self.fid = []
-        self.value = []
+        self.fid: Any = []                # a list while read, an array after
+        self.value: List[Any] = []
         self.points = np.zeros((0, 2))
         self.ring_start = np.zeros(1, dtype=np.int64)
         self.ring_feature = np.zeros(0, dtype=np.int64)
@@ -169,9 +170,12 @@ def read_features(source, field, grid, param="VECTOR", field_param="FIELD", log=
                           param)
     feats = Features()
     feats.kind = kind
-    rings, pts, point_list, point_feature = [], [], [], []
+    rings: List[int] = []
+    pts: List[np.ndarray] = []
+    point_list: List[Tuple[float, float]] = []
+    point_feature: List[int] = []
     no_geom = _read_arrow(lyr, field, kind, feats, rings, pts, point_list, point_feature, param)
-    ds = None
+    del lyr, ds                                    # the layer, then the file, closed
     if feats.count == 0:
         why = []
         if no_geom:
@@ -388,7 +392,7 @@ def publish_layer(tmp, path, param="OUTPUT"):
         try:
             with gdal_checked(file, param):
                 out = gdal.VectorTranslate(conv, tmp, format=driver, layerName=layer)
-                out = None
+                del out                            # closed here, where errors are caught
             stem, cstem = os.path.splitext(file)[0], os.path.splitext(conv)[0]
             remove_vector(file)
             for p in _siblings(conv):
@@ -456,7 +460,7 @@ class PointWriter:
         self.names = [f for f, _ in fields]
         self.count = 0
         self.extent = [np.inf, np.inf, -np.inf, -np.inf]
-        self.db = None
+        self.db: Any = None                 # the temporary GeoPackage, as SQLite
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.tmp)), exist_ok=True)
             with gdal_checked(self.path, param):

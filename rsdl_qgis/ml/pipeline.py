@@ -9,8 +9,14 @@ import numpy as np
 from osgeo import gdal
 
 from ..engine.output import AtomicFile, gdal_checked, remove_quietly, temp_path
-from ..engine.raster import (GDAL_TYPES, compression, grid_of, open_raster, require_same_grid,
-                             smallest_int_type)
+from ..engine.raster import (
+    GDAL_TYPES,
+    compression,
+    grid_of,
+    open_raster,
+    require_same_grid,
+    smallest_int_type,
+)
 from ..engine.sampling import spans_of
 from ..engine.selection import training_samples
 from ..engine.serve import Progress, serve

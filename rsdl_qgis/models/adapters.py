@@ -89,7 +89,8 @@ class ModelAdapter:
 
     def describe(self):
         def fmt(t):
-            return ", ".join(f"{n} {list(s) if s is not None else '?'} {d}" for n, (s, d) in sorted(t.items()))
+            return ", ".join(f"{n} {list(s) if s is not None else '?'} {d}"
+                             for n, (s, d) in sorted(t.items()))
         return f"{self.kind} '{self.path}'; inputs: {fmt(self.inputs)}; outputs: {fmt(self.outputs)}"
 
 

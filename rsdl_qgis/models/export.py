@@ -46,8 +46,7 @@ def export_onnx(model_dir, output, trusted=False, progress=None):
     wrapper = tf.function(lambda *xs: serve(dict(zip(names, xs))), input_signature=signature)
     try:
         # freeze: the weights, the class table and the normalisation become constants
-        from tensorflow.python.framework.convert_to_constants import \
-            convert_variables_to_constants_v2
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
         concrete = wrapper.get_concrete_function()
         keys = sorted(concrete.structured_outputs)       # the order of the flat outputs
         frozen = convert_variables_to_constants_v2(concrete)

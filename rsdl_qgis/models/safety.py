@@ -203,7 +203,7 @@ def check_keras_file(path, param="MODEL", trusted=False):
                 raise ModelError(f"the Keras model '{path}' holds a Lambda layer "
                                  f"('{item.get('config', {}).get('name', '?')}'), which runs "
                                  f"Python code. {TRUST_HINT}", param)
-            if isinstance(module, str) and module and not module.split(".")[0] in ("keras",):
+            if isinstance(module, str) and module and module.split(".")[0] not in ("keras",):
                 raise ModelError(f"the Keras model '{path}' refers to '{module}.{cls}', a class "
                                  f"from outside Keras. {TRUST_HINT}", param)
             stack.extend(item.values())

@@ -15,8 +15,8 @@ expression fields, mode, class codes and names), so rsdl:modelserve needs no fie
 """
 import json
 import os
-import warnings
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -181,7 +181,7 @@ def augment(xs, y, w, rng, dense):
             continue
         rot, flip = t % 4, t >= 4
 
-        def tf_(a):
+        def tf_(a, rot=rot, flip=flip):
             a = np.rot90(a, rot, axes=(1, 2))
             return a[:, :, ::-1] if flip else a
         for x in xs:
@@ -251,7 +251,7 @@ def _svg_curves(history, keys, title):
     n = max(2, len(history))
     colours = ["#1f78b4", "#e31a1c", "#33a02c", "#ff7f00"]
     lines = []
-    for (k, s), col in zip(series, colours):
+    for (_, s), col in zip(series, colours):
         pts = " ".join(f"{pad + (w - 2 * pad) * i / (n - 1):.1f},"
                        f"{h - pad - (h - 2 * pad) * (v - lo) / (hi - lo):.1f}"
                        for i, v in enumerate(s) if v is not None)

@@ -115,7 +115,8 @@ def test_a_full_disk_is_one_line_without_traceback(profile, otbtf, tmp_path):
 
 
 def test_make_zip_is_an_installable_plugin(tmp_path):
-    r = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, "zip"], capture_output=True, text=True)
+    r = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, "zip"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     path = os.path.join(ROOT, r.stdout.strip().splitlines()[-1])
     names = zipfile.ZipFile(path).namelist()

@@ -33,6 +33,7 @@ _APP = _start_qgis()
 @pytest.fixture(scope="session")
 def qgis_app():
     from qgis.core import QgsApplication
+
     from rsdl_qgis.provider import RsdlProvider
     provider = RsdlProvider()
     QgsApplication.processingRegistry().addProvider(provider)

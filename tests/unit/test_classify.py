@@ -10,8 +10,15 @@ from osgeo import gdal
 from rsdl_qgis.engine.selection import SelectionJob, sample_selection
 from rsdl_qgis.errors import RsdlIOError
 from rsdl_qgis.ml.metrics import confusion, scores
-from rsdl_qgis.ml.pipeline import (AccuracyJob, ClassifyJob, DeepFeatures, TrainClassifierJob,
-                                   accuracy, classify, train_classifier)
+from rsdl_qgis.ml.pipeline import (
+    AccuracyJob,
+    ClassifyJob,
+    DeepFeatures,
+    TrainClassifierJob,
+    accuracy,
+    classify,
+    train_classifier,
+)
 from tests.conftest import LANDSAT, OTBTF, read_raster
 from tests.otb import otbcli
 from tests.polygons import classes_on_crop, rotated_polygons, spectral_classes
@@ -170,8 +177,8 @@ def test_tampered_classifier_fails_safely(landsat, tmp_path):
         classify(ClassifyJob(landsat["image"], str(bad), str(tmp_path / "m.tif")))
     assert "damaged or was changed" in str(e.value) and e.value.param == "CLASSIFIER"
     # 2. a pickle smuggled in, with a matching checksum: never unpickled
-    import pickle
     import hashlib
+    import pickle
     evil = pickle.dumps(os.system)
     with zipfile.ZipFile(path) as z:
         manifest = json.loads(z.read("manifest.json"))

@@ -6,7 +6,6 @@ PyTorch exports). Each is served through rsdl and compared with TensorFlow's map
 same weights (within 1e-5).
 """
 import json
-import os
 
 import numpy as np
 import pytest
@@ -235,8 +234,8 @@ def test_deep_features_from_an_onnx_model(scene, tmp_path):
 
 
 def test_export_of_a_trained_model_serves_like_the_savedmodel(tmp_path):
-    from tests.unit.test_training import small_training_set
     from rsdl_qgis.models.onnx_model import OnnxModel
+    from tests.unit.test_training import small_training_set
     data = small_training_set(tmp_path)
     model = str(tmp_path / "model")
     api.train_model(api.TrainModelJob([api.TrainSource(data["patches"], "x1")], data["labels"],

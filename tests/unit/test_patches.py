@@ -142,7 +142,8 @@ def test_dense_label_patches(data, tmp_path):
 
 def test_no_sample_kept_is_an_error_and_leaves_nothing(data, tmp_path):
     with pytest.raises(GridError) as e:
-        extract_patches(PatchesJob(data["points"], [PatchSource(data["coarse"], 700, str(tmp_path / "p.tif"))]))
+        extract_patches(PatchesJob(data["points"],
+                                   [PatchSource(data["coarse"], 700, str(tmp_path / "p.tif"))]))
     assert e.value.param == "SOURCE1_PATCH_SIZE"
     with pytest.raises(GridError) as e:
         extract_patches(PatchesJob(

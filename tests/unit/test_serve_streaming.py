@@ -3,7 +3,8 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rsdl_qgis.engine.serve import Progress, ServeJob, ServeSource, serve
 from rsdl_qgis.errors import CancelledError, ModelError

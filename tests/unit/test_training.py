@@ -6,9 +6,19 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from rsdl_qgis.api import (PatchesJob, PatchSource, SelectionJob, ServeJob, ServeSource,
-                           TrainModelJob, TrainSource, extract_patches, sample_selection,
-                           serve_model, train_model)
+from rsdl_qgis.api import (
+    PatchesJob,
+    PatchSource,
+    SelectionJob,
+    ServeJob,
+    ServeSource,
+    TrainModelJob,
+    TrainSource,
+    extract_patches,
+    sample_selection,
+    serve_model,
+    train_model,
+)
 from rsdl_qgis.errors import GridError, ModelError
 from tests.conftest import LANDSAT, read_raster, write_on_grid_of
 from tests.polygons import classes_on_crop

@@ -1,4 +1,5 @@
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rsdl_qgis.engine.windows import Window, align, crop, intersection, pad, subdivide
 
