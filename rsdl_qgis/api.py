@@ -4,8 +4,9 @@ Each function takes plain values (paths, numbers, names, a progress object) and 
 a dict of results; algorithms only translate parameters to these calls.
 """
 from .engine.patches import PatchesJob, PatchSource, extract_patches  # noqa: F401
+from .engine.progress import Progress  # noqa: F401
 from .engine.selection import SelectionJob, class_statistics, sample_selection  # noqa: F401
-from .engine.serve import Progress, ServeJob, ServeSource, serve  # noqa: F401
+from .engine.serve import ServeJob, ServeSource, serve  # noqa: F401
 from .errors import ModelError
 from .ml.pipeline import (  # noqa: F401
     AccuracyJob,

@@ -15,7 +15,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from ..engine.output import check_paths
-from ..engine.serve import Progress
+from ..engine.progress import Progress
 from ..engine.styles import qml_path
 from ..errors import CancelledError, RsdlError
 

@@ -63,6 +63,32 @@ class Grid:
                             "positive and y spacing negative)", param)
 
 
+def map_to_pixel(geotransform, xy):
+    """Map coordinates (N, 2) -> fractional pixel coordinates (N, 2) (col, row) of a grid.
+    The one place where map coordinates become pixels: north-up grids divide by the
+    spacing (as GDAL and OTB do), rotated ones invert the geotransform."""
+    g0, g1, g2, g3, g4, g5 = geotransform
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    dx, dy = xy[:, 0] - g0, xy[:, 1] - g3
+    if g2 == 0 and g4 == 0:
+        return np.column_stack([dx / g1, dy / g5])
+    det = g1 * g5 - g2 * g4
+    return np.column_stack([(g5 * dx - g2 * dy) / det, (-g4 * dx + g1 * dy) / det])
+
+
+def pixel_index(geotransform, xy):
+    """(col, row) int64 arrays of the pixels containing map points xy (N, 2)."""
+    cr = np.floor(map_to_pixel(geotransform, xy)).astype(np.int64)
+    return cr[:, 0], cr[:, 1]
+
+
+def pixel_centre(geotransform, col, row):
+    """Map coordinates (x, y) of the centres of pixels (col, row)."""
+    g0, g1, g2, g3, g4, g5 = geotransform
+    c, r = np.asarray(col) + 0.5, np.asarray(row) + 0.5
+    return g0 + c * g1 + r * g2, g3 + c * g4 + r * g5
+
+
 @dataclass(frozen=True)
 class SourceGeometry:
     """Where a source lies on the reference grid, in reference pixel units."""

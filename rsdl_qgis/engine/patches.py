@@ -14,9 +14,10 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import CancelledError, GridError, RsdlIOError
+from .grid import pixel_index
 from .output import AtomicFile, gdal_checked, io_error, remove_quietly, temp_path
+from .progress import Progress
 from .raster import GDAL_TYPES, NUMPY_TYPES, compression, grid_of, open_raster, same_crs, smallest_int_type
-from .serve import Progress
 from .vectors import ClassCodes, PointWriter, lookup_path, read_features, vector_driver
 
 gdal.UseExceptions()
@@ -77,9 +78,7 @@ class _Source:
         """Top-left pixel of each sample's patch, and whether the patch is inside."""
         if self.ct is not None and len(xy):
             xy = np.asarray(self.ct.TransformPoints(xy))[:, :2]
-        g = self.grid.geotransform
-        col = np.floor((xy[:, 0] - g[0]) / g[1]).astype(np.int64)
-        row = np.floor((xy[:, 1] - g[3]) / g[5]).astype(np.int64)
+        col, row = pixel_index(self.grid.geotransform, xy)
         x0, y0 = col - self.size // 2, row - self.size // 2
         inside = (x0 >= 0) & (y0 >= 0) & (x0 + self.size <= self.grid.width) & \
             (y0 + self.size <= self.grid.height)

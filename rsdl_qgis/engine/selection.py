@@ -9,7 +9,9 @@ import numpy as np
 from osgeo import gdal, ogr
 
 from ..errors import CancelledError, GridError
+from .grid import pixel_centre
 from .output import gdal_checked, io_error, remove_stale, temp_path, write_text
+from .progress import Progress
 from .raster import grid_of, open_raster, require_same_grid
 from .sampling import (
     SAMPLERS,
@@ -23,13 +25,11 @@ from .sampling import (
     spans_of,
     split_sets,
 )
-from .serve import Progress
 from .vectors import (
     ClassCodes,
     PointWriter,
     lookup_path,
     output_layer,
-    pixel_centre,
     publish_layer,
     read_features,
     remove_vector,
@@ -250,7 +250,7 @@ def sample_selection(job, progress=None):
                       + (f" (train {np.count_nonzero((sample_code == c) & (sets == 0))}, "
                          f"valid {np.count_nonzero((sample_code == c) & (sets == 1))}, "
                          f"test {np.count_nonzero((sample_code == c) & (sets == 2))})" if split else ""))
-    x, y = pixel_centre(grid, cols, rows)
+    x, y = pixel_centre(grid.geotransform, cols, rows)
     kind = "text" if codes.kind == "text" else "int"
     fields = [(field_name, kind), ("originfid", "int32")]
     outputs = [(job.output, "OUTPUT", 0), (job.output_valid, "OUTPUT_VALID", 1),
@@ -397,5 +397,5 @@ def training_samples(image, vector, field, samples, valid_fraction, seed, progre
         codes = ClassCodes([n for n in table.names if n in set(codes.names)],
                            [table.code(n) for n in table.names if n in set(codes.names)], "text")
     sets = split_sets(code, group, valid_fraction, 0.0, True, seed)
-    x, y = pixel_centre(grid, cols, rows)
+    x, y = pixel_centre(grid.geotransform, cols, rows)
     return np.column_stack([x, y]), np.asarray(code, dtype=np.int64), sets, codes

@@ -21,7 +21,8 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import CancelledError, GridError, ModelError, RsdlError
-from .grid import SourceGeometry, output_geometry, plan_tile, reference_pixels
+from .grid import SourceGeometry, output_geometry, pixel_index, plan_tile, reference_pixels
+from .progress import Progress
 from .raster import DEFAULT_NODATA, SourceReader, TiledWriter
 from .windows import Window, subdivide
 
@@ -64,19 +65,6 @@ class ServeJob:
         d = dict(d)
         d["sources"] = [ServeSource(**s) for s in d["sources"]]
         return cls(**d)
-
-
-class Progress:
-    """Callbacks of a run; the default does nothing and never cancels."""
-
-    def set(self, fraction):
-        pass
-
-    def cancelled(self):
-        return False
-
-    def info(self, message):
-        pass
 
 
 @contextmanager
@@ -158,6 +146,20 @@ class ServePlan:
                 raise GridError(f"the image has {reader.bands} band(s) but the model's input "
                                 f"'{name}' takes {shape[-1]}: give an image with the bands the "
                                 "model was trained on", self.param(i))
+
+    def output_pixels(self, xy):
+        """(col, row, inside) of map points xy (N, 2), in SOURCE1's CRS, on the output grid."""
+        col, row = pixel_index(self.geom.geotransform(self.readers[0].grid), xy)
+        inside = (col >= 0) & (row >= 0) & (col < self.geom.width) & (row < self.geom.height)
+        return col, row, inside
+
+    def feeds_at(self, col, row):
+        """The model's feeds for the one output pixel (col, row): a list of feed dicts, or
+        None where an input is nodata. What deep features evaluate at sample points."""
+        _, feeds, valid = self.prepare(Window(int(col), int(row), 1, 1))
+        if feeds is None or (valid is not None and not valid.all()):
+            return None
+        return list(feeds)
 
     def _zeros_feeds(self, tile):
         plans = plan_tile(self.geom, self.sgeoms, tile)

@@ -16,6 +16,7 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 
 from ..errors import GridError, RsdlIOError
+from .grid import map_to_pixel
 from .output import _alive, describe, gdal_checked, io_error, remove_stale, temp_path, write_text
 from .output import split_layer as split_source
 
@@ -197,11 +198,12 @@ def read_features(source, field, grid, param="VECTOR", field_param="FIELD", log=
     feats.fid = np.asarray(feats.fid, dtype=np.int64)
     if pts:
         lengths = np.array([len(p) for p in pts])
-        feats.points = grid_pixel(grid, _transform(ct, np.concatenate(pts)))
+        feats.points = map_to_pixel(grid.geotransform, _transform(ct, np.concatenate(pts)))
         feats.ring_start = np.concatenate([[0], np.cumsum(lengths)])
         feats.ring_feature = np.asarray(rings, dtype=np.int64)
     if point_list:
-        feats.point_xy = grid_pixel(grid, _transform(ct, np.asarray(point_list, dtype=np.float64)))
+        xy = _transform(ct, np.asarray(point_list, dtype=np.float64))
+        feats.point_xy = map_to_pixel(grid.geotransform, xy)
         feats.point_feature = np.asarray(point_feature, dtype=np.int64)
     return feats
 
@@ -290,21 +292,6 @@ def _transform(ct, xy):
     if ct is None or not len(xy):
         return xy
     return np.asarray(ct.TransformPoints(xy), dtype=np.float64)[:, :2]
-
-
-def grid_pixel(grid, xy):
-    """Map coordinates (N, 2) -> fractional pixel coordinates (col, row) of `grid`."""
-    g0, g1, g2, g3, g4, g5 = grid.geotransform
-    det = g1 * g5 - g2 * g4
-    dx, dy = xy[:, 0] - g0, xy[:, 1] - g3
-    return np.column_stack([(g5 * dx - g2 * dy) / det, (-g4 * dx + g1 * dy) / det])
-
-
-def pixel_centre(grid, col, row):
-    """Map coordinates of the centres of pixels (col, row)."""
-    g0, g1, g2, g3, g4, g5 = grid.geotransform
-    c, r = np.asarray(col) + 0.5, np.asarray(row) + 0.5
-    return g0 + c * g1 + r * g2, g3 + c * g4 + r * g5
 
 
 class ClassCodes:

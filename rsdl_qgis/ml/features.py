@@ -10,8 +10,8 @@ from typing import List, Optional
 
 import numpy as np
 
-from ..engine.serve import Progress, ServeJob, ServePlan, ServeSource
-from ..engine.windows import Window
+from ..engine.progress import Progress
+from ..engine.serve import ServeJob, ServePlan, ServeSource
 from ..errors import CancelledError, GridError, ModelError
 
 MASK_INPUT = "__mask__"
@@ -173,10 +173,7 @@ def features_at(recipe, inner, paths, xy, progress=None, batch=256):
     job = serve_job(recipe, paths)
     plan = ServePlan(job, model, progress)
     try:
-        gt = plan.geom.geotransform(plan.readers[0].grid)
-        col = np.floor((xy[:, 0] - gt[0]) / gt[1]).astype(np.int64)
-        row = np.floor((xy[:, 1] - gt[3]) / gt[5]).astype(np.int64)
-        inside = (col >= 0) & (row >= 0) & (col < plan.geom.width) & (row < plan.geom.height)
+        col, row, inside = plan.output_pixels(xy)
         feats, kept, pending, pending_idx = [], [], [], []
 
         def flush():
@@ -194,8 +191,8 @@ def features_at(recipe, inner, paths, xy, progress=None, batch=256):
                 if progress.cancelled():
                     raise CancelledError()
                 progress.set(0.9 * n / max(1, len(idx)))
-            tile, fl, valid = plan.prepare(Window(int(col[i]), int(row[i]), 1, 1))
-            if fl is None or (valid is not None and not valid.all()):
+            fl = plan.feeds_at(col[i], row[i])
+            if fl is None:
                 continue
             for f in fl:
                 pending.append(f)

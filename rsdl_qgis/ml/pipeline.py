@@ -9,6 +9,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..engine.output import AtomicFile, gdal_checked, remove_quietly, temp_path
+from ..engine.progress import Progress
 from ..engine.raster import (
     GDAL_TYPES,
     compression,
@@ -19,7 +20,7 @@ from ..engine.raster import (
 )
 from ..engine.sampling import spans_of
 from ..engine.selection import training_samples
-from ..engine.serve import Progress, serve
+from ..engine.serve import serve
 from ..engine.styles import write_class_style, write_ramp_style
 from ..engine.vectors import ClassCodes, lookup_path, read_features
 from ..errors import CancelledError, GridError, RsdlError

@@ -24,8 +24,8 @@ import numpy as np
 
 from ..deps import require_tensorflow
 from ..engine.output import AtomicFolder, io_error
+from ..engine.progress import Progress
 from ..engine.raster import open_raster
-from ..engine.serve import Progress
 from ..engine.vectors import ClassCodes
 from ..errors import CancelledError, GridError, ModelError, RsdlIOError
 from . import zoo

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rsdl_qgis.engine.serve import Progress, ServeJob, ServeSource, serve
+from rsdl_qgis.engine.progress import Progress
+from rsdl_qgis.engine.serve import ServeJob, ServeSource, serve
 from rsdl_qgis.errors import CancelledError, ModelError
 from tests.conftest import read_raster, write_raster
 from tests.synthetic import StridedModel

@@ -1,0 +1,19 @@
+"""How a run reports to whoever started it: progress, cancel, and log lines.
+
+The engine calls these; the algorithms pass an implementation on top of QGIS's feedback
+(algorithms/base.py: FeedbackProgress), the tests and the Python API the default below.
+"""
+
+
+class Progress:
+    """Callbacks of a run; the default does nothing and never cancels."""
+
+    def set(self, fraction: float) -> None:
+        """The fraction of the run done, 0 to 1."""
+
+    def cancelled(self) -> bool:
+        """True once the user asked to stop: the engine then raises CancelledError."""
+        return False
+
+    def info(self, message: str) -> None:
+        """One line for the log."""
