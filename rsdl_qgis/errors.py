@@ -25,6 +25,19 @@ class GridError(RsdlError):
     """Inconsistent geometry: sizes, spacings, extents, fields of view."""
 
 
+class ParameterError(RsdlError):
+    """A parameter value outside what it may be: an unknown choice, a number out of its
+    range, settings that contradict each other."""
+
+
+def check_choice(value, choices, param, what="value"):
+    """The one check of a choice parameter (strategy, sampler, classifier...): returns the
+    value, or raises a ParameterError listing the choices."""
+    if value not in choices:
+        raise ParameterError(f"unknown {what} '{value}'; use one of {', '.join(choices)}", param)
+    return value
+
+
 class ModelError(RsdlError):
     """A model that cannot be loaded or does not have what was asked of it."""
 

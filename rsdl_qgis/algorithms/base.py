@@ -11,6 +11,9 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 from qgis.PyQt.QtGui import QIcon
 
@@ -18,6 +21,9 @@ from ..engine.output import check_paths
 from ..engine.progress import Progress
 from ..engine.styles import qml_path
 from ..errors import CancelledError, RsdlError
+
+#: how many numbered sources (SOURCE1..SOURCE4, TRAIN_SOURCE1..4...) an algorithm takes
+MAX_SOURCES = 4
 
 #: vector formats handed to the engine as they are; others are exported by QGIS first
 VECTOR_FORMATS = ["gpkg", "shp", "geojson", "sqlite", "fgb"]
@@ -282,6 +288,39 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                 "GeoTIFF first (Export > Save As...)")
         return layer.source()
 
+    def add_sources(self, fields=(), label="Source {i}", first=1, rasters_from=1,
+                    required=1, hidden=False):
+        """The numbered source blocks, SOURCEn and its per-source settings, for n = first
+        .. MAX_SOURCES: the raster (from n = rasters_from; n <= required is mandatory) and
+        `fields` among RFIELD, NAME, NODATA and PATCH_SIZE. `hidden`: all advanced."""
+        def add(param):
+            self.addParameter(advanced(param) if hidden else param)
+        for i in range(first, MAX_SOURCES + 1):
+            key, what = f"SOURCE{i}", label.format(i=i)
+            if i >= rasters_from:
+                add(QgsProcessingParameterRasterLayer(
+                    key, what + (" (reference grid)" if i == 1 and "RFIELD" in fields else ""),
+                    optional=i > required))
+            for f in fields:
+                if f == "RFIELD":
+                    add(QgsProcessingParameterNumber(
+                        f"{key}_RFIELD", f"{what}: receptive field (pixels; empty = from the "
+                        "model)", QgsProcessingParameterNumber.Integer, minValue=1,
+                        optional=True))
+                elif f == "NAME":
+                    add(QgsProcessingParameterString(
+                        f"{key}_NAME", f"{what}: model input name", defaultValue="",
+                        optional=True))
+                elif f == "NODATA":
+                    add(QgsProcessingParameterNumber(
+                        f"{key}_NODATA", f"{what}: nodata value",
+                        QgsProcessingParameterNumber.Double, optional=True))
+                elif f == "PATCH_SIZE":
+                    add(QgsProcessingParameterNumber(
+                        f"{key}_PATCH_SIZE", f"{what}: patch size (pixels)",
+                        QgsProcessingParameterNumber.Integer, defaultValue=16, minValue=1,
+                        optional=i > required))
+
     def add_trust_model(self, what="the model"):
         """TRUST_MODEL: skip the scan of what a model may run (advanced, off)."""
         param = QgsProcessingParameterBoolean(
@@ -308,7 +347,7 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             return None
         return self.parameterAsInt(parameters, key, context)
 
-    def numbered(self, parameters, template, first=1, last=4, required=True):
+    def numbered(self, parameters, template, first=1, last=MAX_SOURCES, required=True):
         """Indices i of the given parameters template.format(i) (e.g. 'SOURCE{}'), which
         must run from `first` without gaps."""
         given = [i for i in range(first, last + 1)

@@ -101,20 +101,9 @@ class TrainClassifier(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             "MODEL", "Deep model for features (optional)", optional=True,
             fileFilter="Models (saved_model.pb *.keras *.onnx);;All files (*)"))
-        for i in range(1, 5):
-            if i > 1:
-                self.addParameter(advanced(QgsProcessingParameterRasterLayer(
-                    f"SOURCE{i}", f"Deep model: source {i}", optional=True)))
-            self.addParameter(advanced(QgsProcessingParameterNumber(
-                f"SOURCE{i}_RFIELD", f"Deep model: source {i} receptive field (empty = from "
-                "the model's metadata)", QgsProcessingParameterNumber.Integer, minValue=1,
-                optional=True)))
-            self.addParameter(advanced(QgsProcessingParameterString(
-                f"SOURCE{i}_NAME", f"Deep model: source {i} input name", defaultValue="",
-                optional=True)))
-            self.addParameter(advanced(QgsProcessingParameterNumber(
-                f"SOURCE{i}_NODATA", f"Deep model: source {i} nodata value",
-                QgsProcessingParameterNumber.Double, optional=True)))
+        # SOURCE1 of the deep model is INPUT: its raster is not asked again
+        self.add_sources(("RFIELD", "NAME", "NODATA"), "Deep model: source {i}",
+                         rasters_from=2, required=0, hidden=True)
         self.addParameter(advanced(QgsProcessingParameterString(
             "OUTPUT_NAMES", "Deep model: output names (comma separated)", defaultValue="",
             optional=True)))
@@ -210,9 +199,7 @@ class Classify(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Image"))
         self.addParameter(QgsProcessingParameterFile(
             "CLASSIFIER", "Classifier file", fileFilter="rsdl classifier (*.rsdlc)"))
-        for i in range(2, 5):
-            self.addParameter(advanced(QgsProcessingParameterRasterLayer(
-                f"SOURCE{i}", f"Deep model: source {i}", optional=True)))
+        self.add_sources((), "Deep model: source {i}", first=2, required=0, hidden=True)
         self.addParameter(QgsProcessingParameterRasterLayer(
             "MASK", "Mask (0 = not classified)", optional=True))
         self.addParameter(advanced(QgsProcessingParameterNumber(

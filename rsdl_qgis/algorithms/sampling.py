@@ -16,10 +16,7 @@ from qgis.core import (
 
 from .. import api
 from ..engine.sampling import SAMPLERS, STRATEGIES
-from .base import FeedbackProgress, RsdlAlgorithm, advanced
-
-MAX_SOURCES = 4
-
+from .base import MAX_SOURCES, FeedbackProgress, RsdlAlgorithm, advanced
 
 CLASS_STATS_HELP = """<p>Counts, for each class, the pixels of INPUT whose centre lies inside
 the training polygons (or that contain the training points), and the polygons that hold at
@@ -231,17 +228,7 @@ class PatchesExtraction(RsdlAlgorithm):
             "VECTOR", "Sample points", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
             "FIELD", "Class field", parentLayerParameterName="VECTOR", optional=True))
-        for i in range(1, MAX_SOURCES + 1):
-            optional = i > 1
-            self.addParameter(QgsProcessingParameterRasterLayer(
-                f"SOURCE{i}", f"Source {i}", optional=optional))
-            self.addParameter(QgsProcessingParameterNumber(
-                f"SOURCE{i}_PATCH_SIZE", f"Source {i}: patch size (pixels)",
-                QgsProcessingParameterNumber.Integer, defaultValue=16, minValue=1,
-                optional=optional))
-            self.addParameter(QgsProcessingParameterNumber(
-                f"SOURCE{i}_NODATA", f"Source {i}: nodata value",
-                QgsProcessingParameterNumber.Double, optional=True))
+        self.add_sources(("PATCH_SIZE", "NODATA"))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "LABEL_RASTER", "Label raster (dense labels)", optional=True))
         self.addParameter(QgsProcessingParameterNumber(
@@ -262,7 +249,7 @@ class PatchesExtraction(RsdlAlgorithm):
             "ADD_TO_MAP", "Add the patches images and labels to the map", defaultValue=False)))
 
     def process(self, parameters, context, feedback):
-        given = self.numbered(parameters, "SOURCE{}", last=MAX_SOURCES)
+        given = self.numbered(parameters, "SOURCE{}")
         sources = []
         for i in given:
             key = f"SOURCE{i}"

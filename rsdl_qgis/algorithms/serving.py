@@ -5,15 +5,12 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
 from .. import api
 from ..engine.serve import OUTPUT_TYPES
 from .base import FeedbackProgress, RsdlAlgorithm, advanced, serving_mode
-
-MAX_SOURCES = 4
 
 HELP = """<p>Applies a TensorFlow model to one to four rasters of any size, with bounded
 memory, as OTBTF's TensorflowModelServe does. The output is a tiled, compressed GeoTIFF on
@@ -74,21 +71,7 @@ class ModelServe(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             "MODEL", "Model (SavedModel's saved_model.pb, or a .keras file)",
             fileFilter="Models (saved_model.pb *.keras *.onnx);;All files (*)"))
-        for i in range(1, MAX_SOURCES + 1):
-            optional = i > 1
-            self.addParameter(QgsProcessingParameterRasterLayer(
-                f"SOURCE{i}", f"Source {i}" + (" (reference grid)" if i == 1 else ""),
-                optional=optional))
-            self.addParameter(QgsProcessingParameterNumber(
-                f"SOURCE{i}_RFIELD", f"Source {i}: receptive field (pixels; empty = from the "
-                "model's metadata)", QgsProcessingParameterNumber.Integer, minValue=1,
-                optional=True))
-            self.addParameter(QgsProcessingParameterString(
-                f"SOURCE{i}_NAME", f"Source {i}: model input name", defaultValue="",
-                optional=True))
-            self.addParameter(QgsProcessingParameterNumber(
-                f"SOURCE{i}_NODATA", f"Source {i}: nodata value",
-                QgsProcessingParameterNumber.Double, optional=True))
+        self.add_sources(("RFIELD", "NAME", "NODATA"))
         self.addParameter(QgsProcessingParameterString(
             "OUTPUT_NAMES", "Model output names (comma separated)", defaultValue="",
             optional=True))
@@ -119,7 +102,7 @@ class ModelServe(RsdlAlgorithm):
 
     def process(self, parameters, context, feedback):
         sources = []
-        for i in self.numbered(parameters, "SOURCE{}", last=MAX_SOURCES):
+        for i in self.numbered(parameters, "SOURCE{}"):
             key = f"SOURCE{i}"
             sources.append(api.ServeSource(
                 self.raster_path(parameters, key, context),

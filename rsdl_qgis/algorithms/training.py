@@ -13,7 +13,7 @@ from qgis.core import (
 
 from .. import api
 from ..models.zoo import ARCHITECTURES
-from .base import FeedbackProgress, RsdlAlgorithm, advanced
+from .base import MAX_SOURCES, FeedbackProgress, RsdlAlgorithm, advanced
 
 HELP = """<p>Trains a network on patches images (from Patches extraction): a built-in
 architecture sized from the data, or your own model, which it can fine-tune. The result is
@@ -86,7 +86,7 @@ class TrainModel(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             "RESTORE", "Start from the model's weights (fine-tuning)", defaultValue=True))
         for prefix, title in (("TRAIN", "Training"), ("VALID", "Validation")):
-            for i in range(1, 5):
+            for i in range(1, MAX_SOURCES + 1):
                 self.addParameter(QgsProcessingParameterRasterLayer(
                     f"{prefix}_SOURCE{i}", f"{title} patches, source {i}",
                     optional=(prefix == "VALID" or i > 1)))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import GridError
+from ..errors import GridError, ParameterError
 from .windows import Window
 
 EPS = 1e-6
@@ -151,12 +151,12 @@ def output_geometry(sources, efield=1, scale=1.0, names=None):
     """
     names = names or [f"SOURCE{i + 1}" for i in range(len(sources))]
     if efield < 1:
-        raise GridError(f"the expression field must be at least 1, got {efield}", "EFIELD")
+        raise ParameterError(f"the expression field must be at least 1, got {efield}", "EFIELD")
     if not scale > 0:
-        raise GridError(f"the scale factor must be positive, got {scale}", "SCALE")
+        raise ParameterError(f"the scale factor must be positive, got {scale}", "SCALE")
     for s, name in zip(sources, names):
         if s.rfield < 1:
-            raise GridError(f"the receptive field must be at least 1, got {s.rfield}",
+            raise ParameterError(f"the receptive field must be at least 1, got {s.rfield}",
                             f"{name}_RFIELD")
         if s.rfield > s.width or s.rfield > s.height:
             raise GridError(f"the receptive field {s.rfield} is larger than the image "

@@ -13,7 +13,7 @@ from typing import List, Optional
 import numpy as np
 from osgeo import gdal, osr
 
-from ..errors import CancelledError, GridError, RsdlIOError
+from ..errors import CancelledError, GridError, ParameterError, RsdlIOError
 from .grid import pixel_index
 from .output import AtomicFile, gdal_checked, io_error, remove_quietly, temp_path
 from .progress import Progress
@@ -55,7 +55,7 @@ class _Source:
         self.grid = grid_of(self.ds)
         self.grid.check_north_up(param)
         if size < 1:
-            raise GridError(f"patch size must be at least 1 (got {size})", f"{param}_PATCH_SIZE")
+            raise ParameterError(f"patch size must be at least 1 (got {size})", f"{param}_PATCH_SIZE")
         if size > min(self.grid.width, self.grid.height):
             raise GridError(f"patch size {size} is larger than the raster "
                             f"({self.grid.width} x {self.grid.height})", f"{param}_PATCH_SIZE")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import GridError
+from ..errors import GridError, ParameterError, check_choice
 
 STRATEGIES = ("all", "constant", "smallest", "percent", "total", "byclass")
 SAMPLERS = ("periodic", "random")
@@ -199,32 +199,32 @@ def required_counts(totals, strategy, samples=None, percent=None, by_class=None,
         req = tot.copy()
     elif strategy == "constant":
         if not samples or samples < 1:
-            raise GridError("the constant strategy needs SAMPLES >= 1", "SAMPLES")
+            raise ParameterError("the constant strategy needs SAMPLES >= 1", "SAMPLES")
         req = np.full(len(codes), int(samples))
     elif strategy == "smallest":
         req = np.full(len(codes), int(tot.min()))
     elif strategy == "percent":
         if percent is None or not 0 < percent <= 100:
-            raise GridError("the percent strategy needs PERCENT in ]0, 100]", "PERCENT")
+            raise ParameterError("the percent strategy needs PERCENT in ]0, 100]", "PERCENT")
         req = np.floor(tot * (percent / 100.0) + 0.5).astype(np.int64)
     elif strategy == "total":
         if not samples or samples < 1:
-            raise GridError("the total strategy needs SAMPLES >= 1", "SAMPLES")
+            raise ParameterError("the total strategy needs SAMPLES >= 1", "SAMPLES")
         req = np.floor(tot * (float(samples) / tot.sum()) + 0.5).astype(np.int64)
     elif strategy == "byclass":
         if not by_class:
-            raise GridError("the byclass strategy needs CLASS_COUNTS, e.g. '1:500,2:300'",
+            raise ParameterError("the byclass strategy needs CLASS_COUNTS, e.g. '1:500,2:300'",
                             "CLASS_COUNTS")
         missing = [c for c in codes if c not in by_class]
         unknown = [c for c in by_class if c not in totals]
         if unknown:
-            raise GridError(f"classes {unknown} have no pixel; classes present: {codes}",
+            raise ParameterError(f"classes {unknown} have no pixel; classes present: {codes}",
                             "CLASS_COUNTS")
         if missing:
-            raise GridError(f"no count given for classes {missing}", "CLASS_COUNTS")
+            raise ParameterError(f"no count given for classes {missing}", "CLASS_COUNTS")
         req = np.array([int(by_class[c]) for c in codes])
     else:
-        raise GridError(f"unknown strategy '{strategy}'; use one of {', '.join(STRATEGIES)}", param)
+        check_choice(strategy, STRATEGIES, param, "strategy")
     return dict(zip(codes, np.minimum(req, tot).tolist()))
 
 
@@ -237,13 +237,13 @@ def parse_class_counts(text, codes_of_name=None):
             continue
         name, sep, count = item.rpartition(":")
         if not sep:
-            raise GridError(f"'{item}' is not class:count", "CLASS_COUNTS")
+            raise ParameterError(f"'{item}' is not class:count", "CLASS_COUNTS")
         name = name.strip()
         try:
             code = codes_of_name(name) if codes_of_name else int(name)
             out[code] = int(count)
         except (KeyError, ValueError):
-            raise GridError(f"'{item}' is not class:count with a known class", "CLASS_COUNTS") from None
+            raise ParameterError(f"'{item}' is not class:count with a known class", "CLASS_COUNTS") from None
     return out
 
 
@@ -302,7 +302,7 @@ def split_sets(sample_class, sample_group, valid_fraction, test_fraction, by_gro
     if valid_fraction + test_fraction <= 0:
         return out
     if valid_fraction < 0 or test_fraction < 0 or valid_fraction + test_fraction >= 1:
-        raise GridError("VALID_FRACTION and TEST_FRACTION must be >= 0 and sum to less than 1",
+        raise ParameterError("VALID_FRACTION and TEST_FRACTION must be >= 0 and sum to less than 1",
                         "VALID_FRACTION")
     rng = np.random.default_rng(seed + 1)
     for code in np.unique(sample_class):

@@ -8,7 +8,7 @@ from typing import Dict, Optional
 import numpy as np
 from osgeo import gdal, ogr
 
-from ..errors import CancelledError, GridError
+from ..errors import CancelledError, GridError, ParameterError, check_choice
 from .grid import pixel_centre
 from .output import gdal_checked, io_error, remove_stale, temp_path, write_text
 from .progress import Progress
@@ -215,17 +215,14 @@ def sample_selection(job, progress=None):
     raster). Text classes get integer codes saved in '<output>.classes.csv'.
     """
     progress = progress or Progress()
-    if job.strategy not in STRATEGIES:
-        raise GridError(f"unknown strategy '{job.strategy}'; use one of {', '.join(STRATEGIES)}",
-                        "STRATEGY")
-    if job.sampler not in SAMPLERS:
-        raise GridError(f"unknown sampler '{job.sampler}'; use periodic or random", "SAMPLER")
+    check_choice(job.strategy, STRATEGIES, "STRATEGY", "strategy")
+    check_choice(job.sampler, SAMPLERS, "SAMPLER", "sampler")
     step = max(1, int(job.grid_step or 1))
     split = job.valid_fraction > 0 or job.test_fraction > 0
     if job.valid_fraction > 0 and not job.output_valid:
-        raise GridError("VALID_FRACTION is above 0: give OUTPUT_VALID too", "OUTPUT_VALID")
+        raise ParameterError("VALID_FRACTION is above 0: give OUTPUT_VALID too", "OUTPUT_VALID")
     if job.test_fraction > 0 and not job.output_test:
-        raise GridError("TEST_FRACTION is above 0: give OUTPUT_TEST too", "OUTPUT_TEST")
+        raise ParameterError("TEST_FRACTION is above 0: give OUTPUT_TEST too", "OUTPUT_TEST")
     if bool(job.vector) == bool(job.labels):
         raise GridError("give either VECTOR (training polygons or points) or LABELS (a label "
                         "raster), not both" if job.vector else

@@ -20,7 +20,7 @@ from typing import Any, List, Optional
 import numpy as np
 from osgeo import gdal
 
-from ..errors import CancelledError, GridError, ModelError, RsdlError
+from ..errors import CancelledError, GridError, ModelError, ParameterError, check_choice
 from .grid import SourceGeometry, output_geometry, pixel_index, plan_tile, reference_pixels
 from .progress import Progress
 from .raster import DEFAULT_NODATA, SourceReader, TiledWriter
@@ -89,11 +89,9 @@ class ServePlan:
         self.job, self.model, self.progress = job, model, progress
         if not job.sources:
             raise GridError("at least one source is needed", "SOURCE1")
-        if job.output_type not in OUTPUT_TYPES:
-            raise RsdlError(f"unknown output type '{job.output_type}'; one of "
-                            f"{', '.join(OUTPUT_TYPES)}", "OUTPUT_TYPE")
+        check_choice(job.output_type, OUTPUT_TYPES, "OUTPUT_TYPE", "output type")
         if job.batch_size < 1:
-            raise RsdlError("the batch size must be at least 1", "BATCH_SIZE")
+            raise ParameterError("the batch size must be at least 1", "BATCH_SIZE")
         self.readers: List[SourceReader] = []
         try:
             for i, s in enumerate(job.sources):

@@ -1,6 +1,6 @@
 """Classical classifiers (scikit-learn), their settings, and training."""
 from ..deps import require
-from ..errors import RsdlError
+from ..errors import check_choice
 
 #: name -> (description, settings with defaults)
 CLASSIFIERS = {
@@ -16,9 +16,7 @@ CLASSIFIERS = {
 
 def build(name, settings=None, seed=0, threads=-1):
     """A scaler + classifier pipeline. Settings of 0 mean "no limit" / "automatic"."""
-    if name not in CLASSIFIERS:
-        raise RsdlError(f"unknown classifier '{name}'; one of {', '.join(CLASSIFIERS)}",
-                        "CLASSIFIER")
+    check_choice(name, list(CLASSIFIERS), "CLASSIFIER", "classifier")
     s = dict(CLASSIFIERS[name][1])
     s.update({k: v for k, v in (settings or {}).items() if k in s and v is not None})
     require("sklearn", "scikit-learn")

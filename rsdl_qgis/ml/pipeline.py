@@ -23,7 +23,7 @@ from ..engine.selection import training_samples
 from ..engine.serve import serve
 from ..engine.styles import write_class_style, write_ramp_style
 from ..engine.vectors import ClassCodes, lookup_path, read_features
-from ..errors import CancelledError, GridError, RsdlError
+from ..errors import CancelledError, GridError, ParameterError, RsdlError
 from . import persist
 from .classifiers import CLASSIFIERS, build
 from .features import FeatureModel, FeatureRecipe, feature_model, features_at, probe_bands, serve_job
@@ -94,11 +94,8 @@ def train_classifier(job, progress=None):
     """Select samples, compute their features, train and validate, save one file."""
     progress = progress or Progress()
     start = time.monotonic()
-    if job.classifier not in CLASSIFIERS:
-        raise GridError(f"unknown classifier '{job.classifier}'; one of {', '.join(CLASSIFIERS)}",
-                        "CLASSIFIER")
     if not 0 <= job.valid_fraction < 1:
-        raise GridError("VALID_FRACTION must be in [0, 1)", "VALID_FRACTION")
+        raise ParameterError("VALID_FRACTION must be in [0, 1)", "VALID_FRACTION")
     pipeline, settings = build(job.classifier, job.settings, job.seed)
     recipe, inner, paths = _recipe(job, progress)
     recipe.output_bands = probe_bands(recipe, inner, paths)
@@ -125,7 +122,7 @@ def train_classifier(job, progress=None):
         raise CancelledError()
     k = int(settings.get("k", 0)) if job.classifier == "knn" else 0
     if k > int(train.sum()):
-        raise GridError(f"k-NN with KNN_K {k} needs at least {k} training samples; there are "
+        raise ParameterError(f"k-NN with KNN_K {k} needs at least {k} training samples; there are "
                         f"{int(train.sum())}: lower KNN_K or raise SAMPLES", "KNN_K")
     progress.info(f"Training {CLASSIFIERS[job.classifier][0]} on {int(train.sum())} samples "
                   f"x {x.shape[1]} features")

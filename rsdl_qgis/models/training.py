@@ -27,7 +27,7 @@ from ..engine.output import AtomicFolder, io_error
 from ..engine.progress import Progress
 from ..engine.raster import open_raster
 from ..engine.vectors import ClassCodes
-from ..errors import CancelledError, GridError, ModelError, RsdlIOError
+from ..errors import CancelledError, GridError, ModelError, ParameterError, RsdlIOError, check_choice
 from . import zoo
 
 METADATA = "rsdl_metadata.json"
@@ -274,11 +274,12 @@ def train_model(job, progress=None):
     start = time.monotonic()
     if not job.train_sources:
         raise GridError("give at least TRAIN_SOURCE1", "TRAIN_SOURCE1")
-    if job.architecture not in zoo.ARCHITECTURES and not job.model:
-        raise ModelError(f"unknown architecture '{job.architecture}'; one of "
-                         f"{', '.join(zoo.ARCHITECTURES)}", "ARCHITECTURE")
-    if job.epochs < 1 or job.batch_size < 1:
-        raise GridError("EPOCHS and BATCH_SIZE must be at least 1", "EPOCHS")
+    if not job.model:
+        check_choice(job.architecture, zoo.ARCHITECTURES, "ARCHITECTURE", "architecture")
+    if job.epochs < 1:
+        raise ParameterError("EPOCHS must be at least 1", "EPOCHS")
+    if job.batch_size < 1:
+        raise ParameterError("BATCH_SIZE must be at least 1", "BATCH_SIZE")
     # refused now, before any training, when the folder holds files we did not write
     output = AtomicFolder(job.output_model, "OUTPUT_MODEL", owned=foreign_files, what="the model")
     try:
