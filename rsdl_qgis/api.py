@@ -3,6 +3,8 @@
 Each function takes plain values (paths, numbers, names, a progress object) and returns
 a dict of results; algorithms only translate parameters to these calls.
 """
+from dataclasses import replace
+
 from .engine.patches import PatchesJob, PatchSource, extract_patches  # noqa: F401
 from .engine.progress import Progress  # noqa: F401
 from .engine.selection import SelectionJob, class_statistics, sample_selection  # noqa: F401
@@ -27,26 +29,13 @@ def train_model(job, progress=None):
 
 
 def serve_model(job, progress=None):
-    """Load the job's model, check its input/output names, and run the serving engine."""
+    """Load the job's model, complete the job from the model, and run the serving engine.
+    The job given is left as it is."""
     from .models import load_model
     progress = progress or Progress()
     model = load_model(job.model, trusted=job.trust_model)
     progress.info(f"Model: {model.describe()}")
-    from .models.metadata import model_settings
-    settings, names = model_settings(model, [s.name for s in job.sources], job.output_names,
-                                     [s.rfield for s in job.sources],
-                                     [s.path for s in job.sources], progress.info,
-                                     job.efield)
-    for src, name in zip(job.sources, names):
-        src.name = name
-    apply_metadata(job, settings, progress)
-    for i, src in enumerate(job.sources):
-        src.name = model.resolve_input(src.name, f"SOURCE{i + 1}_NAME")
-    names = [n.strip() for n in job.output_names if n.strip()] or [""]
-    job.output_names = [model.resolve_output(n, "OUTPUT_NAMES") for n in names]
-    if len(set(s.name for s in job.sources)) != len(job.sources):
-        raise ModelError("two sources feed the same model input: give each source its own "
-                         "input name", "SOURCE2_NAME")
+    job = resolve_job(job, model, progress)
     meta = getattr(model, "metadata", None)
     named = bool(meta and job.output_names == ["class"] and meta.get("classes"))
     if named:
@@ -54,7 +43,8 @@ def serve_model(job, progress=None):
         # paletted style with them beside it (QGIS loads it with the layer)
         import json
         codes, names = meta["classes"]["codes"], meta["classes"]["names"]
-        job.metadata["RSDL_CLASSES"] = json.dumps(dict(zip(map(str, codes), names)))
+        job = replace(job, metadata=dict(job.metadata, RSDL_CLASSES=json.dumps(
+            dict(zip(map(str, codes), names)))))
     res = serve(job, model, progress)
     from .engine.styles import style_values, write_class_style
     if named:
@@ -64,25 +54,47 @@ def serve_model(job, progress=None):
     return res
 
 
+def resolve_job(job, model, progress=None):
+    """A new job with everything the user left unset filled from the model (its metadata,
+    else what models/fields.py infers) and the input and output names resolved."""
+    from .models.metadata import model_settings
+    settings, names = model_settings(model, [s.name for s in job.sources], job.output_names,
+                                     [s.rfield for s in job.sources],
+                                     [s.path for s in job.sources],
+                                     progress.info if progress else None, job.efield)
+    job = replace(job, sources=[replace(s, name=n) for s, n in zip(job.sources, names)])
+    job = apply_metadata(job, settings, progress)
+    sources = [replace(s, name=model.resolve_input(s.name, f"SOURCE{i + 1}_NAME"))
+               for i, s in enumerate(job.sources)]
+    outputs = [n.strip() for n in job.output_names if n.strip()] or [""]
+    job = replace(job, sources=sources,
+                  output_names=[model.resolve_output(n, "OUTPUT_NAMES") for n in outputs])
+    if len(set(s.name for s in job.sources)) != len(job.sources):
+        raise ModelError("two sources feed the same model input: give each source its own "
+                         "input name", "SOURCE2_NAME")
+    return job
+
+
 def apply_metadata(job, meta, progress=None):
-    """Fill what the user left unset (receptive fields, input names, expression field,
-    mode, outputs) from the metadata of a model trained by rsdl:trainmodel."""
+    """A new job with what the user left unset (receptive fields, input names, expression
+    field, mode, outputs) taken from the model's metadata `meta`."""
     from .models.metadata import fully_conv, source_settings
     rfields, names = source_settings(meta, [s.rfield for s in job.sources],
                                      [s.name for s in job.sources])
-    for src, rfield, name in zip(job.sources, rfields, names):
-        src.rfield, src.name = rfield, name
-    if job.efield is None:
-        job.efield = int((meta or {}).get("efield", 1))
-    job.fully_conv = fully_conv(meta, job.fully_conv)
-    if meta and not [n for n in job.output_names if n.strip()]:
-        job.output_names = list(meta.get("default_outputs", []))
+    job = replace(
+        job, sources=[replace(s, rfield=r, name=n)
+                      for s, r, n in zip(job.sources, rfields, names)],
+        efield=int((meta or {}).get("efield", 1)) if job.efield is None else job.efield,
+        fully_conv=fully_conv(meta, job.fully_conv),
+        output_names=list(meta.get("default_outputs", [])) if meta and not [
+            n for n in job.output_names if n.strip()] else list(job.output_names))
     if meta and meta.get("inputs") and progress:
         source = "the model (inferred)" if meta.get("how") else "the model's metadata"
         progress.info(f"From {source}: receptive field(s) "
                       f"{[s.rfield for s in job.sources]}, expression field {job.efield}, "
                       f"{'fully-convolutional' if job.fully_conv else 'patch-based'}, "
                       f"outputs {', '.join(job.output_names)}")
+    return job
 
 
 def export_onnx(model, output, trusted=False, progress=None):

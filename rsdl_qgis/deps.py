@@ -62,10 +62,6 @@ def accelerated_packages(gpu=None):
             else [f"tensorflow-cpu=={TENSORFLOW}", f"onnxruntime=={ONNXRUNTIME}"])
 
 
-def tensorflow_package():
-    return accelerated_packages()[0]
-
-
 def install_args(path=None, python="/usr/bin/python3"):
     """The pip command (as a list) that installs or updates the dependencies in `path`."""
     path = path or deps_dir()

@@ -14,6 +14,16 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 gdal.UseExceptions()
 
+try:
+    from hypothesis import HealthCheck, settings
+    # on a busy 2-core machine (CI, TensorFlow threads still winding down) drawing even
+    # small examples can take seconds: time is not what these properties test
+    settings.register_profile("rsdl", deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("rsdl")
+except ImportError:      # the desktop session imports this file without the test deps
+    pass
+
 
 @pytest.fixture(scope="session")
 def otbtf():

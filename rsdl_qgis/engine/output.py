@@ -297,7 +297,7 @@ class AtomicFile:
     def __enter__(self):
         return self
 
-    def __exit__(self, kind, exc, tb):
+    def __exit__(self, kind, exc, _tb):
         if kind is None:
             self.commit()
             return False
@@ -333,13 +333,6 @@ def write_text(path, text, param="OUTPUT"):
     with AtomicFile(path, param) as out:
         with open(out.tmp, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
-    return str(path)
-
-
-def write_bytes(path, data, param="OUTPUT"):
-    with AtomicFile(path, param) as out:
-        with open(out.tmp, "wb") as fh:
-            fh.write(data)
     return str(path)
 
 

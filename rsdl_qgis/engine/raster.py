@@ -116,14 +116,12 @@ class SourceReader:
         self.path = str(path)
         self.param = param
         self.ds = open_raster(path, param, "image")
-        self.warped = False
         wkt = self.ds.GetProjectionRef()
         if ref_wkt and wkt and not same_crs(wkt, ref_wkt):
             try:
                 self.ds = gdal.AutoCreateWarpedVRT(self.ds, wkt, ref_wkt, gdal.GRA_NearestNeighbour)
             except RuntimeError as exc:
                 raise GridError(f"cannot warp '{path}' into the CRS of SOURCE1: {exc}", param) from exc
-            self.warped = True
             if log:
                 log(f"{param}: its CRS differs from SOURCE1's; warping it on the fly "
                     "(nearest neighbour) into SOURCE1's CRS")

@@ -3,13 +3,13 @@ import csv
 import io
 import os
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 from osgeo import gdal, ogr
 
 from ..errors import CancelledError, GridError, ParameterError, check_choice
-from .grid import pixel_centre
+from .grid import Grid, pixel_centre
 from .output import gdal_checked, io_error, remove_stale, temp_path, write_text
 from .progress import Progress
 from .raster import grid_of, open_raster, require_same_grid
@@ -236,34 +236,53 @@ def sample_selection(job, progress=None):
         sel = _select_in_vector(job, step, progress)
     else:
         sel = _select_in_labels(job, step, progress)
-    codes, grid, rows, cols, sample_code, group, field_name, values, fids, totals, req = sel
     _check_cancel(progress)
-    sets = split_sets(sample_code, group, job.valid_fraction if split else 0,
+    sets = split_sets(sel.code, sel.group, job.valid_fraction if split else 0,
                       job.test_fraction if split else 0, job.split_by_polygon, job.seed)
-    for c in sorted(totals):
-        name = codes.name_of(c) if codes.kind == "text" else c
-        n = int(np.count_nonzero(sample_code == c))
-        progress.info(f"class {name}: {n} of {totals[c]} pixels selected"
-                      + (f" (train {np.count_nonzero((sample_code == c) & (sets == 0))}, "
-                         f"valid {np.count_nonzero((sample_code == c) & (sets == 1))}, "
-                         f"test {np.count_nonzero((sample_code == c) & (sets == 2))})" if split else ""))
-    x, y = pixel_centre(grid.geotransform, cols, rows)
-    kind = "text" if codes.kind == "text" else "int"
-    fields = [(field_name, kind), ("originfid", "int32")]
-    outputs = [(job.output, "OUTPUT", 0), (job.output_valid, "OUTPUT_VALID", 1),
-               (job.output_test, "OUTPUT_TEST", 2)]
-    writers = []
+    _log_classes(sel, sets, split, progress)
+    result = _write_sets(job, sel, sets, progress)
+    if sel.codes.kind == "text":
+        for path in (job.output, job.output_valid, job.output_test):
+            if path:
+                sel.codes.write(lookup_path(path))
+    result["SAMPLES"] = int(len(sel.rows))
+    result["CLASSES"] = {(sel.codes.name_of(c) if sel.codes.kind == "text" else c):
+                         int(sel.required[c]) for c in sorted(sel.required)}
+    progress.set(1.0)
+    return result
+
+
+def _log_classes(sel, sets, split, progress):
+    """One log line per class: pixels selected of the class's, and the split."""
+    for c in sorted(sel.totals):
+        name = sel.codes.name_of(c) if sel.codes.kind == "text" else c
+        mine = sel.code == c
+        line = f"class {name}: {int(np.count_nonzero(mine))} of {sel.totals[c]} pixels selected"
+        if split:
+            line += (f" (train {np.count_nonzero(mine & (sets == 0))}, valid "
+                     f"{np.count_nonzero(mine & (sets == 1))}, test "
+                     f"{np.count_nonzero(mine & (sets == 2))})")
+        progress.info(line)
+
+
+def _write_sets(job, sel, sets, progress):
+    """The points of each set to OUTPUT, OUTPUT_VALID and OUTPUT_TEST, all or none."""
+    x, y = pixel_centre(sel.grid.geotransform, sel.cols, sel.rows)
+    kind = "text" if sel.codes.kind == "text" else "int"
+    fields = [(sel.field, kind), ("originfid", "int32")]
+    values = np.asarray(sel.values, dtype=object if kind == "text" else None)
     result = {"OUTPUT": job.output, "OUTPUT_VALID": job.output_valid,
               "OUTPUT_TEST": job.output_test}
+    writers = []
     try:
-        for path, key, s in outputs:
+        for path, key, s in ((job.output, "OUTPUT", 0), (job.output_valid, "OUTPUT_VALID", 1),
+                             (job.output_test, "OUTPUT_TEST", 2)):
             if not path:
                 continue
             keep = sets == s
-            w = PointWriter(path, grid.crs_wkt, fields, key)
+            w = PointWriter(path, sel.grid.crs_wkt, fields, key)
             writers.append(w)
-            w.write(x[keep], y[keep], [np.asarray(values, dtype=object)[keep] if kind == "text"
-                                       else np.asarray(values)[keep], fids[keep]])
+            w.write(x[keep], y[keep], [values[keep], sel.fids[keep]])
             result[{0: "TRAIN", 1: "VALID", 2: "TEST"}[s]] = int(np.count_nonzero(keep))
             _check_cancel(progress)
         for w in writers:
@@ -272,15 +291,23 @@ def sample_selection(job, progress=None):
         for w in writers:
             w.abort()
         raise
-    if codes.kind == "text":
-        for path, _, _ in outputs:
-            if path:
-                codes.write(lookup_path(path))
-    result["SAMPLES"] = int(len(rows))
-    result["CLASSES"] = {(codes.name_of(c) if codes.kind == "text" else c): int(req[c])
-                         for c in sorted(req)}
-    progress.set(1.0)
     return result
+
+
+@dataclass
+class Selected:
+    """The samples a selection chose, before the split: pixels, classes and where from."""
+    codes: ClassCodes            # class values <-> codes
+    grid: Grid                   # the image's grid
+    rows: np.ndarray             # pixel of each sample
+    cols: np.ndarray
+    code: np.ndarray             # class code of each sample
+    group: np.ndarray            # what a split by polygon keeps together (feature, block)
+    field: str                   # the class field written with the points
+    values: Any                  # class value of each sample, as written
+    fids: np.ndarray             # feature id of each sample's polygon (-1: from labels)
+    totals: Dict[int, int]       # pixels of each class
+    required: Dict[int, int]     # samples asked of each class
 
 
 def _select_in_vector(job, step, progress):
@@ -303,8 +330,8 @@ def _select_in_vector(job, step, progress):
     sample_code = cand.span_class[span_idx]
     values = [cand.feats.value[i] for i in feature.tolist()] if cand.codes.kind == "text" \
         else sample_code
-    return (cand.codes, cand.grid, rows, cols, sample_code, feature, job.field, values,
-            cand.feats.fid[feature], pixels, req)
+    return Selected(cand.codes, cand.grid, rows, cols, sample_code, feature, job.field, values,
+                    cand.feats.fid[feature], pixels, req)
 
 
 def _select_in_labels(job, step, progress):
@@ -368,12 +395,11 @@ def _select_in_labels(job, step, progress):
     blocks_per_row = -(-grid.width // LABEL_BLOCK)
     group = (rows // LABEL_BLOCK) * blocks_per_row + cols // LABEL_BLOCK
     codes = ClassCodes([str(c) for c in sorted(totals)], sorted(totals), "int")
-    return (codes, grid, rows, cols, code, group, job.field or "class", code,
-            np.full(len(rows), -1, dtype=np.int64), totals, req)
+    return Selected(codes, grid, rows, cols, code, group, job.field or "class", code,
+                    np.full(len(rows), -1, dtype=np.int64), totals, req)
 
 
-def training_samples(image, vector, field, samples, valid_fraction, seed, progress=None,
-                     vector_param="VECTOR"):
+def training_samples(image, vector, field, samples, valid_fraction, seed, progress=None):
     """Up to `samples` random pixels per class of polygons or points, split by polygon.
 
     Returns (xy (N, 2) pixel centres in the image's CRS, class codes (N,), set (N,): 0
@@ -383,7 +409,9 @@ def training_samples(image, vector, field, samples, valid_fraction, seed, progre
     progress = progress or Progress()
     job = SelectionJob(image, "", vector=vector, field=field, strategy="constant",
                        samples=max(1, int(samples)), sampler="random", seed=seed)
-    codes, grid, rows, cols, code, group, _, values, _, _, _ = _select_in_vector(job, 1, progress)
+    sel = _select_in_vector(job, 1, progress)
+    codes, grid, rows, cols, code, values = (sel.codes, sel.grid, sel.rows, sel.cols, sel.code,
+                                             sel.values)
     lp = lookup_path(vector)
     if codes.kind == "text" and os.path.exists(lp):
         table = ClassCodes.read(lp)
@@ -393,6 +421,6 @@ def training_samples(image, vector, field, samples, valid_fraction, seed, progre
         code = table.codes_of(values)
         codes = ClassCodes([n for n in table.names if n in set(codes.names)],
                            [table.code(n) for n in table.names if n in set(codes.names)], "text")
-    sets = split_sets(code, group, valid_fraction, 0.0, True, seed)
+    sets = split_sets(code, sel.group, valid_fraction, 0.0, True, seed)
     x, y = pixel_centre(grid.geotransform, cols, rows)
     return np.column_stack([x, y]), np.asarray(code, dtype=np.int64), sets, codes

@@ -51,7 +51,7 @@ def field_names(lyr):
     return [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
 
 
-def class_field(lyr, field, param="FIELD", vector_param="VECTOR"):
+def class_field(lyr, field, param="FIELD"):
     """Index and kind ('int' or 'text') of the class field; lists the fields when missing."""
     names = field_names(lyr)
     if not field:
@@ -162,7 +162,7 @@ def read_features(source, field, grid, param="VECTOR", field_param="FIELD", log=
     reprojected vertex by vertex, all at once.
     """
     ds, lyr = open_layer(source, param)
-    kind = class_field(lyr, field, field_param, param)[1] if field is not None else "int"
+    kind = class_field(lyr, field, field_param)[1] if field is not None else "int"
     ct = transform_to(lyr, grid.crs_wkt)
     if ct is not None and log:
         log(f"{param}: its CRS differs from the raster's; reprojecting the geometries on the fly")

@@ -67,19 +67,6 @@ def pad(window, left, top=None, right=None, bottom=None):
                   window.width + left + right, window.height + top + bottom)
 
 
-def align(window, step, origin=(0, 0)):
-    """The smallest window containing ``window`` whose edges lie on a grid of ``step``.
-
-    ``origin`` is a point of the grid, in the window's coordinates.
-    """
-    oc, orow = origin
-    c0 = oc + ((window.col_off - oc) // step) * step
-    r0 = orow + ((window.row_off - orow) // step) * step
-    c1 = oc - ((oc - window.col_end) // step) * step
-    r1 = orow - ((orow - window.row_end) // step) * step
-    return Window(c0, r0, c1 - c0, r1 - r0)
-
-
 def subdivide(width, height, tile_width, tile_height=None):
     """Tiles covering a ``width`` x ``height`` image in row-major order.
 

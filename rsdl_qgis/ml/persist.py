@@ -23,7 +23,6 @@ from ..errors import RsdlIOError
 
 FORMAT = "rsdl-classifier"
 VERSION = 1
-SUFFIX = ".rsdlc"
 
 #: scikit-learn internals our classifiers hold, beyond what skops trusts by default
 ALLOWED_TYPES = {

@@ -49,3 +49,32 @@ td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:right}}td.d{{backgroun
 </body></html>
 """
     write_text(path, page, param)
+
+
+def svg_curves(history, keys, title):
+    """A small inline SVG line chart of history[key] per epoch."""
+    series = [(k, [h.get(k) for h in history]) for k in keys if any(h.get(k) is not None for h in history)]
+    if not series:
+        return ""
+    vals = [v for _, s in series for v in s if v is not None]
+    lo, hi = min(vals), max(vals)
+    hi = hi if hi > lo else lo + 1
+    w, h, pad = 480, 220, 36
+    n = max(2, len(history))
+    colours = ["#1f78b4", "#e31a1c", "#33a02c", "#ff7f00"]
+    lines = []
+    for (_, s), col in zip(series, colours):
+        pts = " ".join(f"{pad + (w - 2 * pad) * i / (n - 1):.1f},"
+                       f"{h - pad - (h - 2 * pad) * (v - lo) / (hi - lo):.1f}"
+                       for i, v in enumerate(s) if v is not None)
+        lines.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="{pts}"/>')
+    legend = "".join(f'<text x="{pad + 110 * j}" y="16" fill="{c}" font-size="12">{k}</text>'
+                     for j, ((k, _), c) in enumerate(zip(series, colours)))
+    axes = (f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#888"/>'
+            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#888"/>'
+            f'<text x="{pad}" y="{h - 10}" font-size="11">epoch 0</text>'
+            f'<text x="{w - pad - 40}" y="{h - 10}" font-size="11">epoch {len(history) - 1}</text>'
+            f'<text x="2" y="{pad + 4}" font-size="11">{hi:.3g}</text>'
+            f'<text x="2" y="{h - pad}" font-size="11">{lo:.3g}</text>')
+    return (f'<h3>{title}</h3><svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
+            f'{axes}{legend}{"".join(lines)}</svg>')

@@ -12,7 +12,6 @@ one; an unknown one fails with the names the model has), ``input_dtype(name)`` a
 ``run(feeds, output_names) -> list of numpy arrays``. TensorFlow is imported lazily.
 """
 import os
-import threading
 
 import numpy as np
 
@@ -127,7 +126,6 @@ class TF1Model(ModelAdapter):
                         or any(t.name in consumed for t in op.outputs)):
                     continue
                 self.outputs[op.name] = self._tensor_info(op.name)
-        self._lock = threading.Lock()
 
     def _tensor(self, name):
         full = self._names.get(name, name if ":" in name else name + ":0")
@@ -166,7 +164,7 @@ class TF2Model(ModelAdapter):
     def __init__(self, path, tf, loaded):
         super().__init__(path)
         self.tf = tf
-        self.obj = loaded
+        self.obj = loaded          # holds the variables the signature reads
         sigs = loaded.signatures
         key = "serving_default" if "serving_default" in sigs else sorted(sigs)[0]
         self.fn = sigs[key]

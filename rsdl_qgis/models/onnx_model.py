@@ -16,7 +16,6 @@
   custom domain, no external data outside the model's folder.
 """
 import json
-import os
 
 import numpy as np
 
@@ -186,7 +185,3 @@ def _metadata(props):
     if deepness:
         meta["deepness"] = deepness
     return meta or None
-
-
-def is_onnx(path):
-    return str(path).lower().endswith(".onnx") and os.path.isfile(str(path))

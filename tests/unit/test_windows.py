@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rsdl_qgis.engine.windows import Window, align, crop, intersection, pad, subdivide
+from rsdl_qgis.engine.windows import Window, crop, intersection, pad, subdivide
 
 coord = st.integers(-50, 50)
 size = st.integers(0, 60)
@@ -31,16 +31,6 @@ def test_pad_grows_each_side(w, m):
     p = pad(w, m)
     assert (p.col_off, p.row_off, p.width, p.height) == (
         w.col_off - m, w.row_off - m, w.width + 2 * m, w.height + 2 * m)
-
-
-@given(windows, st.integers(1, 17), coord, coord)
-def test_align_contains_and_is_on_grid(w, step, oc, orow):
-    a = align(w, step, (oc, orow))
-    assert a.col_off <= w.col_off and w.col_end <= a.col_end
-    assert a.row_off <= w.row_off and w.row_end <= a.row_end
-    assert (a.col_off - oc) % step == 0 and (a.col_end - oc) % step == 0
-    assert (a.row_off - orow) % step == 0 and (a.row_end - orow) % step == 0
-    assert a.width - w.width < 2 * step and a.height - w.height < 2 * step
 
 
 @given(st.integers(1, 90), st.integers(1, 90), st.integers(1, 40), st.integers(1, 40))
