@@ -272,24 +272,84 @@ def foreign_files(path):
 
 
 def _train(job, progress, start, output):
+    """The steps of a training: data, classes, network, fit, validation, export."""
+    train, valid = _datasets(job)
+    classes = _classes(job, train, progress)
+    tf = require_tensorflow()
+    import keras
+    keras.utils.set_random_seed(job.seed)
+    model, core, serving, arch, classes = _network(job, keras, train, classes, progress)
+    model.compile(optimizer=keras.optimizers.Adam(job.learning_rate),
+                  loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+    fit = _fit(job, model, train, valid, classes, tf, keras, progress)
+    result = {"OUTPUT_MODEL": job.output_model, "EPOCHS": len(fit.history) - 1,
+              "BEST_EPOCH": fit.best["epoch"], "CANCELLED": fit.cancelled}
+    matrix, metrics = _validate(model, valid, classes, progress)
+    if metrics is not None:
+        result.update(OA=metrics["OA"], KAPPA=metrics["KAPPA"], F1_MEAN=metrics["F1_MEAN"])
+    meta = {"format": "rsdl-model", "version": 1, "architecture": arch,
+            "inputs": [{"name": n, "rfield": int(rf), "bands": s.bands}
+                       for n, rf, s in zip(train.names, serving["rfields"], train.sources)],
+            "serving": serving, "efield": int(serving["efield"]), "scale": 1.0,
+            "fully_conv": bool(serving["fully_conv"]), "outputs": ["class", "probabilities"],
+            "default_outputs": ["class"],
+            "classes": {"codes": [int(c) for c in classes.codes], "names": list(classes.names)},
+            "best_epoch": fit.best["epoch"], "best_" + fit.monitor: fit.best["loss"],
+            "history": fit.history, "metrics": metrics,
+            "normalisation": "built into the model",
+            "trained_on": [os.path.basename(s.path) for s in job.train_sources]}
+    export(output, model, core, serving, train.names, train.sources, classes.codes, meta, tf,
+           keras)
+    if job.output_report:
+        _report(job.output_report, fit.history, matrix, classes.names, metrics, meta)
+        result["OUTPUT_REPORT"] = job.output_report
+    result["SECONDS"] = time.monotonic() - start
+    progress.set(1.0)
+    return result
+
+
+@dataclass
+class _Classes:
+    """The classes a network learns: codes (sorted), names, and the loss weights."""
+    codes: np.ndarray
+    names: List[str]
+    weights: np.ndarray
+    values: np.ndarray           # every training label, for weights of a given class list
+
+
+@dataclass
+class _Fit:
+    history: list
+    best: dict
+    cancelled: bool
+    monitor: str
+
+
+def _datasets(job):
+    """The training set and the validation set (or None), checked against each other."""
     n_src = len(job.train_sources)
     for i, s in enumerate(job.train_sources):
         s.name = s.name or f"x{i + 1}"
     train = Dataset(job.train_sources, job.train_labels, "TRAIN_LABELS",
                     [f"TRAIN_SOURCE{i + 1}" for i in range(n_src)], job.label_nodata)
-    valid = None
-    if job.valid_labels or job.valid_sources:
-        if len(job.valid_sources) != n_src or not job.valid_labels:
-            raise GridError(f"give VALID_SOURCE1..VALID_SOURCE{n_src} and VALID_LABELS "
-                            "together, like the training set", "VALID_LABELS")
-        vs = [TrainSource(v.path, t.name) for v, t in zip(job.valid_sources, job.train_sources)]
-        valid = Dataset(vs, job.valid_labels, "VALID_LABELS",
-                        [f"VALID_SOURCE{i + 1}" for i in range(n_src)], job.label_nodata)
-        for a, b, i in zip(train.sources, valid.sources, range(n_src)):
-            if (a.size, a.bands) != (b.size, b.bands):
-                raise GridError(f"VALID_SOURCE{i + 1} has {b.bands} band(s) of {b.size} px "
-                                f"patches; TRAIN_SOURCE{i + 1} has {a.bands} of {a.size}",
-                                f"VALID_SOURCE{i + 1}")
+    if not (job.valid_labels or job.valid_sources):
+        return train, None
+    if len(job.valid_sources) != n_src or not job.valid_labels:
+        raise GridError(f"give VALID_SOURCE1..VALID_SOURCE{n_src} and VALID_LABELS "
+                        "together, like the training set", "VALID_LABELS")
+    vs = [TrainSource(v.path, t.name) for v, t in zip(job.valid_sources, job.train_sources)]
+    valid = Dataset(vs, job.valid_labels, "VALID_LABELS",
+                    [f"VALID_SOURCE{i + 1}" for i in range(n_src)], job.label_nodata)
+    for a, b, i in zip(train.sources, valid.sources, range(n_src)):
+        if (a.size, a.bands) != (b.size, b.bands):
+            raise GridError(f"VALID_SOURCE{i + 1} has {b.bands} band(s) of {b.size} px "
+                            f"patches; TRAIN_SOURCE{i + 1} has {a.bands} of {a.size}",
+                            f"VALID_SOURCE{i + 1}")
+    return train, valid
+
+
+def _classes(job, train, progress):
+    """The classes of the training labels, refused when they do not look like classes."""
     values = train.label_values()
     codes, counts = np.unique(values, return_counts=True)
     if len(codes) > 255 or (train.count >= 20 and len(codes) > train.count // 2):
@@ -303,47 +363,53 @@ def _train(job, progress, start, output):
     weights = (len(values) / (len(codes) * counts)) if job.class_weights else np.ones(len(codes))
     progress.info(f"{train.count} training samples, {len(codes)} classes: "
                   + ", ".join(f"{n} ({c})" for n, c in zip(names, counts.tolist())))
-    tf = require_tensorflow()
-    import keras
-    keras.utils.set_random_seed(job.seed)
-    inputs = [(n, s.size, s.bands) for n, s in zip(train.names, train.sources)]
-    meta_in = None
-    if job.model:
-        model, core, serving, meta_in = _load_for_training(job, keras)
-        model_inputs = [t.name.split(":")[0] for t in model.inputs]
-        for n in train.names:
-            if n not in model_inputs:
-                raise ModelError(f"the model has no input named '{n}'; its inputs are: "
-                                 f"{', '.join(model_inputs)}", "TRAIN_SOURCE1_NAME")
-        k_out = int(model.outputs[0].shape[-1])
-        if k_out < len(codes):
-            raise ModelError(f"the labels hold {len(codes)} classes but the model outputs "
-                             f"{k_out}; train a new model (no MODEL) or use fewer classes",
-                             "TRAIN_LABELS")
-        if meta_in:
-            old = meta_in["classes"]["codes"]
-            if not set(codes.tolist()) <= set(old):
-                raise ModelError(f"the labels hold classes {sorted(set(codes.tolist()) - set(old))} "
-                                 f"the model was not trained on (its classes: {old})", "TRAIN_LABELS")
-            codes = np.array(old)
-            names = meta_in["classes"]["names"]
-            weights = np.ones(len(codes)) if not job.class_weights else np.array(
-                [len(values) / (len(codes) * max(1, int(np.sum(values == c)))) for c in codes])
-        if serving is None:
-            serving = {"rfields": [s.size for s in train.sources], "efield": 1,
-                       "fully_conv": False}
-        arch = meta_in.get("architecture") if meta_in else "custom"
-        progress.info(f"Fine-tuning '{job.model}'" if job.restore else
-                      f"Training '{job.model}' from scratch")
-    else:
+    return _Classes(codes, list(names), weights, values)
+
+
+def _network(job, keras, train, classes, progress):
+    """The network to train: MODEL (fine-tuned or from scratch) or a built-in one.
+    Returns (model, core, serving, architecture, classes): a model trained before keeps
+    its own class list."""
+    if not job.model:
         stats = [s.stats() for s in train.sources]
-        model, core, serving = zoo.build(job.architecture, keras, inputs, len(codes), stats,
-                                         job.seed)
-        arch = job.architecture
-        progress.info(f"Built a {arch} network: {model.count_params()} parameters")
-    model.compile(optimizer=keras.optimizers.Adam(job.learning_rate),
-                  loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+        inputs = [(n, s.size, s.bands) for n, s in zip(train.names, train.sources)]
+        model, core, serving = zoo.build(job.architecture, keras, inputs, len(classes.codes),
+                                         stats, job.seed)
+        progress.info(f"Built a {job.architecture} network: {model.count_params()} parameters")
+        return model, core, serving, job.architecture, classes
+    model, core, serving, meta_in = _load_for_training(job, keras)
+    model_inputs = [t.name.split(":")[0] for t in model.inputs]
+    for n in train.names:
+        if n not in model_inputs:
+            raise ModelError(f"the model has no input named '{n}'; its inputs are: "
+                             f"{', '.join(model_inputs)}", "TRAIN_SOURCE1_NAME")
+    k_out = int(model.outputs[0].shape[-1])
+    if k_out < len(classes.codes):
+        raise ModelError(f"the labels hold {len(classes.codes)} classes but the model outputs "
+                         f"{k_out}; train a new model (no MODEL) or use fewer classes",
+                         "TRAIN_LABELS")
+    if meta_in:
+        old = meta_in["classes"]["codes"]
+        if not set(classes.codes.tolist()) <= set(old):
+            raise ModelError(f"the labels hold classes "
+                             f"{sorted(set(classes.codes.tolist()) - set(old))} the model was "
+                             f"not trained on (its classes: {old})", "TRAIN_LABELS")
+        codes, values = np.array(old), classes.values
+        weights = np.ones(len(codes)) if not job.class_weights else np.array(
+            [len(values) / (len(codes) * max(1, int(np.sum(values == c)))) for c in codes])
+        classes = _Classes(codes, list(meta_in["classes"]["names"]), weights, values)
+    if serving is None:
+        serving = {"rfields": [s.size for s in train.sources], "efield": 1, "fully_conv": False}
+    progress.info(f"Fine-tuning '{job.model}'" if job.restore else
+                  f"Training '{job.model}' from scratch")
+    return model, core, serving, meta_in.get("architecture") if meta_in else "custom", classes
+
+
+def _fit(job, model, train, valid, classes, tf, keras, progress):
+    """Train for EPOCHS, keeping the weights of the best epoch (validation loss, else
+    training loss); a cancel keeps the best epoch so far."""
     rng = np.random.default_rng(job.seed)
+    codes, weights = classes.codes, classes.weights
 
     def dataset(ds, shuffle):
         sig_x = {n: tf.TensorSpec((None, s.size, s.size, s.bands), tf.float32)
@@ -355,78 +421,66 @@ def _train(job, progress, start, output):
         return tf.data.Dataset.from_generator(gen, output_signature=sig).prefetch(2)
 
     steps = -(-train.count // job.batch_size)
-    history, best = [], {"loss": np.inf, "weights": None, "epoch": None}
-    state = {"cancelled": False}
-    monitor = "val_loss" if valid is not None else "loss"
+    fit = _Fit([], {"loss": np.inf, "weights": None, "epoch": None}, False,
+               "val_loss" if valid is not None else "loss")
 
     class Feedback(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
-            progress.set(min(0.95, (len(history) - 1 + (batch + 1) / steps) / job.epochs * 0.95))
+            progress.set(min(0.95, (len(fit.history) - 1 + (batch + 1) / steps)
+                             / job.epochs * 0.95))
             if progress.cancelled():
-                state["cancelled"] = True
+                fit.cancelled = True
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
             logs = dict(logs or {})
-            if state["cancelled"]:
+            if fit.cancelled:
                 return
             rec = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
-            history.append(rec)
+            fit.history.append(rec)
             progress.info(f"epoch {epoch + 1}/{job.epochs}: " + ", ".join(
                 f"{k} {v:.4f}" for k, v in rec.items() if k != "epoch"))
-            if rec.get(monitor, np.inf) < best["loss"]:
-                best.update(loss=rec[monitor], weights=self.model.get_weights(), epoch=epoch + 1)
+            if rec.get(fit.monitor, np.inf) < fit.best["loss"]:
+                fit.best.update(loss=rec[fit.monitor], weights=self.model.get_weights(),
+                                epoch=epoch + 1)
 
     warnings.filterwarnings("ignore", message=".*ran out of data.*")
     if valid is not None:
         loss0, acc0 = model.evaluate(dataset(valid, False), verbose=0)
-        history.append({"epoch": 0, "val_loss": float(loss0), "val_accuracy": float(acc0)})
+        fit.history.append({"epoch": 0, "val_loss": float(loss0), "val_accuracy": float(acc0)})
         progress.info(f"epoch 0 (before training): val_loss {loss0:.4f}, val_accuracy {acc0:.4f}")
     else:
-        history.append({"epoch": 0})
+        fit.history.append({"epoch": 0})
     model.fit(dataset(train, True).repeat(), steps_per_epoch=steps,
               validation_data=dataset(valid, False).repeat() if valid else None,
               validation_steps=-(-valid.count // job.batch_size) if valid else None,
               epochs=job.epochs, verbose=0, shuffle=False, callbacks=[Feedback()])
-    if state["cancelled"]:
-        if best["weights"] is None:
+    if fit.cancelled:
+        if fit.best["weights"] is None:
             raise CancelledError()
-        progress.info(f"Cancelled: keeping the best model so far (epoch {best['epoch']})")
-    if best["weights"] is not None:
-        model.set_weights(best["weights"])
-    result = {"OUTPUT_MODEL": job.output_model, "EPOCHS": len(history) - 1,
-              "BEST_EPOCH": best["epoch"], "CANCELLED": state["cancelled"]}
-    metrics, matrix = None, None
-    if valid is not None:
-        from ..ml.metrics import confusion, scores
-        ref, pred = [], []
-        for x, y, w in valid.batches(256, codes, weights):
-            p = model.predict_on_batch(x).argmax(axis=-1)
-            keep = w > 0
-            ref.append(y[keep])
-            pred.append(p[keep])
-        matrix, _ = confusion(np.concatenate(ref), np.concatenate(pred), np.arange(len(codes)))
-        metrics = scores(matrix)
-        result.update(OA=metrics["OA"], KAPPA=metrics["KAPPA"], F1_MEAN=metrics["F1_MEAN"])
-        progress.info(f"Validation: OA {100 * metrics['OA']:.2f} %, kappa {metrics['KAPPA']:.4f}, "
-                      f"mean F1 {metrics['F1_MEAN']:.4f}")
-    meta = {"format": "rsdl-model", "version": 1, "architecture": arch,
-            "inputs": [{"name": n, "rfield": int(rf), "bands": s.bands}
-                       for n, rf, s in zip(train.names, serving["rfields"], train.sources)],
-            "serving": serving, "efield": int(serving["efield"]), "scale": 1.0,
-            "fully_conv": bool(serving["fully_conv"]), "outputs": ["class", "probabilities"],
-            "default_outputs": ["class"],
-            "classes": {"codes": [int(c) for c in codes], "names": list(names)},
-            "best_epoch": best["epoch"], "best_" + monitor: best["loss"],
-            "history": history, "metrics": metrics, "normalisation": "built into the model",
-            "trained_on": [os.path.basename(s.path) for s in job.train_sources]}
-    export(output, model, core, serving, train.names, train.sources, codes, meta, tf, keras)
-    if job.output_report:
-        _report(job.output_report, history, matrix, names, metrics, meta)
-        result["OUTPUT_REPORT"] = job.output_report
-    result["SECONDS"] = time.monotonic() - start
-    progress.set(1.0)
-    return result
+        progress.info(f"Cancelled: keeping the best model so far (epoch {fit.best['epoch']})")
+    if fit.best["weights"] is not None:
+        model.set_weights(fit.best["weights"])
+    return fit
+
+
+def _validate(model, valid, classes, progress):
+    """Confusion matrix and scores of the trained model on the validation set."""
+    if valid is None:
+        return None, None
+    from ..ml.metrics import confusion, scores
+    ref, pred = [], []
+    for x, y, w in valid.batches(256, classes.codes, classes.weights):
+        p = model.predict_on_batch(x).argmax(axis=-1)
+        keep = w > 0
+        ref.append(y[keep])
+        pred.append(p[keep])
+    matrix, _ = confusion(np.concatenate(ref), np.concatenate(pred),
+                          np.arange(len(classes.codes)))
+    metrics = scores(matrix)
+    progress.info(f"Validation: OA {100 * metrics['OA']:.2f} %, kappa {metrics['KAPPA']:.4f}, "
+                  f"mean F1 {metrics['F1_MEAN']:.4f}")
+    return matrix, metrics
 
 
 def serving_function(core, serving, names, bands, codes, tf):
