@@ -220,105 +220,28 @@ def extract_patches(job, progress=None):
     Returns counts of kept and rejected samples, and the output paths.
     """
     progress = progress or Progress()
-    if not job.sources:
-        raise GridError("give at least SOURCE1", "SOURCE1")
-    srcs: List[_Source] = []
-    for i, s in enumerate(job.sources):
-        param = f"SOURCE{i + 1}"
-        if not s.output:
-            raise GridError(f"{param} is given: give OUTPUT_{param} too", f"OUTPUT_{param}")
-        srcs.append(_Source(s.path, s.patch_size, s.nodata, param,
-                            srcs[0].grid.crs_wkt if srcs else None))
-    for key, path in (("OUTPUT_POINTS", job.output_points),):
-        if path:
-            vector_driver(path, key)
-    label_src = None
-    if job.label_raster:
-        if not job.output_label_patches:
-            raise GridError("LABEL_RASTER is given: give OUTPUT_LABEL_PATCHES too",
-                            "OUTPUT_LABEL_PATCHES")
-        label_src = _Source(job.label_raster, job.label_patch_size, None, "LABEL_RASTER",
-                            srcs[0].grid.crs_wkt)
-    if job.output_labels and not job.field:
-        raise GridError("OUTPUT_LABELS needs FIELD, the class field of the points", "FIELD")
+    srcs, label_src = _open_sources(job)
     feats = _read_points(job, srcs[0].grid.crs_wkt, progress)
+    codes, labels_all, value_of_point = _point_labels(job, feats)
     xy = feats.point_xy
     n_all = len(xy)
-    value_of_point = [feats.value[i] for i in feats.point_feature.tolist()]
-    codes = None
-    if job.field:
-        if feats.kind == "text":
-            lp = lookup_path(job.vector)
-            codes = ClassCodes.read(lp) if os.path.exists(lp) else \
-                ClassCodes.from_values(feats.value, "text")
-            unknown = sorted(set(value_of_point) - set(codes.names))
-            if unknown:
-                raise GridError(f"classes {unknown} are not in the lookup table '{lp}'", "FIELD")
-        else:
-            codes = ClassCodes.from_values(feats.value, "int")
-        labels_all = codes.codes_of(value_of_point)
-    else:
-        labels_all = np.zeros(n_all, dtype=np.int64)
     progress.info(f"{n_all} sample points")
+    readers = srcs + ([label_src] if label_src else [])
     # where each patch sits; samples whose patch leaves any image are rejected up front
-    corners = [s.corners(xy) for s in srcs]
-    if label_src is not None:
-        corners.append(label_src.corners(xy))
+    corners = [r.corners(xy) for r in readers]
     inside = np.ones(n_all, dtype=bool)
     outside_by = {}
-    for s, (_, _, ins) in zip(srcs + ([label_src] if label_src else []), corners):
-        outside_by[s.param] = int(np.count_nonzero(inside & ~ins))
+    for r, (_, _, ins) in zip(readers, corners):
+        outside_by[r.param] = int(np.count_nonzero(inside & ~ins))
         inside &= ins
-    readers = srcs + ([label_src] if label_src else [])
-    outputs = [s.output for s in job.sources] + ([job.output_label_patches] if label_src else [])
-    spools, writer = [], None
-    nodata_by = {s.param: 0 for s in srcs}
-    kept_labels = []
-    label_out = None
+    out = _PatchOutputs(job, readers, label_src, feats)
     old_cache = gdal.GetCacheMax()
     gdal.SetCacheMax(int(job.cache_mb) * 1024 * 1024)
     try:
-        for r, out in zip(readers, outputs):
-            meta = {"RSDL_PATCH_SIZE": r.size, "RSDL_SOURCE": os.path.basename(r.path),
-                    "RSDL_FORMAT": "patches" if r is not label_src else "label_patches"}
-            spools.append(_Spool(out, r.bands, r.size, r.dtype, (r.grid.geotransform[1],
-                                 r.grid.geotransform[5]), r.nodata, meta,
-                                 f"OUTPUT_{r.param}" if r.param.startswith("SOURCE") else
-                                 "OUTPUT_LABEL_PATCHES"))
-        if job.output_points:
-            fields = ([(job.field, "text" if feats.kind == "text" else "int")] if job.field else []) \
-                + [("patch", "int32"), ("originfid", "int32")]
-            writer = PointWriter(job.output_points, srcs[0].grid.crs_wkt, fields, "OUTPUT_POINTS")
-        bufs = [np.empty((job.batch, r.bands, r.size, r.size), dtype=r.dtype) for r in readers]
-        # read in spatial order (blocks of SOURCE1), so every image block is decoded once
-        # and neighbouring patches come from one read; OUTPUT_POINTS maps patches to points
-        candidates = np.flatnonzero(inside)
-        x0s, y0s = corners[0][0][candidates], corners[0][1][candidates]
-        candidates = candidates[np.lexsort((x0s, y0s, x0s // CHUNK, y0s // CHUNK))]
-        kept_total = 0
-        for b0 in range(0, len(candidates), job.batch):
-            if progress.cancelled():
-                raise CancelledError()
-            idx = candidates[b0:b0 + job.batch]
-            ok = np.ones(len(idx), dtype=bool)
-            for k, (r, (x0, y0, _)) in enumerate(zip(readers, corners)):
-                _read_groups(r, r.ds, _groups(r, x0[idx], y0[idx]), x0[idx], y0[idx], bufs[k])
-                if r is not label_src:
-                    bad = r.nodata_in(bufs[k][:len(idx)]) & ok
-                    nodata_by[r.param] += int(np.count_nonzero(bad))
-                    ok &= ~bad
-            keep = np.flatnonzero(ok)
-            for k, sp in enumerate(spools):
-                sp.append(bufs[k][keep])
-            kept = idx[keep]
-            kept_labels.append(labels_all[kept])
-            if writer is not None:
-                cols = ([np.asarray(value_of_point, dtype=object)[kept]] if job.field else []) + \
-                    [np.arange(kept_total, kept_total + len(kept)),
-                     feats.fid[feats.point_feature[kept]]]
-                writer.write(xy[kept, 0], xy[kept, 1], cols)
-            kept_total += len(kept)
-            progress.set(0.95 * min(1.0, (b0 + len(idx)) / max(1, len(candidates))))
+        out.open()
+        kept_labels, nodata_by = _cut(job, readers, label_src, corners, inside, feats,
+                                      labels_all, value_of_point, out, progress)
+        kept_total = sum(len(k) for k in kept_labels)
         reasons = [f"{v} leave {k}" for k, v in outside_by.items() if v] + \
             [f"{v} contain nodata in {k}" for k, v in nodata_by.items() if v]
         progress.info(f"kept {kept_total} of {n_all} samples"
@@ -329,25 +252,9 @@ def extract_patches(job, progress=None):
                             ". Check that the points fall inside every source, far enough from "
                             "their edges for the patch size, and away from nodata", "VECTOR")
         labels = np.concatenate(kept_labels) if kept_labels else np.zeros(0, dtype=np.int64)
-        if job.output_labels:
-            label_out = _write_labels(job.output_labels, labels)
-        for sp in spools:
-            sp.commit()
-        if writer is not None:
-            writer.commit()
-            writer = None
-        # every output is complete: only renames are left
-        for sp in spools:
-            sp.publish()
-        if label_out is not None:
-            label_out.commit()
+        out.commit(labels)
     except BaseException:
-        for sp in spools:
-            sp.abort()
-        if writer is not None:
-            writer.abort()
-        if label_out is not None:
-            label_out.abort()
+        out.abort()
         raise
     finally:
         gdal.SetCacheMax(old_cache)
@@ -365,6 +272,138 @@ def extract_patches(job, progress=None):
         result["CLASSES"] = {codes.name_of(c): int(np.count_nonzero(labels == c))
                              for c in np.unique(labels).tolist()}
     return result
+
+
+def _open_sources(job):
+    """The sources (and the label raster), each with its output, checked before reading."""
+    if not job.sources:
+        raise GridError("give at least SOURCE1", "SOURCE1")
+    srcs: List[_Source] = []
+    for i, s in enumerate(job.sources):
+        param = f"SOURCE{i + 1}"
+        if not s.output:
+            raise GridError(f"{param} is given: give OUTPUT_{param} too", f"OUTPUT_{param}")
+        srcs.append(_Source(s.path, s.patch_size, s.nodata, param,
+                            srcs[0].grid.crs_wkt if srcs else None))
+    if job.output_points:
+        vector_driver(job.output_points, "OUTPUT_POINTS")
+    label_src = None
+    if job.label_raster:
+        if not job.output_label_patches:
+            raise GridError("LABEL_RASTER is given: give OUTPUT_LABEL_PATCHES too",
+                            "OUTPUT_LABEL_PATCHES")
+        label_src = _Source(job.label_raster, job.label_patch_size, None, "LABEL_RASTER",
+                            srcs[0].grid.crs_wkt)
+    if job.output_labels and not job.field:
+        raise GridError("OUTPUT_LABELS needs FIELD, the class field of the points", "FIELD")
+    return srcs, label_src
+
+
+def _point_labels(job, feats):
+    """(class codes, code of each point, class value of each point). Text classes take
+    the codes of the lookup table beside the points when there is one."""
+    value_of_point = [feats.value[i] for i in feats.point_feature.tolist()]
+    if not job.field:
+        return None, np.zeros(len(feats.point_xy), dtype=np.int64), value_of_point
+    if feats.kind == "text":
+        lp = lookup_path(job.vector)
+        codes = ClassCodes.read(lp) if os.path.exists(lp) else \
+            ClassCodes.from_values(feats.value, "text")
+        unknown = sorted(set(value_of_point) - set(codes.names))
+        if unknown:
+            raise GridError(f"classes {unknown} are not in the lookup table '{lp}'", "FIELD")
+    else:
+        codes = ClassCodes.from_values(feats.value, "int")
+    return codes, codes.codes_of(value_of_point), value_of_point
+
+
+class _PatchOutputs:
+    """Every output of an extraction: one spool per patches image, the kept points, the
+    labels. Written to temporary names; renamed together once all are complete."""
+
+    def __init__(self, job, readers, label_src, feats):
+        self.job, self.readers, self.label_src, self.feats = job, readers, label_src, feats
+        self.spools, self.writer, self.labels = [], None, None
+
+    def open(self):
+        job = self.job
+        outputs = [s.output for s in job.sources] + \
+            ([job.output_label_patches] if self.label_src else [])
+        for r, path in zip(self.readers, outputs):
+            label = r is self.label_src
+            meta = {"RSDL_PATCH_SIZE": r.size, "RSDL_SOURCE": os.path.basename(r.path),
+                    "RSDL_FORMAT": "label_patches" if label else "patches"}
+            self.spools.append(_Spool(path, r.bands, r.size, r.dtype,
+                                      (r.grid.geotransform[1], r.grid.geotransform[5]),
+                                      r.nodata, meta,
+                                      "OUTPUT_LABEL_PATCHES" if label else f"OUTPUT_{r.param}"))
+        if job.output_points:
+            kind = "text" if self.feats.kind == "text" else "int"
+            fields = ([(job.field, kind)] if job.field else []) + \
+                [("patch", "int32"), ("originfid", "int32")]
+            self.writer = PointWriter(job.output_points, self.readers[0].grid.crs_wkt, fields,
+                                      "OUTPUT_POINTS")
+
+    def commit(self, labels):
+        if self.job.output_labels:
+            self.labels = _write_labels(self.job.output_labels, labels)
+        for sp in self.spools:
+            sp.commit()
+        if self.writer is not None:
+            self.writer.commit()
+            self.writer = None
+        # every output is complete: only renames are left
+        for sp in self.spools:
+            sp.publish()
+        if self.labels is not None:
+            self.labels.commit()
+
+    def abort(self):
+        for sp in self.spools:
+            sp.abort()
+        if self.writer is not None:
+            self.writer.abort()
+        if self.labels is not None:
+            self.labels.abort()
+
+
+def _cut(job, readers, label_src, corners, inside, feats, labels_all, value_of_point, out,
+         progress):
+    """Read the patches of the kept samples batch by batch, in spatial order (blocks of
+    SOURCE1, so every image block is decoded once and neighbours come from one read),
+    reject those with nodata, and append the rest to the outputs. Returns (labels of the
+    kept samples per batch, rejections per source)."""
+    xy = feats.point_xy
+    bufs = [np.empty((job.batch, r.bands, r.size, r.size), dtype=r.dtype) for r in readers]
+    candidates = np.flatnonzero(inside)
+    x0s, y0s = corners[0][0][candidates], corners[0][1][candidates]
+    candidates = candidates[np.lexsort((x0s, y0s, x0s // CHUNK, y0s // CHUNK))]
+    nodata_by = {r.param: 0 for r in readers if r is not label_src}
+    kept_labels, kept_total = [], 0
+    for b0 in range(0, len(candidates), job.batch):
+        if progress.cancelled():
+            raise CancelledError()
+        idx = candidates[b0:b0 + job.batch]
+        ok = np.ones(len(idx), dtype=bool)
+        for k, (r, (x0, y0, _)) in enumerate(zip(readers, corners)):
+            _read_groups(r, r.ds, _groups(r, x0[idx], y0[idx]), x0[idx], y0[idx], bufs[k])
+            if r is not label_src:
+                bad = r.nodata_in(bufs[k][:len(idx)]) & ok
+                nodata_by[r.param] += int(np.count_nonzero(bad))
+                ok &= ~bad
+        keep = np.flatnonzero(ok)
+        for k, sp in enumerate(out.spools):
+            sp.append(bufs[k][keep])
+        kept = idx[keep]
+        kept_labels.append(labels_all[kept])
+        if out.writer is not None:
+            cols = ([np.asarray(value_of_point, dtype=object)[kept]] if job.field else []) + \
+                [np.arange(kept_total, kept_total + len(kept)),
+                 feats.fid[feats.point_feature[kept]]]
+            out.writer.write(xy[kept, 0], xy[kept, 1], cols)
+        kept_total += len(kept)
+        progress.set(0.95 * min(1.0, (b0 + len(idx)) / max(1, len(candidates))))
+    return kept_labels, nodata_by
 
 
 def _write_labels(path, labels):
