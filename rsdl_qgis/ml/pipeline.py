@@ -260,6 +260,67 @@ def _map_names(ds):
         return {}
 
 
+def _pairs_from_raster(job, grid, band):
+    """(reference values, map values) of every reference pixel that is not nodata."""
+    rds = open_raster(job.reference, "REFERENCE_RASTER", "classes")
+    require_same_grid(grid_of(rds), grid, "the reference raster", "REFERENCE_RASTER")
+    rnd = job.reference_nodata if job.reference_nodata is not None else \
+        rds.GetRasterBand(1).GetNoDataValue()
+    ref_vals, map_vals = [], []
+    for r0 in range(0, grid.height, 256):
+        n = min(256, grid.height - r0)
+        ref = rds.GetRasterBand(1).ReadAsArray(0, r0, grid.width, n).ravel()
+        mp = band.ReadAsArray(0, r0, grid.width, n).ravel()
+        ok = np.ones(len(ref), bool) if rnd is None else ref != rnd
+        ref_vals.append(ref[ok])
+        map_vals.append(mp[ok])
+    return ref_vals, map_vals
+
+
+def _pairs_from_vector(job, grid, band, names_of, progress):
+    """(reference codes, map values) of every pixel whose centre lies in a reference
+    polygon or point; text classes are matched by name with the map's classes."""
+    if not job.field:
+        raise GridError("choose the class field of the reference layer", "FIELD")
+    feats = read_features(job.reference, job.field, grid, "REFERENCE", "FIELD", progress.info)
+    spans = spans_of(feats, grid.width, grid.height)
+    if not len(spans.row):
+        raise GridError("the reference geometries do not overlap the class map", "REFERENCE")
+    if feats.kind == "text":
+        by_name = {v: k for k, v in names_of.items()}
+        lp = lookup_path(job.reference)
+        if not by_name and os.path.exists(lp):
+            table = ClassCodes.read(lp)
+            by_name = dict(zip(table.names, table.codes))
+        unknown = sorted(set(feats.value) - set(by_name))
+        if unknown:
+            raise GridError(f"reference classes {unknown} are not classes of the map "
+                            f"({', '.join(sorted(by_name)) or 'the map has no class names'})",
+                            "FIELD")
+        feature_code = np.array([by_name[v] for v in feats.value], dtype=np.int64)
+    else:
+        feature_code = np.asarray(feats.value, dtype=np.int64)
+    order = np.argsort(spans.row, kind="stable")
+    rows, c0, c1 = spans.row[order], spans.c0[order], spans.c1[order]
+    fcode = feature_code[spans.feature[order]]
+    ref_vals, map_vals = [], []
+    for r0 in range(0, grid.height, 256):
+        lo, hi = np.searchsorted(rows, [r0, r0 + 256])
+        if lo == hi:
+            continue
+        n = min(256, grid.height - r0)
+        block = band.ReadAsArray(0, r0, grid.width, n)
+        lengths = c1[lo:hi] - c0[lo:hi]
+        rr = np.repeat(rows[lo:hi] - r0, lengths)
+        starts = np.repeat(c0[lo:hi] - (np.cumsum(lengths) - lengths), lengths)
+        cc = starts + np.arange(lengths.sum())
+        map_vals.append(block[rr, cc])
+        ref_vals.append(np.repeat(fcode[lo:hi], lengths))
+        if progress.cancelled():
+            raise CancelledError()
+    return ref_vals, map_vals
+
+
 def accuracy(job, progress=None):
     """Confusion matrix of a class map against reference polygons, points or a raster."""
     progress = progress or Progress()
@@ -268,59 +329,11 @@ def accuracy(job, progress=None):
     band = ds.GetRasterBand(1)
     map_nodata = band.GetNoDataValue()
     names_of = _map_names(ds)
-    ref_vals, map_vals = [], []
     if _is_raster(job.reference):
-        rds = open_raster(job.reference, "REFERENCE_RASTER", "classes")
-        require_same_grid(grid_of(rds), grid, "the reference raster", "REFERENCE_RASTER")
-        rnd = job.reference_nodata if job.reference_nodata is not None else \
-            rds.GetRasterBand(1).GetNoDataValue()
-        for r0 in range(0, grid.height, 256):
-            n = min(256, grid.height - r0)
-            ref = rds.GetRasterBand(1).ReadAsArray(0, r0, grid.width, n).ravel()
-            mp = band.ReadAsArray(0, r0, grid.width, n).ravel()
-            ok = np.ones(len(ref), bool) if rnd is None else ref != rnd
-            ref_vals.append(ref[ok])
-            map_vals.append(mp[ok])
-        ref_names = {}
+        ref_vals, map_vals = _pairs_from_raster(job, grid, band)
     else:
-        if not job.field:
-            raise GridError("choose the class field of the reference layer", "FIELD")
-        feats = read_features(job.reference, job.field, grid, "REFERENCE", "FIELD", progress.info)
-        spans = spans_of(feats, grid.width, grid.height)
-        if not len(spans.row):
-            raise GridError("the reference geometries do not overlap the class map", "REFERENCE")
-        if feats.kind == "text":
-            by_name = {v: k for k, v in names_of.items()}
-            lp = lookup_path(job.reference)
-            if not by_name and os.path.exists(lp):
-                table = ClassCodes.read(lp)
-                by_name = dict(zip(table.names, table.codes))
-            unknown = sorted(set(feats.value) - set(by_name))
-            if unknown:
-                raise GridError(f"reference classes {unknown} are not classes of the map "
-                                f"({', '.join(sorted(by_name)) or 'the map has no class names'})",
-                                "FIELD")
-            feature_code = np.array([by_name[v] for v in feats.value], dtype=np.int64)
-        else:
-            feature_code = np.asarray(feats.value, dtype=np.int64)
-        order = np.argsort(spans.row, kind="stable")
-        rows, c0, c1 = spans.row[order], spans.c0[order], spans.c1[order]
-        fcode = feature_code[spans.feature[order]]
-        for r0 in range(0, grid.height, 256):
-            lo, hi = np.searchsorted(rows, [r0, r0 + 256])
-            if lo == hi:
-                continue
-            n = min(256, grid.height - r0)
-            block = band.ReadAsArray(0, r0, grid.width, n)
-            lengths = c1[lo:hi] - c0[lo:hi]
-            rr = np.repeat(rows[lo:hi] - r0, lengths)
-            starts = np.repeat(c0[lo:hi] - (np.cumsum(lengths) - lengths), lengths)
-            cc = starts + np.arange(lengths.sum())
-            map_vals.append(block[rr, cc])
-            ref_vals.append(np.repeat(fcode[lo:hi], lengths))
-            if progress.cancelled():
-                raise CancelledError()
-        ref_names = {}
+        ref_vals, map_vals = _pairs_from_vector(job, grid, band, names_of, progress)
+    ref_names: dict = {}
     ref = np.concatenate(ref_vals) if ref_vals else np.zeros(0)
     mp = np.concatenate(map_vals) if map_vals else np.zeros(0)
     notes = []
