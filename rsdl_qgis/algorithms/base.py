@@ -7,6 +7,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSource,
@@ -24,6 +25,8 @@ from ..errors import CancelledError, RsdlError
 
 #: how many numbered sources (SOURCE1..SOURCE4, TRAIN_SOURCE1..4...) an algorithm takes
 MAX_SOURCES = 4
+#: the accuracy figures that training and assessment algorithms return
+METRICS = ("OA", "KAPPA", "F1_MEAN")
 
 #: vector formats handed to the engine as they are; others are exported by QGIS first
 VECTOR_FORMATS = ["gpkg", "shp", "geojson", "sqlite", "fgb"]
@@ -320,6 +323,33 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                         f"{key}_PATCH_SIZE", f"{what}: patch size (pixels)",
                         QgsProcessingParameterNumber.Integer, defaultValue=16, minValue=1,
                         optional=i > required))
+
+    # parameters and results shared by several algorithms: defined once, here
+
+    def add_seed(self):
+        self.addParameter(QgsProcessingParameterNumber(
+            "SEED", "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
+            minValue=0))
+
+    def add_metrics(self):
+        """The OA, KAPPA and F1_MEAN results."""
+        for key in METRICS:
+            self.addOutput(QgsProcessingOutputNumber(key, key))
+
+    def add_tiling(self, hidden=False):
+        """TILE_SIZE and MEMORY_MB of the streaming engine (MEMORY_MB always advanced)."""
+        tile = QgsProcessingParameterNumber(
+            "TILE_SIZE", "Tile size (pixels, 0 = automatic)",
+            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0)
+        self.addParameter(advanced(tile) if hidden else tile)
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "MEMORY_MB", "Memory budget for automatic tiles (MB)",
+            QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
+
+    def add_output_names(self, label="Model output names (comma separated)", hidden=False):
+        param = QgsProcessingParameterString("OUTPUT_NAMES", label, defaultValue="",
+                                             optional=True)
+        self.addParameter(advanced(param) if hidden else param)
 
     def add_trust_model(self, what="the model"):
         """TRUST_MODEL: skip the scan of what a model may run (advanced, off)."""

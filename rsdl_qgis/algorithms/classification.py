@@ -2,7 +2,6 @@
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
-    QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
@@ -12,7 +11,6 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
 )
 
 from .. import api
@@ -81,8 +79,7 @@ class TrainClassifier(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             "VALID_FRACTION", "Validation fraction (split by polygon)",
             QgsProcessingParameterNumber.Double, defaultValue=0.3, minValue=0.0, maxValue=0.9))
-        self.addParameter(QgsProcessingParameterNumber(
-            "SEED", "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+        self.add_seed()
         self.addParameter(QgsProcessingParameterEnum(
             "CLASSIFIER", "Classifier", options=[f"{k}: {CLASSIFIERS[k][0]}" for k in CLASSIFIER_KEYS],
             defaultValue=0))
@@ -104,9 +101,7 @@ class TrainClassifier(RsdlAlgorithm):
         # SOURCE1 of the deep model is INPUT: its raster is not asked again
         self.add_sources(("RFIELD", "NAME", "NODATA"), "Deep model: source {i}",
                          rasters_from=2, required=0, hidden=True)
-        self.addParameter(advanced(QgsProcessingParameterString(
-            "OUTPUT_NAMES", "Deep model: output names (comma separated)", defaultValue="",
-            optional=True)))
+        self.add_output_names("Deep model: output names (comma separated)", hidden=True)
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "EFIELD", "Deep model: expression field", QgsProcessingParameterNumber.Integer,
             defaultValue=1, minValue=1)))
@@ -122,8 +117,7 @@ class TrainClassifier(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_REPORT", "Validation report", "HTML files (*.html)", optional=True,
             createByDefault=False))
-        for key in ("OA", "KAPPA", "F1_MEAN"):
-            self.addOutput(QgsProcessingOutputNumber(key, key))
+        self.add_metrics()
 
     def process(self, parameters, context, feedback):
         field = self.parameterAsString(parameters, "FIELD", context)
@@ -202,12 +196,7 @@ class Classify(RsdlAlgorithm):
         self.add_sources((), "Deep model: source {i}", first=2, required=0, hidden=True)
         self.addParameter(QgsProcessingParameterRasterLayer(
             "MASK", "Mask (0 = not classified)", optional=True))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "TILE_SIZE", "Tile size (pixels, 0 = automatic)",
-            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "MEMORY_MB", "Memory budget for automatic tiles (MB)",
-            QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
+        self.add_tiling(hidden=True)
         self.add_trust_model("the deep model inside the classifier file")
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Class map"))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -277,8 +266,7 @@ class Accuracy(RsdlAlgorithm):
             "OUTPUT_MATRIX", "Confusion matrix", "CSV files (*.csv)", optional=True))
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_REPORT", "Report", "HTML files (*.html)", optional=True))
-        for key in ("OA", "KAPPA", "F1_MEAN"):
-            self.addOutput(QgsProcessingOutputNumber(key, key))
+        self.add_metrics()
 
     def process(self, parameters, context, feedback):
         vector = self.vector_path(parameters, "REFERENCE", context, feedback)

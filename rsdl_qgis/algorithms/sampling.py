@@ -128,9 +128,7 @@ class SampleSelection(RsdlAlgorithm):
             defaultValue="", optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             "SAMPLER", "Sampler", options=list(SAMPLERS), defaultValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
-            "SEED", "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
-            minValue=0))
+        self.add_seed()
         self.addParameter(QgsProcessingParameterRasterLayer(
             "MASK", "Mask (samples only where non-zero)", optional=True))
         self.addParameter(QgsProcessingParameterNumber(

@@ -5,7 +5,6 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterString,
 )
 
 from .. import api
@@ -72,9 +71,7 @@ class ModelServe(RsdlAlgorithm):
             "MODEL", "Model (SavedModel's saved_model.pb, or a .keras file)",
             fileFilter="Models (saved_model.pb *.keras *.onnx);;All files (*)"))
         self.add_sources(("RFIELD", "NAME", "NODATA"))
-        self.addParameter(QgsProcessingParameterString(
-            "OUTPUT_NAMES", "Model output names (comma separated)", defaultValue="",
-            optional=True))
+        self.add_output_names()
         self.addParameter(QgsProcessingParameterNumber(
             "EFIELD", "Expression field (pixels; empty = from the model's metadata, else 1)",
             QgsProcessingParameterNumber.Integer, minValue=1, optional=True))
@@ -83,9 +80,7 @@ class ModelServe(RsdlAlgorithm):
             defaultValue=1.0, minValue=1e-6))
         self.addParameter(serving_mode(QgsProcessingParameterBoolean(
             "FULLY_CONV", "Mode (fully convolutional or patch-based)", optional=True)))
-        self.addParameter(QgsProcessingParameterNumber(
-            "TILE_SIZE", "Tile size (pixels, 0 = automatic)",
-            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+        self.add_tiling()
         self.addParameter(QgsProcessingParameterNumber(
             "BATCH_SIZE", "Batch size (patch-based mode)",
             QgsProcessingParameterNumber.Integer, defaultValue=256, minValue=1))
@@ -94,9 +89,6 @@ class ModelServe(RsdlAlgorithm):
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "OUTPUT_NODATA", "Output nodata value", QgsProcessingParameterNumber.Double,
             optional=True)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "MEMORY_MB", "Memory budget for automatic tiles (MB)",
-            QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
         self.add_trust_model()
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Model output"))
 

@@ -1,6 +1,5 @@
 """rsdl:trainmodel: train a network on patches images, without writing code."""
 from qgis.core import (
-    QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
@@ -108,8 +107,7 @@ class TrainModel(RsdlAlgorithm):
             "CLASS_WEIGHTS", "Balance classes", defaultValue=True))
         self.addParameter(QgsProcessingParameterBoolean(
             "AUGMENT", "Augment (flips, rotations)", defaultValue=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "SEED", "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0))
+        self.add_seed()
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "LABEL_NODATA", "Label value to ignore", QgsProcessingParameterNumber.Integer,
             optional=True)))
@@ -117,8 +115,7 @@ class TrainModel(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_MODEL", "Trained model"))
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_REPORT", "Training report", "HTML files (*.html)", optional=True))
-        for key in ("OA", "KAPPA", "F1_MEAN"):
-            self.addOutput(QgsProcessingOutputNumber(key, key))
+        self.add_metrics()
 
     def _sources(self, parameters, prefix, context):
         out = []
