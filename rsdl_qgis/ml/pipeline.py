@@ -99,6 +99,38 @@ def train_classifier(job, progress=None):
     pipeline, settings = build(job.classifier, job.settings, job.seed)
     recipe, inner, paths = _recipe(job, progress)
     recipe.output_bands = probe_bands(recipe, inner, paths)
+    x, code, train, codes = _training_features(job, recipe, inner, paths, progress)
+    k = int(settings.get("k", 0)) if job.classifier == "knn" else 0
+    if k > int(train.sum()):
+        raise ParameterError(f"k-NN with KNN_K {k} needs at least {k} training samples; there "
+                             f"are {int(train.sum())}: lower KNN_K or raise SAMPLES", "KNN_K")
+    progress.info(f"Training {CLASSIFIERS[job.classifier][0]} on {int(train.sum())} samples "
+                  f"x {x.shape[1]} features")
+    t0 = time.monotonic()
+    pipeline.fit(np.nan_to_num(x[train]), code[train])
+    result = {"OUTPUT_CLASSIFIER": job.output, "TRAIN_SAMPLES": int(train.sum()),
+              "VALID_SAMPLES": int((~train).sum()), "FEATURES": int(x.shape[1])}
+    labels = np.array(codes.codes)
+    names = [codes.name_of(c) for c in labels]
+    notes = [f"Features: {recipe.kind} ({x.shape[1]})", f"Settings: {settings}",
+             f"Training samples: {int(train.sum())}; fit in {time.monotonic() - t0:.1f} s",
+             "Validation samples come from other polygons than training ones"]
+    metrics = _validate_classifier(job, pipeline, x, code, train, labels, names, notes,
+                                   result, progress)
+    manifest = {"recipe": recipe.to_dict(), "classes": {"codes": [int(c) for c in labels],
+                                                      "names": names, "kind": codes.kind},
+                "classifier": job.classifier, "settings": settings,
+                "metrics": metrics, "field": job.field, "trained_on": os.path.basename(job.image)}
+    persist.save(job.output, pipeline, manifest,
+                 job.deep.model if job.deep is not None else None)
+    progress.set(1.0)
+    result["SECONDS"] = time.monotonic() - start
+    return result
+
+
+def _training_features(job, recipe, inner, paths, progress):
+    """Samples split by polygon and their features: (features, codes, training mask,
+    ClassCodes), samples without features (nodata, edges) dropped."""
     xy, code, sets, codes = training_samples(job.image, job.vector, job.field, job.samples,
                                              job.valid_fraction, job.seed, progress)
     progress.info(f"{len(xy)} samples of {len(codes.codes)} classes "
@@ -120,45 +152,27 @@ def train_classifier(job, progress=None):
                       "sample left (all their polygons went to validation)")
     if progress.cancelled():
         raise CancelledError()
-    k = int(settings.get("k", 0)) if job.classifier == "knn" else 0
-    if k > int(train.sum()):
-        raise ParameterError(f"k-NN with KNN_K {k} needs at least {k} training samples; there are "
-                        f"{int(train.sum())}: lower KNN_K or raise SAMPLES", "KNN_K")
-    progress.info(f"Training {CLASSIFIERS[job.classifier][0]} on {int(train.sum())} samples "
-                  f"x {x.shape[1]} features")
-    t0 = time.monotonic()
-    pipeline.fit(np.nan_to_num(x[train]), code[train])
-    train_s = time.monotonic() - t0
-    result = {"OUTPUT_CLASSIFIER": job.output, "TRAIN_SAMPLES": int(train.sum()),
-              "VALID_SAMPLES": int((~train).sum()), "FEATURES": int(x.shape[1])}
-    metrics = None
-    labels = np.array(codes.codes)
-    names = [codes.name_of(c) for c in labels]
-    if (~train).any():
-        pred = pipeline.predict(np.nan_to_num(x[~train]))
-        matrix, _ = confusion(code[~train], pred, labels)
-        metrics = scores(matrix)
-        result.update(OA=metrics["OA"], KAPPA=metrics["KAPPA"], F1_MEAN=metrics["F1_MEAN"])
-        progress.info(f"Validation: OA {100 * metrics['OA']:.2f} %, kappa {metrics['KAPPA']:.4f}, "
-                      f"mean F1 {metrics['F1_MEAN']:.4f} on {int((~train).sum())} samples")
+    return x, code, train, codes
+
+
+def _validate_classifier(job, pipeline, x, code, train, labels, names, notes, result, progress):
+    """Scores on the validation samples (None without any), added to `result`, and the
+    report when one is asked for."""
+    if not (~train).any():
         if job.report:
-            html_report(job.report, f"Classifier validation: {CLASSIFIERS[job.classifier][0]}",
-                        matrix, names, metrics,
-                        [f"Features: {recipe.kind} ({x.shape[1]})", f"Settings: {settings}",
-                         f"Training samples: {int(train.sum())}; fit in {train_s:.1f} s",
-                         "Validation samples come from other polygons than training ones"])
-            result["OUTPUT_REPORT"] = job.report
-    elif job.report:
-        progress.info("No validation set (VALID_FRACTION 0): no report written")
-    manifest = {"recipe": recipe.to_dict(), "classes": {"codes": [int(c) for c in labels],
-                                                      "names": names, "kind": codes.kind},
-                "classifier": job.classifier, "settings": settings,
-                "metrics": metrics, "field": job.field, "trained_on": os.path.basename(job.image)}
-    persist.save(job.output, pipeline, manifest,
-                 job.deep.model if job.deep is not None else None)
-    progress.set(1.0)
-    result["SECONDS"] = time.monotonic() - start
-    return result
+            progress.info("No validation set (VALID_FRACTION 0): no report written")
+        return None
+    pred = pipeline.predict(np.nan_to_num(x[~train]))
+    matrix, _ = confusion(code[~train], pred, labels)
+    metrics = scores(matrix)
+    result.update(OA=metrics["OA"], KAPPA=metrics["KAPPA"], F1_MEAN=metrics["F1_MEAN"])
+    progress.info(f"Validation: OA {100 * metrics['OA']:.2f} %, kappa {metrics['KAPPA']:.4f}, "
+                  f"mean F1 {metrics['F1_MEAN']:.4f} on {int((~train).sum())} samples")
+    if job.report:
+        html_report(job.report, f"Classifier validation: {CLASSIFIERS[job.classifier][0]}",
+                    matrix, names, metrics, notes)
+        result["OUTPUT_REPORT"] = job.report
+    return metrics
 
 
 @dataclass

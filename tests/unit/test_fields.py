@@ -83,3 +83,7 @@ def test_every_adapter_implements_the_engines_model_interface(tmp_path):
              to_onnx_nchw(model, tmp_path / "m.onnx")]
     for p in paths:
         assert isinstance(load_model(p), Model), p
+    from rsdl_qgis.ml.features import FeatureModel, IdentityModel
+    identity = IdentityModel(3)
+    assert isinstance(identity, Model)
+    assert isinstance(FeatureModel(identity, ["x"], [3]), Model)
