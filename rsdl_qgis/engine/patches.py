@@ -150,8 +150,10 @@ class _Spool:
             raise io_error(self.output, exc, self.param) from exc
         self.count += len(patches)
 
-    def commit(self, chunk=1024):
-        """Write the patches image to its temporary name; `publish` renames it."""
+    def commit(self, order, chunk=1024):
+        """Write the patches image to its temporary name; `publish` renames it. Patch i of
+        the image is record order[i] of the spool (patches are read in spatial order and
+        written in the points' order)."""
         n, s, b = self.count, self.size, self.bands
         try:
             self.fh.close()
@@ -166,15 +168,17 @@ class _Spool:
                 for i in range(b):
                     if self.nodata is not None:
                         ds.GetRasterBand(i + 1).SetNoDataValue(float(self.nodata))
-                with open(self.raw, "rb") as raw:
-                    for p0 in range(0, n, chunk):
-                        p1 = min(n, p0 + chunk)
-                        data = np.fromfile(raw, dtype=self.dtype, count=(p1 - p0) * b * s * s)
-                        data = data.reshape(p1 - p0, b, s, s)
-                        block = np.ascontiguousarray(
-                            data.transpose(1, 0, 2, 3).reshape(b, (p1 - p0) * s, s))
-                        ds.WriteRaster(0, p0 * s, s, (p1 - p0) * s, block.tobytes(),
-                                       buf_type=GDAL_TYPES[self.dtype.name])
+                records = np.memmap(self.raw, dtype=self.dtype, mode="r", shape=(n, b, s, s)) \
+                    if n else np.zeros((0, b, s, s), self.dtype)
+                for p0 in range(0, n, chunk):
+                    p1 = min(n, p0 + chunk)
+                    data = records[np.sort(order[p0:p1])]           # forward reads on disk
+                    data = data[np.argsort(np.argsort(order[p0:p1]))]
+                    block = np.ascontiguousarray(
+                        data.transpose(1, 0, 2, 3).reshape(b, (p1 - p0) * s, s))
+                    ds.WriteRaster(0, p0 * s, s, (p1 - p0) * s, block.tobytes(),
+                                   buf_type=GDAL_TYPES[self.dtype.name])
+                del records
                 ds.FlushCache()
                 ds = None
         except OSError as exc:
@@ -239,9 +243,8 @@ def extract_patches(job, progress=None):
     gdal.SetCacheMax(int(job.cache_mb) * 1024 * 1024)
     try:
         out.open()
-        kept_labels, nodata_by = _cut(job, readers, label_src, corners, inside, feats,
-                                      labels_all, value_of_point, out, progress)
-        kept_total = sum(len(k) for k in kept_labels)
+        read, nodata_by = _cut(job, readers, label_src, corners, inside, out, progress)
+        kept_total = len(read)
         reasons = [f"{v} leave {k}" for k, v in outside_by.items() if v] + \
             [f"{v} contain nodata in {k}" for k, v in nodata_by.items() if v]
         progress.info(f"kept {kept_total} of {n_all} samples"
@@ -251,8 +254,12 @@ def extract_patches(job, progress=None):
                             + (", ".join(reasons) or "no points") +
                             ". Check that the points fall inside every source, far enough from "
                             "their edges for the patch size, and away from nodata", "VECTOR")
-        labels = np.concatenate(kept_labels) if kept_labels else np.zeros(0, dtype=np.int64)
-        out.commit(labels)
+        # patches were read in spatial order; they are written in the points' order, as
+        # OTBTF does: patch i and label i belong to the i-th kept point
+        order = np.argsort(read, kind="stable")
+        kept = read[order]
+        labels = labels_all[kept]
+        out.commit(labels, order, kept, value_of_point)
     except BaseException:
         out.abort()
         raise
@@ -344,12 +351,18 @@ class _PatchOutputs:
             self.writer = PointWriter(job.output_points, self.readers[0].grid.crs_wkt, fields,
                                       "OUTPUT_POINTS")
 
-    def commit(self, labels):
+    def commit(self, labels, order, kept, value_of_point):
+        """Write everything in the points' order: spool record order[i] is patch i, of the
+        point kept[i]."""
         if self.job.output_labels:
             self.labels = _write_labels(self.job.output_labels, labels)
         for sp in self.spools:
-            sp.commit()
+            sp.commit(order)
         if self.writer is not None:
+            feats, xy = self.feats, self.feats.point_xy
+            cols = ([np.asarray(value_of_point, dtype=object)[kept]] if self.job.field
+                    else []) + [np.arange(len(kept)), feats.fid[feats.point_feature[kept]]]
+            self.writer.write(xy[kept, 0], xy[kept, 1], cols)
             self.writer.commit()
             self.writer = None
         # every output is complete: only renames are left
@@ -367,19 +380,17 @@ class _PatchOutputs:
             self.labels.abort()
 
 
-def _cut(job, readers, label_src, corners, inside, feats, labels_all, value_of_point, out,
-         progress):
-    """Read the patches of the kept samples batch by batch, in spatial order (blocks of
-    SOURCE1, so every image block is decoded once and neighbours come from one read),
-    reject those with nodata, and append the rest to the outputs. Returns (labels of the
-    kept samples per batch, rejections per source)."""
-    xy = feats.point_xy
+def _cut(job, readers, label_src, corners, inside, out, progress):
+    """Read the patches of the samples inside every source batch by batch, in spatial
+    order (blocks of SOURCE1, so every image block is decoded once and neighbours come
+    from one read), reject those with nodata, and append the rest to the spools. Returns
+    (the point index of each spool record, rejections per source)."""
     bufs = [np.empty((job.batch, r.bands, r.size, r.size), dtype=r.dtype) for r in readers]
     candidates = np.flatnonzero(inside)
     x0s, y0s = corners[0][0][candidates], corners[0][1][candidates]
     candidates = candidates[np.lexsort((x0s, y0s, x0s // CHUNK, y0s // CHUNK))]
     nodata_by = {r.param: 0 for r in readers if r is not label_src}
-    kept_labels, kept_total = [], 0
+    read = []
     for b0 in range(0, len(candidates), job.batch):
         if progress.cancelled():
             raise CancelledError()
@@ -394,16 +405,9 @@ def _cut(job, readers, label_src, corners, inside, feats, labels_all, value_of_p
         keep = np.flatnonzero(ok)
         for k, sp in enumerate(out.spools):
             sp.append(bufs[k][keep])
-        kept = idx[keep]
-        kept_labels.append(labels_all[kept])
-        if out.writer is not None:
-            cols = ([np.asarray(value_of_point, dtype=object)[kept]] if job.field else []) + \
-                [np.arange(kept_total, kept_total + len(kept)),
-                 feats.fid[feats.point_feature[kept]]]
-            out.writer.write(xy[kept, 0], xy[kept, 1], cols)
-        kept_total += len(kept)
-        progress.set(0.95 * min(1.0, (b0 + len(idx)) / max(1, len(candidates))))
-    return kept_labels, nodata_by
+        read.append(idx[keep])
+        progress.set(0.9 * min(1.0, (b0 + len(idx)) / max(1, len(candidates))))
+    return (np.concatenate(read) if read else np.zeros(0, np.int64)), nodata_by
 
 
 def _write_labels(path, labels):

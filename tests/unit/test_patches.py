@@ -159,3 +159,28 @@ def test_polygons_are_refused(tmp_path):
     with pytest.raises(GridError) as e:
         extract_patches(PatchesJob(polys, [PatchSource(LANDSAT, 8, str(tmp_path / "x.tif"))]))
     assert e.value.param == "VECTOR" and "Sample selection" in str(e.value)
+
+
+def test_patches_come_in_the_points_order(data, tmp_path):
+    """As OTBTF writes them: patch i and label i belong to the i-th kept point of the
+    input, in the input's order (patches are read in spatial order, written in this one)."""
+    d = tmp_path
+    res = extract_patches(PatchesJob(
+        data["points"], [PatchSource(data["fine"], 12, str(d / "p1.tif")),
+                         PatchSource(data["coarse"], 5, str(d / "p2.tif"))],
+        field="name", output_labels=str(d / "labels.tif"), output_points=str(d / "kept.gpkg")))
+    lookup = {"crop": 1, "developed": 2, "tree": 3, "water": 4}
+    expect = oracle(data["points"], "name", [(data["fine"], 12), (data["coarse"], 5)], lookup)
+    p1, _, _ = read_raster(d / "p1.tif")
+    p2, _, _ = read_raster(d / "p2.tif")
+    labels, _, _ = read_raster(d / "labels.tif")
+    assert res["KEPT"] == len(expect) > 100
+    for i, (xy, patches, code) in enumerate(expect):
+        np.testing.assert_array_equal(p1[12 * i:12 * (i + 1)], patches[0])
+        np.testing.assert_array_equal(p2[5 * i:5 * (i + 1)], patches[1])
+        assert labels[i, 0, 0] == code
+    kept = ogr.Open(str(d / "kept.gpkg"))          # held while its layer is read
+    rows = [(f.GetField("patch"), f.GetGeometryRef().GetX(), f.GetGeometryRef().GetY())
+            for f in kept.GetLayer(0)]
+    assert [r[0] for r in rows] == list(range(len(expect)))          # in the points' order
+    assert [(x, y) for _, x, y in rows] == [xy for xy, _, _ in expect]
