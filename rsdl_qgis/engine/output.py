@@ -25,6 +25,7 @@ import shutil
 import socket
 import sys
 import threading
+import time
 import uuid
 
 from ..errors import RsdlIOError
@@ -237,7 +238,16 @@ def stale_temps(path):
         if m.group("host") == _HOST and (int(m.group("pid")) == os.getpid()
                                          or _alive(int(m.group("pid")))):
             continue                       # a run still going on here
-        found.append(os.path.join(d, entry))
+        full = os.path.join(d, entry)
+        if m.group("host") != _HOST:
+            # another machine (a shared folder): its process cannot be asked; a temp not
+            # touched for a day is a leftover
+            try:
+                if time.time() - os.path.getmtime(full) < 86400:
+                    continue
+            except OSError:
+                continue
+        found.append(full)
     return found
 
 

@@ -418,12 +418,15 @@ def _replace_layer(tmp, file, layer, param):
             ds.CommitTransaction()
             ds = None
     except RsdlIOError:
-        ds = ogr.Open(file, 1)
-        for i in range(ds.GetLayerCount() if ds is not None else 0):
-            if ds.GetLayer(i).GetName() == part:
-                ds.DeleteLayer(i)
-                break
-        ds = None
+        try:                                   # the temporary layer, if it was made
+            ds = ogr.Open(file, 1)
+            for i in range(ds.GetLayerCount() if ds is not None else 0):
+                if ds.GetLayer(i).GetName() == part:
+                    ds.DeleteLayer(i)
+                    break
+            ds = None
+        except RuntimeError:
+            pass
         raise
 
 
