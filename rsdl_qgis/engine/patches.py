@@ -168,17 +168,14 @@ class _Spool:
                 for i in range(b):
                     if self.nodata is not None:
                         ds.GetRasterBand(i + 1).SetNoDataValue(float(self.nodata))
-                records = np.memmap(self.raw, dtype=self.dtype, mode="r", shape=(n, b, s, s)) \
-                    if n else np.zeros((0, b, s, s), self.dtype)
-                for p0 in range(0, n, chunk):
-                    p1 = min(n, p0 + chunk)
-                    data = records[np.sort(order[p0:p1])]           # forward reads on disk
-                    data = data[np.argsort(np.argsort(order[p0:p1]))]
-                    block = np.ascontiguousarray(
-                        data.transpose(1, 0, 2, 3).reshape(b, (p1 - p0) * s, s))
-                    ds.WriteRaster(0, p0 * s, s, (p1 - p0) * s, block.tobytes(),
-                                   buf_type=GDAL_TYPES[self.dtype.name])
-                del records
+                with open(self.raw, "rb") as raw:
+                    for p0 in range(0, n, chunk):
+                        p1 = min(n, p0 + chunk)
+                        data = self._records(raw, order[p0:p1])
+                        block = np.ascontiguousarray(
+                            data.transpose(1, 0, 2, 3).reshape(b, (p1 - p0) * s, s))
+                        ds.WriteRaster(0, p0 * s, s, (p1 - p0) * s, block.tobytes(),
+                                       buf_type=GDAL_TYPES[self.dtype.name])
                 ds.FlushCache()
                 ds = None
         except OSError as exc:
@@ -189,6 +186,22 @@ class _Spool:
             raise
         finally:
             remove_quietly(self.raw)
+
+    def _records(self, raw, wanted):
+        """Spool records `wanted`, in that order: read forward, one read per run of
+        consecutive records, so memory stays one chunk whatever the spool's size."""
+        s, b = self.size, self.bands
+        rec = b * s * s
+        out = np.empty((len(wanted), b, s, s), dtype=self.dtype)
+        order = np.argsort(wanted, kind="stable")
+        ids = wanted[order]
+        starts = np.flatnonzero(np.diff(ids, prepend=-2) != 1)
+        ends = np.append(starts[1:], len(ids))
+        for a, z in zip(starts.tolist(), ends.tolist()):
+            raw.seek(int(ids[a]) * rec * self.dtype.itemsize)
+            run = np.fromfile(raw, dtype=self.dtype, count=(z - a) * rec)
+            out[order[a:z]] = run.reshape(z - a, b, s, s)
+        return out
 
     def publish(self):
         self.out.commit()

@@ -175,7 +175,7 @@ def test_patches_come_in_the_points_order(data, tmp_path):
     p2, _, _ = read_raster(d / "p2.tif")
     labels, _, _ = read_raster(d / "labels.tif")
     assert res["KEPT"] == len(expect) > 100
-    for i, (xy, patches, code) in enumerate(expect):
+    for i, (_, patches, code) in enumerate(expect):
         np.testing.assert_array_equal(p1[12 * i:12 * (i + 1)], patches[0])
         np.testing.assert_array_equal(p2[5 * i:5 * (i + 1)], patches[1])
         assert labels[i, 0, 0] == code
