@@ -168,14 +168,13 @@ class _Spool:
                 for i in range(b):
                     if self.nodata is not None:
                         ds.GetRasterBand(i + 1).SetNoDataValue(float(self.nodata))
-                with open(self.raw, "rb") as raw:
-                    for p0 in range(0, n, chunk):
-                        p1 = min(n, p0 + chunk)
-                        data = self._records(raw, order[p0:p1])
-                        block = np.ascontiguousarray(
-                            data.transpose(1, 0, 2, 3).reshape(b, (p1 - p0) * s, s))
-                        ds.WriteRaster(0, p0 * s, s, (p1 - p0) * s, block.tobytes(),
-                                       buf_type=GDAL_TYPES[self.dtype.name])
+                for p0 in range(0, n, chunk):
+                    p1 = min(n, p0 + chunk)
+                    data = self._records(order[p0:p1])
+                    block = np.ascontiguousarray(
+                        data.transpose(1, 0, 2, 3).reshape(b, (p1 - p0) * s, s))
+                    ds.WriteRaster(0, p0 * s, s, (p1 - p0) * s, block.tobytes(),
+                                   buf_type=GDAL_TYPES[self.dtype.name])
                 ds.FlushCache()
                 ds = None
         except OSError as exc:
@@ -187,21 +186,23 @@ class _Spool:
         finally:
             remove_quietly(self.raw)
 
-    def _records(self, raw, wanted):
-        """Spool records `wanted`, in that order: read forward, one read per run of
-        consecutive records, so memory stays one chunk whatever the spool's size."""
+    def _records(self, wanted):
+        """Spool records `wanted`, in that order, through a mapping of the spool made for
+        this chunk only (the engine's memory does not grow with the spool's size)."""
+        import mmap
         s, b = self.size, self.bands
-        rec = b * s * s
-        out = np.empty((len(wanted), b, s, s), dtype=self.dtype)
-        order = np.argsort(wanted, kind="stable")
-        ids = wanted[order]
-        starts = np.flatnonzero(np.diff(ids, prepend=-2) != 1)
-        ends = np.append(starts[1:], len(ids))
-        for a, z in zip(starts.tolist(), ends.tolist()):
-            raw.seek(int(ids[a]) * rec * self.dtype.itemsize)
-            run = np.fromfile(raw, dtype=self.dtype, count=(z - a) * rec)
-            out[order[a:z]] = run.reshape(z - a, b, s, s)
-        return out
+        with open(self.raw, "rb") as fh:
+            view = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            if hasattr(mmap, "MADV_RANDOM"):
+                view.madvise(mmap.MADV_RANDOM)   # records are picked, not streamed
+            records = np.frombuffer(view, dtype=self.dtype).reshape(self.count, b, s, s)
+            ids = np.sort(wanted)                               # forward through the file
+            out = records[ids][np.searchsorted(ids, wanted)]
+            del records
+            return out
+        finally:
+            view.close()
 
     def publish(self):
         self.out.commit()
