@@ -319,9 +319,10 @@ class AtomicFile:
     def commit(self):
         if self.done:
             return self.path
+        if os.path.isdir(self.path) and not os.path.isdir(self.tmp):
+            self.abort()
+            raise RsdlIOError(f"'{self.path}' is a folder; give a file name", self.param)
         try:
-            if os.path.isdir(self.path) and not os.path.isdir(self.tmp):
-                raise RsdlIOError(f"'{self.path}' is a folder; give a file name", self.param)
             os.replace(self.tmp, self.path)
         except OSError as exc:
             self.abort()

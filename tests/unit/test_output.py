@@ -73,3 +73,12 @@ def test_outputs_that_are_inputs(tmp_path):
         with pytest.raises(RsdlIOError) as e:
             check_paths(inputs, outputs)
         assert named in str(e.value), (inputs, outputs)
+
+
+def test_a_folder_given_as_a_file_output(tmp_path):
+    (tmp_path / "stats.csv").mkdir()
+    with pytest.raises(RsdlIOError) as e:
+        with AtomicFile(tmp_path / "stats.csv", "OUTPUT") as out:
+            open(out.tmp, "w").write("table")
+    assert str(e.value).startswith("OUTPUT: ") and str(e.value).count("OUTPUT") == 1
+    assert "is a folder" in str(e.value) and os.listdir(tmp_path) == ["stats.csv"]
