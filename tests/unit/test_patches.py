@@ -65,14 +65,21 @@ def kept_points(path):
             for f in ds.GetLayer(0)}
 
 
-def test_two_resolutions_with_nodata_equal_gdal_reads(data, tmp_path):
-    d = tmp_path
+def two_sources(data, d):
+    """Patches of the 30 m image (12 px) and of the 90 m one (5 px), with labels and kept
+    points in `d`; and what GDAL reads at each point, in the points' order."""
     res = extract_patches(PatchesJob(
         data["points"], [PatchSource(data["fine"], 12, str(d / "p1.tif")),
                          PatchSource(data["coarse"], 5, str(d / "p2.tif"))],
         field="name", output_labels=str(d / "labels.tif"), output_points=str(d / "kept.gpkg")))
     lookup = {"crop": 1, "developed": 2, "tree": 3, "water": 4}
-    expect = oracle(data["points"], "name", [(data["fine"], 12), (data["coarse"], 5)], lookup)
+    return res, oracle(data["points"], "name", [(data["fine"], 12), (data["coarse"], 5)],
+                       lookup)
+
+
+def test_two_resolutions_with_nodata_equal_gdal_reads(data, tmp_path):
+    d = tmp_path
+    res, expect = two_sources(data, d)
     n = len(expect)
     assert res["KEPT"] == n and res["REJECTED"] == 600 - n
     assert 0 < res["REJECTED"] < 300      # the footprint's nodata and edges reject some
@@ -165,12 +172,7 @@ def test_patches_come_in_the_points_order(data, tmp_path):
     """As OTBTF writes them: patch i and label i belong to the i-th kept point of the
     input, in the input's order (patches are read in spatial order, written in this one)."""
     d = tmp_path
-    res = extract_patches(PatchesJob(
-        data["points"], [PatchSource(data["fine"], 12, str(d / "p1.tif")),
-                         PatchSource(data["coarse"], 5, str(d / "p2.tif"))],
-        field="name", output_labels=str(d / "labels.tif"), output_points=str(d / "kept.gpkg")))
-    lookup = {"crop": 1, "developed": 2, "tree": 3, "water": 4}
-    expect = oracle(data["points"], "name", [(data["fine"], 12), (data["coarse"], 5)], lookup)
+    res, expect = two_sources(data, d)
     p1, _, _ = read_raster(d / "p1.tif")
     p2, _, _ = read_raster(d / "p2.tif")
     labels, _, _ = read_raster(d / "labels.tif")
