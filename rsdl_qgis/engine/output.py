@@ -251,21 +251,20 @@ def stale_temps(path):
     return found
 
 
-def remove_stale(path, log=None):
-    """Remove what killed runs left for the output `path`; returns how many."""
-    gone = 0
-    for p in stale_temps(path):
-        try:
-            if os.path.isdir(p) and not os.path.islink(p):
-                shutil.rmtree(p)
-            else:
-                os.remove(p)
-            gone += 1
-        except OSError:
-            pass
-    if gone and log:
-        log(f"removed {gone} temporary file(s) left beside '{path}' by an interrupted run")
-    return gone
+def remove_stale(path):
+    """Remove what killed runs left for the output `path`."""
+    remove_quietly(*stale_temps(path))
+
+
+def fresh_temp(path, param="OUTPUT", ext=None):
+    """A temporary name for the output `path`: its folder made, and what killed runs left
+    for that output removed. Every writer starts here."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(str(path))), exist_ok=True)
+    except OSError as exc:
+        raise io_error(path, exc, param) from exc
+    remove_stale(path)
+    return temp_path(path, ext)
 
 
 def remove_quietly(*paths):
@@ -295,13 +294,7 @@ class AtomicFile:
     def __init__(self, path, param="OUTPUT", ext=None):
         self.path = str(path)
         self.param = param
-        folder = os.path.dirname(os.path.abspath(self.path))
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise io_error(self.path, exc, param) from exc
-        remove_stale(self.path)
-        self.tmp = temp_path(self.path, ext)
+        self.tmp = fresh_temp(self.path, param, ext)
         self.done = False
 
     def __enter__(self):

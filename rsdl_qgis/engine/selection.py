@@ -10,7 +10,7 @@ from osgeo import gdal, ogr
 
 from ..errors import CancelledError, GridError, ParameterError, check_choice
 from .grid import Grid, pixel_centre
-from .output import gdal_checked, io_error, remove_stale, temp_path, write_text
+from .output import fresh_temp, gdal_checked, io_error, write_text
 from .progress import Progress
 from .raster import grid_of, open_raster, require_same_grid
 from .sampling import (
@@ -136,8 +136,7 @@ def write_table(path, header, rows, param="OUTPUT"):
         w.writerows(rows)
         return write_text(path, buf.getvalue(), param)
     vector_driver(path, param)
-    remove_stale(file)
-    tmp = temp_path(file, ".gpkg")
+    tmp = fresh_temp(file, param, ".gpkg")
     try:
         with gdal_checked(path, param):
             ds = ogr.GetDriverByName("GPKG").CreateDataSource(tmp)

@@ -17,7 +17,15 @@ from osgeo import gdal, ogr, osr
 
 from ..errors import GridError, RsdlIOError
 from .grid import map_to_pixel
-from .output import _alive, describe, gdal_checked, io_error, remove_stale, temp_path, write_text
+from .output import (
+    _alive,
+    describe,
+    fresh_temp,
+    gdal_checked,
+    io_error,
+    temp_path,
+    write_text,
+)
 from .output import split_layer as split_source
 
 ogr.UseExceptions()
@@ -410,24 +418,27 @@ def _replace_layer(tmp, file, layer, param):
             ds.CopyLayer(src.GetLayer(0), part, ["SPATIAL_INDEX=NO"])
             src = None
             ds.StartTransaction()
-            for i in range(ds.GetLayerCount()):
-                if ds.GetLayer(i).GetName() == layer:
-                    ds.DeleteLayer(i)
-                    break
+            _drop_layer(ds, layer)
             ds.GetLayerByName(part).Rename(layer)
             ds.CommitTransaction()
             ds = None
     except RsdlIOError:
         try:                                   # the temporary layer, if it was made
             ds = ogr.Open(file, 1)
-            for i in range(ds.GetLayerCount() if ds is not None else 0):
-                if ds.GetLayer(i).GetName() == part:
-                    ds.DeleteLayer(i)
-                    break
+            if ds is not None:
+                _drop_layer(ds, part)
             ds = None
         except RuntimeError:
             pass
         raise
+
+
+def _drop_layer(ds, name):
+    """Delete the layer called `name` from an open data source, if it has one."""
+    for i in range(ds.GetLayerCount()):
+        if ds.GetLayer(i).GetName() == name:
+            ds.DeleteLayer(i)
+            return
 
 
 class PointWriter:
@@ -444,15 +455,13 @@ class PointWriter:
         self.param = param
         self.driver = vector_driver(self.path, param)
         file, layer = output_layer(self.path)
-        remove_stale(file)
-        self.tmp = temp_path(file, ".gpkg")
+        self.tmp = fresh_temp(file, param, ".gpkg")
         self.layer = layer_name or layer
         self.names = [f for f, _ in fields]
         self.count = 0
         self.extent = [np.inf, np.inf, -np.inf, -np.inf]
         self.db: Any = None                 # the temporary GeoPackage, as SQLite
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(self.tmp)), exist_ok=True)
             with gdal_checked(self.path, param):
                 ds = ogr.GetDriverByName("GPKG").CreateDataSource(self.tmp)
                 srs = None

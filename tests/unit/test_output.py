@@ -82,3 +82,12 @@ def test_a_folder_given_as_a_file_output(tmp_path):
             open(out.tmp, "w").write("table")
     assert str(e.value).startswith("OUTPUT: ") and str(e.value).count("OUTPUT") == 1
     assert "is a folder" in str(e.value) and os.listdir(tmp_path) == ["stats.csv"]
+
+
+def test_a_table_into_a_folder_that_does_not_exist_yet(tmp_path):
+    from rsdl_qgis.engine.selection import write_table
+    for name in ("t.gpkg", "t.csv"):
+        path = tmp_path / "new" / name
+        write_table(str(path), ["class", "pixels"], [["water", 3]])
+        assert path.exists()
+    assert [n for n in os.listdir(tmp_path / "new") if n.startswith(".")] == []
