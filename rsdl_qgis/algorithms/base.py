@@ -22,6 +22,7 @@ from ..engine.output import check_paths
 from ..engine.progress import Progress
 from ..engine.styles import qml_path
 from ..errors import CancelledError, RsdlError
+from ..models.metadata import model_folder
 
 #: how many numbered sources (SOURCE1..SOURCE4, TRAIN_SOURCE1..4...) an algorithm takes
 MAX_SOURCES = 4
@@ -202,9 +203,7 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                 layer = self.parameterAsVectorLayer(parameters, key, context)
                 inputs[key] = layer.source() if layer is not None else None
             elif kind == "file":
-                path = self.parameterAsFile(parameters, key, context)
-                inputs[key] = os.path.dirname(path) if os.path.basename(path) == \
-                    "saved_model.pb" else path
+                inputs[key] = model_folder(self.parameterAsFile(parameters, key, context))
         check_paths({k: v for k, v in inputs.items() if v and not v.startswith("memory:")},
                     {k: v for k, v in outputs.items() if v})
 

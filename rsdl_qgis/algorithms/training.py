@@ -152,9 +152,9 @@ class TrainModel(RsdlAlgorithm):
 EXPORT_HELP = """<p>Exports a model to ONNX, so that it runs in ONNX Runtime, Deepness or any
 other tool, and here too: Apply a model and Train a classifier take .onnx files.</p>
 <ul>
-<li><b>MODEL</b>: a model folder written by Train a model (or any TensorFlow 2
-SavedModel with a serving signature). OTBTF's TensorFlow 1 graphs are served as they
-are and cannot be exported.</li>
+<li><b>MODEL</b>: a model folder written by Train a model (its saved_model.pb). Other
+models (OTBTF's TensorFlow 1 graphs, any SavedModel) are served as they are and cannot
+be exported.</li>
 <li><b>OUTPUT</b>: the .onnx file. The model's rsdl metadata (input names, receptive and
 expression fields, mode, classes) goes into the file's metadata
 (<code>metadata_props</code>: <code>rsdl_metadata</code>, and the class names under

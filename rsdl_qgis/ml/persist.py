@@ -20,6 +20,7 @@ import zlib
 from ..deps import require
 from ..engine.output import AtomicFile
 from ..errors import RsdlIOError
+from ..models.metadata import model_folder
 
 FORMAT = "rsdl-classifier"
 VERSION = 1
@@ -47,9 +48,7 @@ def save(path, pipeline, manifest, model_path=None, param="OUTPUT_CLASSIFIER"):
     path = str(path)
     files = {"classifier.skops": sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED)}
     if model_path:
-        model_path = str(model_path)
-        if os.path.isfile(model_path) and os.path.basename(model_path) == "saved_model.pb":
-            model_path = os.path.dirname(model_path)
+        model_path = model_folder(model_path)
         if os.path.isdir(model_path):
             for root, _, names in os.walk(model_path):
                 for n in sorted(names):

@@ -18,6 +18,7 @@ import numpy as np
 from ..deps import require_tensorflow
 from ..errors import ModelError
 from . import safety
+from .metadata import model_folder
 
 TF1_SKIP_SINK_TYPES = {"NoOp", "Assign", "AssignVariableOp", "SaveV2", "RestoreV2", "Const",
                        "VarHandleOp", "VariableV2", "MergeV2Checkpoints",
@@ -86,6 +87,13 @@ class ModelAdapter:
         dt = self.inputs[name][1]
         return "float32" if dt in ("string", "object", "bool") else dt
 
+    @staticmethod
+    def failed(feeds, exc, param="MODEL"):
+        """The error of a run that failed: the shapes fed and TensorFlow's or ONNX Runtime's
+        informative line."""
+        shapes = {k: v.shape for k, v in feeds.items()}
+        return ModelError(f"the model failed on inputs {shapes}: {reason(exc)}", param)
+
     def describe(self):
         def fmt(t):
             return ", ".join(f"{n} {list(s) if s is not None else '?'} {d}"
@@ -153,9 +161,7 @@ class TF1Model(ModelAdapter):
         try:
             return self.session.run(fetches, fd)
         except Exception as exc:
-            raise ModelError(f"the model failed on inputs "
-                             f"{ {k: v.shape for k, v in feeds.items()} }: {reason(exc)}",
-                             "MODEL") from exc
+            raise self.failed(feeds, exc) from exc
 
 
 class TF2Model(ModelAdapter):
@@ -178,9 +184,7 @@ class TF2Model(ModelAdapter):
         try:
             res = self.fn(**{k: self.tf.constant(v) for k, v in feeds.items()})
         except Exception as exc:
-            raise ModelError(f"the model failed on inputs "
-                             f"{ {k: v.shape for k, v in feeds.items()} }: {reason(exc)}",
-                             "MODEL") from exc
+            raise self.failed(feeds, exc) from exc
         return [res[n].numpy() for n in output_names]
 
 
@@ -206,9 +210,7 @@ class KerasModel(ModelAdapter):
         try:
             res = self._fn(x if len(x) > 1 else x[0])
         except Exception as exc:
-            raise ModelError(f"the model failed on inputs "
-                             f"{ {k: v.shape for k, v in feeds.items()} }: {reason(exc)}",
-                             "MODEL") from exc
+            raise self.failed(feeds, exc) from exc
         if not isinstance(res, (list, tuple)):
             res = [res]
         by_name = dict(zip(self.model.output_names, res))
@@ -224,8 +226,7 @@ def load_model(path, param="MODEL", trusted=False):
     model = _load_model(path, param, trusted)
     if getattr(model, "metadata", None) is None:
         from .training import read_metadata
-        p = str(path)
-        model.metadata = read_metadata(os.path.dirname(p) if p.endswith("saved_model.pb") else p)
+        model.metadata = read_metadata(model_folder(path))
     return model
 
 
@@ -233,9 +234,7 @@ def _load_model(path, param="MODEL", trusted=False):
     if not path:
         raise ModelError("no model given: choose a SavedModel folder, a .keras or an .onnx "
                          "file", param)
-    path = str(path)
-    if os.path.isfile(path) and os.path.basename(path) == "saved_model.pb":
-        path = os.path.dirname(path)
+    path = model_folder(path)
     if not os.path.exists(path):
         raise ModelError(f"'{path}' does not exist", param)
     if os.path.isfile(path):

@@ -1,6 +1,7 @@
 """Export a model to ONNX, with its rsdl metadata, for ONNX Runtime, Deepness or any tool.
 
-The serving signature of a TF2 SavedModel (the model folders rsdl:trainmodel writes) is
+A model folder written by rsdl:trainmodel is rebuilt from its Keras model and metadata
+into the same serving function as its SavedModel (training.serving_function), frozen and
 converted by tf2onnx; the rsdl metadata goes into the ONNX file's ``metadata_props``
 (key ``rsdl_metadata``, with the layout NHWC), and the class names also under Deepness's
 key ``class_names``, so the ONNX file is served with no number to type, here or there.
@@ -11,7 +12,6 @@ import os
 from ..deps import require, require_tensorflow
 from ..engine.output import AtomicFile
 from ..errors import ModelError
-from . import safety
 
 OPSET = 17
 
@@ -19,25 +19,19 @@ OPSET = 17
 def export_onnx(model_dir, output, trusted=False, progress=None):
     """Convert the model folder `model_dir` (written by rsdl:trainmodel) to the ONNX file
     `output`."""
-    from .training import KERAS_FILE, read_metadata, serving_function
-    path = str(model_dir)
-    if os.path.isfile(path) and os.path.basename(path) == "saved_model.pb":
-        path = os.path.dirname(path)
+    from .metadata import model_folder
+    from .training import KERAS_FILE, core_of, load_keras, read_metadata, serving_function
+    path = model_folder(model_dir)
     meta = read_metadata(path)
     kfile = os.path.join(path, KERAS_FILE)
     if not meta or not os.path.isfile(kfile):
         raise ModelError(f"'{model_dir}' is not a model folder written by Train a model (it "
                          "has no rsdl_metadata.json and model.keras); other models are served "
                          "as they are", "MODEL")
-    safety.check_keras_file(kfile, "MODEL", trusted)
     tf = require_tensorflow()
     tf2onnx = require("tf2onnx", "tf2onnx")
     import keras
-    try:
-        model = keras.saving.load_model(kfile, compile=False, safe_mode=not trusted)
-    except Exception as exc:
-        raise ModelError(f"cannot load '{kfile}': {str(exc).splitlines()[0]}", "MODEL") from exc
-    core = model.get_layer("core") if meta.get("architecture") == "fcn" else model
+    core = core_of(load_keras(kfile, keras, trusted), meta)
     names = [i["name"] for i in meta["inputs"]]
     serve, sig = serving_function(core, meta["serving"], names,
                                   [i["bands"] for i in meta["inputs"]],

@@ -1,6 +1,17 @@
 """What a model trained by rsdl:trainmodel says about itself (rsdl_metadata.json), applied
 to settings the user left unset. Shared by serving and by deep-feature classification."""
+import os
+
 from ..errors import ModelError
+
+
+def model_folder(path):
+    """The model a MODEL parameter names: a SavedModel's folder when its saved_model.pb is
+    given (the file picker can only pick files), else the path as it is."""
+    path = str(path)
+    if os.path.isfile(path) and os.path.basename(path) == "saved_model.pb":
+        return os.path.dirname(path)
+    return path
 
 
 def model_settings(model, names, output_names, rfields, paths, log=None, efield=None):

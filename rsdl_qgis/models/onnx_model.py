@@ -132,9 +132,7 @@ class OnnxModel(ModelAdapter):
         try:
             res = dict(zip(fetch, self.session.run(fetch, fd)))
         except Exception as exc:
-            raise ModelError(f"the model failed on inputs "
-                             f"{ {k: v.shape for k, v in feeds.items()} }: {reason(exc)}",
-                             self.param) from exc
+            raise self.failed(feeds, exc, self.param) from exc
         out = []
         for n in output_names:
             if n == CLASS and CLASS not in self._real:

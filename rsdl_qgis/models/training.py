@@ -29,6 +29,7 @@ from ..engine.raster import open_raster
 from ..engine.vectors import ClassCodes
 from ..errors import CancelledError, GridError, ModelError, ParameterError, RsdlIOError, check_choice
 from . import zoo
+from .metadata import model_folder
 
 METADATA = "rsdl_metadata.json"
 KERAS_FILE = "model.keras"
@@ -212,29 +213,36 @@ def read_metadata(path):
     return None
 
 
+def load_keras(kfile, keras, trusted=False):
+    """A .keras file of MODEL, its configuration checked first, loaded in safe mode unless
+    the user trusts it."""
+    from .safety import check_keras_file
+    check_keras_file(kfile, "MODEL", trusted)
+    try:
+        return keras.saving.load_model(kfile, safe_mode=not trusted, compile=False)
+    except Exception as exc:
+        raise ModelError(f"cannot load '{kfile}': {str(exc).splitlines()[0]}", "MODEL") from exc
+
+
+def core_of(model, meta):
+    """The network a model serves: the fcn architecture wraps it in a layer 'core' (the
+    training model adds the patch-level head)."""
+    return model.get_layer("core") if meta and meta.get("architecture") == "fcn" else model
+
+
 def _load_for_training(job, keras):
     """(train model, core, serving info, metadata) of MODEL for fine-tuning."""
-    path = str(job.model)
-    if os.path.isfile(path) and os.path.basename(path) == "saved_model.pb":
-        path = os.path.dirname(path)
+    path = model_folder(job.model)
     meta = read_metadata(path)
     kfile = os.path.join(path, KERAS_FILE) if os.path.isdir(path) else path
     if not os.path.isfile(kfile) or not kfile.endswith(".keras"):
         raise ModelError(f"'{job.model}' cannot be trained further: give a .keras file or a "
                          "model folder written by rsdl:trainmodel (OTBTF's TF1 graphs can "
                          "only be served)", "MODEL")
-    from .safety import check_keras_file
-    check_keras_file(kfile, "MODEL", job.trust_model)
-    try:
-        model = keras.saving.load_model(kfile, safe_mode=not job.trust_model, compile=False)
-    except Exception as exc:
-        raise ModelError(f"cannot load '{kfile}': {exc}", "MODEL") from exc
-    core = model
-    if meta and meta.get("architecture") == "fcn":
-        core = model.get_layer("core")
+    model = load_keras(kfile, keras, job.trust_model)
     if not job.restore:
         model = keras.models.clone_model(model)
-        core = model.get_layer("core") if meta and meta.get("architecture") == "fcn" else model
+    core = core_of(model, meta)
     serving = dict(meta["serving"]) if meta else None
     return model, core, serving, meta
 
