@@ -53,6 +53,9 @@ class FeatureModel:
     def __init__(self, inner, inner_names, bands, classifier=None, nodata=0, mask=False):
         self.inner, self.inner_names, self.bands = inner, list(inner_names), list(bands)
         self.classifier, self.nodata, self.mask = classifier, nodata, mask
+        self.pool = None
+        if classifier is not None:
+            self._deterministic()
         self.inputs = dict(inner.inputs)
         if mask:
             self.inputs[MASK_INPUT] = ((None, None, None, 1), "float32")
@@ -73,6 +76,27 @@ class FeatureModel:
     def describe(self):
         return self.inner.describe()
 
+    def _deterministic(self):
+        """A forest adds its trees' votes in whatever order its threads finish, so the
+        same pixel could get another last bit of confidence from one run to the next (a
+        resumed run, a cluster's) than the next. The trees are summed in order (n_jobs=1)
+        and the pixels split between threads instead: the same bytes, as fast."""
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+        steps = getattr(self.classifier, "steps", None)
+        last = steps[-1][1] if steps else self.classifier
+        if getattr(last, "n_jobs", None) not in (None, 1) and hasattr(last, "estimators_"):
+            last.n_jobs = 1
+            self.threads = os.cpu_count() or 1
+            if self.threads > 1:
+                self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rsdl-predict")
+
+    def predict_proba(self, x):
+        if self.pool is None or len(x) < 4096:
+            return self.classifier.predict_proba(x)
+        parts = np.array_split(x, self.threads)
+        return np.concatenate(list(self.pool.map(self.classifier.predict_proba, parts)))
+
     def features(self, feeds):
         inner = {k: v for k, v in feeds.items() if k != MASK_INPUT}
         outs = self.inner.run(inner, self.inner_names)
@@ -84,7 +108,7 @@ class FeatureModel:
         if self.classifier is None:
             return [x]
         x = np.nan_to_num(x, copy=False, posinf=0.0, neginf=0.0)
-        proba = self.classifier.predict_proba(x)
+        proba = self.predict_proba(x)
         best = proba.argmax(axis=1)
         codes = np.asarray(self.classifier.classes_)[best].astype(np.float32)
         conf = proba[np.arange(len(best)), best].astype(np.float32)
