@@ -8,7 +8,7 @@ from dataclasses import replace
 from .engine.patches import PatchesJob, PatchSource, extract_patches  # noqa: F401
 from .engine.progress import Progress  # noqa: F401
 from .engine.selection import SelectionJob, class_statistics, sample_selection  # noqa: F401
-from .engine.serve import ServeJob, ServeSource, serve  # noqa: F401
+from .engine.serve import RunOptions, ServeJob, ServeSource, serve  # noqa: F401
 from .errors import ModelError
 from .ml.pipeline import (  # noqa: F401
     AccuracyJob,
@@ -28,9 +28,10 @@ def train_model(job, progress=None):
     return _train(job, progress)
 
 
-def serve_model(job, progress=None):
-    """Load the job's model, complete the job from the model, and run the serving engine.
-    The job given is left as it is."""
+def serve_model(job, progress=None, resume=True, scheduler=""):
+    """Load the job's model, complete the job from the model, and run the serving engine:
+    resumable (chunks kept beside the output, `resume`), in this process or on the Dask
+    cluster whose scheduler's address is `scheduler`. The job given is left as it is."""
     from .models import load_model
     progress = progress or Progress()
     model = load_model(job.model, trusted=job.trust_model)
@@ -45,13 +46,24 @@ def serve_model(job, progress=None):
         codes, names = meta["classes"]["codes"], meta["classes"]["names"]
         job = replace(job, metadata=dict(job.metadata, RSDL_CLASSES=json.dumps(
             dict(zip(map(str, codes), names)))))
-    res = serve(job, model, progress)
+    import os
+    run = RunOptions(resume=resume, scheduler=scheduler, model_path=job.model,
+                     recipe={"builder": "rsdl_qgis.api:worker_model",
+                             "args": {"path": os.path.abspath(job.model),
+                                      "trusted": job.trust_model}})
+    res = serve(job, model, progress, run)
     from .engine.styles import style_values, write_class_style
     if named:
         write_class_style(job.output, meta["classes"]["codes"], meta["classes"]["names"])
     else:
         style_values(job.output)
     return res
+
+
+def worker_model(path, trusted=False):
+    """The model a Dask worker loads (once) for serving chunks (engine/cluster.py)."""
+    from .models import load_model
+    return load_model(path, trusted=trusted)
 
 
 def resolve_job(job, model, progress=None):

@@ -30,6 +30,23 @@ def otbtf():
     return OTBTF
 
 
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A Dask LocalCluster of 2 single-thread worker processes (localhost only), as a
+    user's `dask scheduler` and `dask worker` would be; yields its address. The workers
+    inherit PYTHONPATH (the plugin and its dependency folder), nothing else."""
+    import logging
+
+    import distributed
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, host="127.0.0.1",
+                                       silence_logs=logging.ERROR)
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
 def write_raster(path, array, gt=(1000.0, 2.0, 0.0, 5000.0, 0.0, -2.0), epsg=32631, nodata=None,
                  wkt=None):
     """Write a (rows, cols, bands) array as a GeoTIFF (CRS: `wkt`, else `epsg`)."""

@@ -345,6 +345,28 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             "MEMORY_MB", "Memory budget for automatic tiles (MB)",
             QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
 
+    def add_distribution(self):
+        """RESUME and SCHEDULER (advanced): resumable chunked runs, on a Dask cluster."""
+        resume = QgsProcessingParameterBoolean(
+            "RESUME", "Resume an interrupted run of the same job (keep finished chunks)",
+            defaultValue=True)
+        resume.setHelp("Finished chunks are kept beside the output until it is complete; "
+                       "running the same job again after a crash or a cancel continues "
+                       "from them. Untick to start over and keep nothing.")
+        self.addParameter(advanced(resume))
+        scheduler = QgsProcessingParameterString(
+            "SCHEDULER", "Dask scheduler address (empty = run in this process)",
+            defaultValue="", optional=True)
+        scheduler.setHelp("For example tcp://gpu-server:8786: the chunks are computed by "
+                          "the cluster's workers, which read the inputs and the model from "
+                          "the same paths (a shared folder). See docs/cluster.md.")
+        self.addParameter(advanced(scheduler))
+
+    def distribution(self, parameters, context):
+        """(resume, scheduler) as the API takes them."""
+        return (self.parameterAsBool(parameters, "RESUME", context),
+                self.parameterAsString(parameters, "SCHEDULER", context).strip())
+
     def add_output_names(self, label="Model output names (comma separated)", hidden=False):
         param = QgsProcessingParameterString("OUTPUT_NAMES", label, defaultValue="",
                                              optional=True)

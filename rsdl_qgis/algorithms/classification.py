@@ -1,4 +1,6 @@
 """Classification algorithms: train a classifier, classify an image, assess accuracy."""
+import functools
+
 from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
@@ -172,7 +174,8 @@ computing the deep features on the way when the classifier uses them.</p>
 <li><b>OUTPUT</b>: the class map, in the smallest integer type that holds the class codes,
 with a paletted style showing the class names (loaded with the layer).</li>
 <li><b>OUTPUT_CONFIDENCE</b> (optional): the probability of the chosen class.</li>
-<li><b>TILE_SIZE</b>, <b>MEMORY_MB</b> (advanced): as in Apply a model.</li>
+<li><b>TILE_SIZE</b>, <b>MEMORY_MB</b>, <b>RESUME</b>, <b>SCHEDULER</b> (advanced): as
+in Apply a model: a run can resume after a crash and run on a Dask cluster.</li>
 <li><b>TRUST_MODEL</b> (advanced, off): a model is code; before loading one, rsdl checks
 that it only computes, and refuses a model that writes or reads files, calls Python or
 uses the network, naming the operation. Tick it only for a model you trust.</li>
@@ -198,6 +201,7 @@ class Classify(RsdlAlgorithm):
             "MASK", "Mask (0 = not classified)", optional=True))
         self.add_tiling(hidden=True)
         self.add_trust_model("the deep model inside the classifier file")
+        self.add_distribution()
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Class map"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_CONFIDENCE", "Confidence", optional=True, createByDefault=False))
@@ -215,7 +219,9 @@ class Classify(RsdlAlgorithm):
             tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
             trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
-        res = self.run_engine(api.classify, job, FeedbackProgress(feedback))
+        resume, scheduler = self.distribution(parameters, context)
+        res = self.run_engine(functools.partial(api.classify, resume=resume, scheduler=scheduler),
+                              job, FeedbackProgress(feedback))
         # the .qml styles beside the maps (palette with class names, confidence ramp) are
         # applied when QGIS loads them (RsdlAlgorithm.style_on_load)
         return {"OUTPUT": res["OUTPUT"], "OUTPUT_CONFIDENCE": res.get("OUTPUT_CONFIDENCE")}

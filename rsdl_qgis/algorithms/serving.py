@@ -1,4 +1,6 @@
 """rsdl:modelserve: apply a TensorFlow model to rasters of any size."""
+import functools
+
 from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
@@ -52,6 +54,15 @@ float32, the largest value for unsigned types, the smallest for signed ones).</l
 <li><b>TRUST_MODEL</b> (advanced, off): a model is code; before loading one, rsdl checks
 that it only computes, and refuses a model that writes or reads files, calls Python or
 uses the network, naming the operation. Tick it only for a model you trust.</li>
+<li><b>RESUME</b> (advanced, on): the output is computed in chunks, kept beside it
+(<code>.NAME.rsdl-resume</code>) until it is complete; running the same job again after a
+crash, a kill or a cancel continues from the finished chunks, and the output is the
+same bytes as an uninterrupted run. A job whose inputs, model or parameters changed
+starts over, and the log says why.</li>
+<li><b>SCHEDULER</b> (advanced): the address of a Dask scheduler
+(<code>tcp://host:8786</code>); its workers compute the chunks, reading the inputs and
+the model from the same paths, and this process writes the output. Empty: in this
+process.</li>
 </ul>
 <h3>Example</h3>
 <pre>qgis_process.bin run rsdl:modelserve -- MODEL=models/model3 SOURCE1=pxs.tif
@@ -90,6 +101,7 @@ class ModelServe(RsdlAlgorithm):
             "OUTPUT_NODATA", "Output nodata value", QgsProcessingParameterNumber.Double,
             optional=True)))
         self.add_trust_model()
+        self.add_distribution()
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Model output"))
 
     def process(self, parameters, context, feedback):
@@ -115,4 +127,7 @@ class ModelServe(RsdlAlgorithm):
             output_nodata=self.optional_double(parameters, "OUTPUT_NODATA", context),
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
             trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
-        return self.run_engine(api.serve_model, job, FeedbackProgress(feedback))
+        resume, scheduler = self.distribution(parameters, context)
+        return self.run_engine(functools.partial(api.serve_model, resume=resume,
+                                                 scheduler=scheduler),
+                               job, FeedbackProgress(feedback))

@@ -6,10 +6,14 @@ with any model object that has ``run(feeds, output_names) -> list of arrays`` an
 ``input_dtype(name)``: the engine never imports TensorFlow.
 
 Pipeline: a reader thread reads the regions of the next tile and cuts its patches while
-the model computes the current tile; a writer thread compresses and writes finished
-tiles. Queues between them are bounded, so memory is bounded by the tile size.
+the model computes the current tile; tiles fill chunks (engine/chunks.py), which a writer
+thread compresses and writes in chunk order. Queues between them are bounded, so memory
+is bounded by the tile and chunk sizes. Chunks are kept for a resume
+(:class:`RunOptions` ``resume``) and can be computed by a Dask cluster instead of here
+(``scheduler``, engine/cluster.py); the output's bytes are the same either way.
 """
 import json
+import os
 import queue
 import threading
 import time
@@ -21,10 +25,11 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import CancelledError, GridError, ModelError, ParameterError, check_choice
+from .chunks import Assembler, ChunkStore, chunk_side, clear_state, fingerprint, layout
 from .grid import SourceGeometry, output_geometry, pixel_index, plan_tile, reference_pixels
 from .progress import Progress
 from .raster import DEFAULT_NODATA, SourceReader, TiledWriter
-from .windows import Window, subdivide
+from .windows import Window
 
 OUTPUT_TYPES = ("float32", "uint8", "uint16", "int16", "int32")
 #: largest automatic tile side: bigger tiles barely speed models up and cost memory
@@ -54,6 +59,7 @@ class ServeJob:
     output_type: str = "float32"
     output_nodata: Optional[float] = None
     memory_mb: int = 512
+    chunk_size: int = 0                 # output pixels a chunk's side; 0 picks it
     trust_model: bool = False           # skip the scan of what the model may run
     metadata: dict = field(default_factory=dict)    # more metadata items of the output
 
@@ -259,10 +265,12 @@ class ServePlan:
             return tile, None, np.zeros((tile.height, tile.width), bool)
         return tile, list(self._feeds(tile, plans, arrays)), valid
 
-    def compute(self, tile, feeds, valid, on_batch=None):
-        """Model side: run the model and assemble the output tile (rows, cols, bands).
-        ``on_batch(fraction)`` is told how much of the tile is done after each batch."""
-        out = np.empty((tile.height, tile.width, sum(self.bands)), self.out_dtype)
+    def compute(self, tile, feeds, valid, on_batch=None, out=None):
+        """Model side: run the model and assemble the output tile (rows, cols, bands),
+        into `out` when given (a view of a chunk). ``on_batch(fraction)`` is told how much
+        of the tile is done after each batch."""
+        if out is None:
+            out = np.empty((tile.height, tile.width, sum(self.bands)), self.out_dtype)
         if feeds is None:
             out[...] = self.out_nodata
             return out
@@ -308,44 +316,149 @@ def cast(array, dtype):
     return array.astype(dtype, copy=False)
 
 
-def serve(job, model, progress=None):
+@dataclass
+class RunOptions:
+    """How a job runs, beside what it computes (none of this changes the output's bytes).
+
+    resume: keep finished chunks beside the output and take them from an earlier run of
+    the same job; scheduler: the address of a Dask scheduler whose workers compute the
+    chunks ("" runs here); recipe: how a worker builds the model (engine/cluster.py);
+    model_path: the model whose checksum the resume state records; state_for: the output
+    the resume state belongs to (default: the job's output); params: the parameter name
+    of each source, for messages."""
+    resume: bool = True
+    scheduler: str = ""
+    recipe: Optional[dict] = None
+    model_path: str = ""
+    state_for: str = ""
+    params: Optional[List[str]] = None
+
+
+def serve(job, model, progress=None, run=None):
     """Run a serving job; returns a dict describing the output."""
     progress = progress or Progress()
+    run = run or RunOptions()
     start = time.monotonic()
     plan = ServePlan(job, model, progress)
+    store = None
     try:
-        geom = plan.geom
-        ref = plan.readers[0].grid
-        tiles = subdivide(geom.width, geom.height, plan.tile)
-        progress.info(f"Output: {geom.width} x {geom.height} pixels, {sum(plan.bands)} band(s) "
-                      f"{job.output_type}, spacing {ref.sx * geom.scale:g}; "
-                      f"{len(tiles)} tile(s) of {plan.tile} x {plan.tile}, "
-                      f"{'fully-convolutional' if job.fully_conv else 'patch-based'}")
-        band_names = [n if nb == 1 else f"{n}_{b + 1}"
-                      for n, nb in zip(job.output_names, plan.bands) for b in range(nb)]
-        meta = {"RSDL_MODEL": job.model, "RSDL_JOB": json.dumps(job.to_dict()), **job.metadata}
-        with gdal_cache(min(32, job.memory_mb // 8) * 2 ** 20):
-            writer = TiledWriter(job.output, geom.width, geom.height, sum(plan.bands),
-                                 plan.out_dtype, geom.geotransform(ref), ref.crs_wkt,
-                                 plan.out_nodata, band_names, meta)
-            try:
-                skipped = run_pipeline(plan, tiles, writer, progress)
-                writer.commit()
-            except BaseException:
-                writer.abort()
-                raise
+        bands = sum(plan.bands)
+        side = chunk_side(plan.tile, bands, plan.out_dtype.itemsize, job.memory_mb,
+                          job.chunk_size)
+        chunks = layout(plan.geom.width, plan.geom.height, plan.tile, side)
+        store, reused = _open_state(plan, run, chunks, progress)
+        try:
+            _log_cost(plan, run, chunks, side, reused, progress)
+            skipped = _write(plan, run, chunks, store, reused, progress)
+        except BaseException:
+            if store is not None:
+                store.stopped()
+            raise
     finally:
         plan.close()
+    if store is not None:
+        store.clear()
     elapsed = time.monotonic() - start
-    progress.info(f"Done in {elapsed:.1f} s; {skipped} of {len(tiles)} tile(s) were all "
-                  "nodata and skipped")
-    return {"OUTPUT": job.output, "WIDTH": geom.width, "HEIGHT": geom.height,
-            "BANDS": sum(plan.bands), "TILES": len(tiles), "SKIPPED_TILES": skipped,
-            "SECONDS": elapsed}
+    ntiles = sum(len(c.tiles) for c in chunks)
+    progress.info(f"Done in {elapsed:.1f} s; {skipped} of {ntiles} tile(s) computed were all "
+                  "nodata and skipped" + (f"; {len(reused)} chunk(s) reused" if reused else ""))
+    return {"OUTPUT": job.output, "WIDTH": plan.geom.width, "HEIGHT": plan.geom.height,
+            "BANDS": bands, "TILES": ntiles, "SKIPPED_TILES": skipped,
+            "CHUNKS": len(chunks), "REUSED_CHUNKS": len(reused), "SECONDS": elapsed}
 
 
-def run_pipeline(plan, tiles, writer, progress):
-    """Read ahead in a thread, compute here, write in the writer's thread."""
+def _open_state(plan, run, chunks, progress):
+    """The resume state (None when RESUME is off) and the chunks it already holds."""
+    job = plan.job
+    state_for = run.state_for or job.output
+    if not run.resume:
+        clear_state(state_for)
+        return None, set()
+    params = run.params or [plan.param(i) for i in range(len(job.sources))]
+    model_path = run.model_path or (job.model if os.path.exists(job.model) else "")
+    store = ChunkStore(state_for, fingerprint(job.to_dict(), params, model_path), chunks,
+                       sum(plan.bands), "OUTPUT", progress.info)
+    return store, store.open()
+
+
+def _log_cost(plan, run, chunks, side, reused, progress):
+    """What the run will be, before it starts: grid, tiles, chunks, memory."""
+    job, geom = plan.job, plan.geom
+    bands = sum(plan.bands)
+    per_worker = plan.estimate_bytes(plan.tile) + side * side * bands * plan.out_dtype.itemsize
+    progress.info(
+        f"Output: {geom.width} x {geom.height} pixels, {bands} band(s) {job.output_type}, "
+        f"spacing {plan.readers[0].grid.sx * geom.scale:g}; "
+        f"{sum(len(c.tiles) for c in chunks)} tile(s) of {plan.tile} x {plan.tile} "
+        f"in {len(chunks)} chunk(s) of up to {side} x {side}, "
+        f"{'fully-convolutional' if job.fully_conv else 'patch-based'}; about "
+        f"{per_worker / 2 ** 20:.0f} MB per {'worker' if run.scheduler else 'run'} "
+        "besides the model")
+    if reused:
+        progress.info(f"Resuming: {len(reused)} of {len(chunks)} chunk(s) reused from an "
+                      "earlier run of this job")
+
+
+def _write(plan, run, chunks, store, reused, progress):
+    """Compute the chunks not reused (here or on the cluster) and write the output."""
+    job, geom = plan.job, plan.geom
+    ref = plan.readers[0].grid
+    band_names = [n if nb == 1 else f"{n}_{b + 1}"
+                  for n, nb in zip(job.output_names, plan.bands) for b in range(nb)]
+    meta = {"RSDL_MODEL": job.model, "RSDL_JOB": json.dumps(job.to_dict()), **job.metadata}
+    todo = [c for c in chunks if c.index not in reused]
+    with gdal_cache(min(32, job.memory_mb // 8) * 2 ** 20):
+        writer = TiledWriter(job.output, geom.width, geom.height, sum(plan.bands),
+                             plan.out_dtype, geom.geotransform(ref), ref.crs_wkt,
+                             plan.out_nodata, band_names, meta)
+        try:
+            assembler = Assembler(chunks, writer, plan.out_dtype, store, reused, progress,
+                                  progress.info)
+            if run.scheduler:
+                from .cluster import run_on_cluster
+                if not run.recipe:
+                    raise ParameterError("this model cannot be sent to a Dask cluster",
+                                         "SCHEDULER")
+                skipped = run_on_cluster(run.scheduler, run.recipe, job.to_dict(), todo,
+                                         assembler, progress)
+            else:
+                skipped = run_local(plan, todo, assembler, progress)
+            if not assembler.complete:
+                raise GridError(f"chunk {assembler.next} of the output was never computed")
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+    return skipped
+
+
+def run_local(plan, todo, assembler, progress):
+    """Compute the chunks `todo` here, in order, handing each to the assembler."""
+    skipped = 0
+    for chunk in todo:
+        def report(px, base=assembler.fraction()):
+            progress.set(base + px / max(assembler.total, 1))
+
+        array, sk = compute_chunk(plan, chunk, report, progress)
+        skipped += sk
+        assembler.add(chunk.index, array)
+        progress.set(assembler.fraction())
+    return skipped
+
+
+def compute_chunk(plan, chunk, report=None, progress=None):
+    """The output pixels (rows, cols, bands) of one chunk, and how many of its tiles were
+    all nodata. `report(pixels)` is told how many of its pixels are done."""
+    win = chunk.window
+    out = np.empty((win.height, win.width, sum(plan.bands)), plan.out_dtype)
+    views = {t: out[t.relative_to(win).slices()] for t in chunk.tiles}
+    skipped = run_pipeline(plan, list(chunk.tiles), views, progress or plan.progress, report)
+    return out, skipped
+
+
+def run_pipeline(plan, tiles, views, progress, report=None):
+    """Read ahead in a thread while the model computes here; each tile's output goes
+    into its view `views[tile]`. Returns the number of tiles that were all nodata."""
     q: "queue.Queue[Any]" = queue.Queue(maxsize=1)
     stop = threading.Event()
 
@@ -369,7 +482,6 @@ def run_pipeline(plan, tiles, writer, progress):
     thread = threading.Thread(target=reader, name="rsdl-reader", daemon=True)
     thread.start()
     skipped = 0
-    total = sum(t.size for t in tiles)
     done = 0
     try:
         for _ in tiles:
@@ -381,11 +493,12 @@ def run_pipeline(plan, tiles, writer, progress):
             tile, feeds, valid = item
             skipped += feeds is None
             # progress moves batch by batch too: one tile can be a whole small image
-            writer.write(tile, plan.compute(
-                tile, feeds, valid,
-                lambda f, done=done, size=tile.size: progress.set((done + f * size) / total)))
+            on_batch = None if report is None else (
+                lambda f, done=done, size=tile.size: report(done + f * size))
+            plan.compute(tile, feeds, valid, on_batch, out=views[tile])
             done += tile.size
-            progress.set(done / total)
+            if report is not None:
+                report(done)
     finally:
         stop.set()
         try:

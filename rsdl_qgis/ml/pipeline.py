@@ -20,7 +20,7 @@ from ..engine.raster import (
 )
 from ..engine.sampling import spans_of
 from ..engine.selection import training_samples
-from ..engine.serve import serve
+from ..engine.serve import RunOptions, serve
 from ..engine.styles import write_class_style, write_ramp_style
 from ..engine.vectors import ClassCodes, lookup_path, read_features
 from ..errors import CancelledError, GridError, ParameterError, RsdlError
@@ -186,6 +186,7 @@ class ClassifyJob:
     tile_size: int = 0
     memory_mb: int = 512
     trust_model: bool = False
+    chunk_size: int = 0
 
 
 def class_nodata(codes):
@@ -195,36 +196,68 @@ def class_nodata(codes):
     return nodata, smallest_int_type(np.array([lo, hi, nodata]))
 
 
-def classify(job, progress=None):
-    """Classify an image with a classifier file, streaming through the serving engine."""
-    progress = progress or Progress()
-    loaded = persist.load(job.classifier, "CLASSIFIER")
+def classifier_model(classifier, trusted=False, mask=False):
+    """The model classification serves: the features and the classifier of a classifier
+    file, giving [class code, confidence] per pixel. Its ``loaded`` (the opened file)
+    must be closed. What a Dask worker builds too (worker_classifier_model)."""
+    loaded = persist.load(classifier, "CLASSIFIER")
     try:
         m = loaded.manifest
         recipe = FeatureRecipe.from_dict(m["recipe"])
+        inner = feature_model(recipe, loaded.model_path, trusted, "CLASSIFIER")
+        nodata, _ = class_nodata(m["classes"]["codes"])
+        model = FeatureModel(inner, recipe.output_names, recipe.output_bands, loaded.pipeline,
+                             nodata, mask=mask)
+    except BaseException:
+        loaded.close()
+        raise
+    model.loaded, model.recipe = loaded, recipe
+    return model
+
+
+def worker_classifier_model(classifier, trusted=False, mask=False):
+    """classifier_model for a Dask worker, which keeps it until the worker ends."""
+    import atexit
+    model = classifier_model(classifier, trusted, mask)
+    atexit.register(model.loaded.close)
+    return model
+
+
+def classify(job, progress=None, resume=True, scheduler=""):
+    """Classify an image with a classifier file, streaming through the serving engine
+    (resumable, and on a Dask cluster when `scheduler` is given)."""
+    progress = progress or Progress()
+    model = classifier_model(job.classifier, job.trust_model, bool(job.mask))
+    try:
+        m, recipe = model.loaded.manifest, model.recipe
         codes, names = m["classes"]["codes"], m["classes"]["names"]
         ds = open_raster(job.image, "INPUT", "image")
         if ds.RasterCount != recipe.bands:
             raise GridError(f"the classifier was trained on {recipe.bands} band(s) "
                             f"({m.get('trained_on', '?')}); INPUT has {ds.RasterCount}", "INPUT")
         ds = None
-        inner = feature_model(recipe, loaded.model_path, job.trust_model, "CLASSIFIER")
         nodata, dtype = class_nodata(codes)
-        model = FeatureModel(inner, recipe.output_names, recipe.output_bands, loaded.pipeline,
-                             nodata, mask=bool(job.mask))
         paths = [job.image] + list(job.sources)
         sjob = serve_job(recipe, paths, "", job.mask)
         sjob.output_names = ["class", "confidence"]
         sjob.output_type = "float32"
         sjob.output_nodata = float(nodata)
         sjob.tile_size, sjob.memory_mb = job.tile_size, job.memory_mb
+        sjob.chunk_size = job.chunk_size
         both = temp_path(job.output)
         sjob.output = both
         progress.info(f"Classifier: {CLASSIFIERS[m['classifier']][0]} on {recipe.kind} features; "
                       f"classes {', '.join(f'{c}={n}' for c, n in zip(codes, names))}")
+        run = RunOptions(
+            resume=resume, scheduler=scheduler, model_path=job.classifier, state_for=job.output,
+            params=["INPUT"] + [f"SOURCE{i + 2}" for i in range(len(job.sources))] +
+            (["MASK"] if job.mask else []),
+            recipe={"builder": "rsdl_qgis.ml.pipeline:worker_classifier_model",
+                    "args": {"classifier": os.path.abspath(job.classifier),
+                             "trusted": job.trust_model, "mask": bool(job.mask)}})
         try:
             try:
-                res = serve(sjob, model, progress)
+                res = serve(sjob, model, progress, run)
             except RsdlError as exc:      # the user's path, not the hidden intermediate one
                 exc.message = exc.message.replace(both, job.output)
                 exc.args = (exc.message,)
@@ -239,9 +272,10 @@ def classify(job, progress=None):
         finally:
             remove_quietly(both)
     finally:
-        loaded.close()
+        model.loaded.close()
     return {"OUTPUT": job.output, "OUTPUT_CONFIDENCE": job.confidence,
-            "WIDTH": res["WIDTH"], "HEIGHT": res["HEIGHT"], "SECONDS": res["SECONDS"]}
+            "WIDTH": res["WIDTH"], "HEIGHT": res["HEIGHT"], "SECONDS": res["SECONDS"],
+            "CHUNKS": res["CHUNKS"], "REUSED_CHUNKS": res["REUSED_CHUNKS"]}
 
 
 def _split(src, dst, band, dtype, nodata, meta, param):
@@ -249,10 +283,15 @@ def _split(src, dst, band, dtype, nodata, meta, param):
     opts = ["TILED=YES", f"COMPRESS={compression()}", "BIGTIFF=IF_SAFER"]
     with AtomicFile(dst, param, ext=".tif") as out:
         with gdal_checked(dst, param):
-            ds = gdal.Translate(out.tmp, src, bandList=[band], outputType=GDAL_TYPES[dtype],
-                                noData=nodata, creationOptions=opts)
-            ds.SetMetadata(meta)
-            ds.GetRasterBand(1).SetDescription("class" if band == 1 else "confidence")
+            # the file gets its own metadata only: the engine's (its job, which names the
+            # hidden intermediate file), written and then replaced, would stay in its bytes
+            vrt = gdal.Translate("", src, format="VRT", bandList=[band])
+            vrt.SetMetadata(meta)
+            vrt.GetRasterBand(1).SetMetadata({})
+            vrt.GetRasterBand(1).SetDescription("class" if band == 1 else "confidence")
+            ds = gdal.Translate(out.tmp, vrt, outputType=GDAL_TYPES[dtype], noData=nodata,
+                                creationOptions=opts)
+            vrt = None
             ds.FlushCache()
             ds = None
 

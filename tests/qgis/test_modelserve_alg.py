@@ -53,6 +53,33 @@ def test_modelserve_fully_conv(qgis_app, otbtf, tmp_path):
     assert "RSDL_JOB" in ds.GetMetadata()          # provenance
 
 
+def test_modelserve_on_a_dask_cluster_from_processing(qgis_app, otbtf, tmp_path, dask_cluster):
+    """SCHEDULER and RESUME as the dialog and qgis_process pass them: the cluster's map
+    equals the one computed here, and the log gives the cost before the run."""
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    class Feedback(QgsProcessingFeedback):
+        lines: list = []
+
+        def pushInfo(self, info):  # noqa: N802
+            self.lines.append(info)
+
+    params = {"MODEL": f"{otbtf}/models/model3/saved_model.pb",
+              "SOURCE1": f"{otbtf}/pxs_subset.tif", "SOURCE1_RFIELD": 16, "SOURCE1_NAME": "x",
+              "OUTPUT_NAMES": "prediction", "FULLY_CONV": True, "TILE_SIZE": 32}
+    here = processing.run("rsdl:modelserve", dict(params, RESUME=False,
+                                                  OUTPUT=str(tmp_path / "here.tif")))
+    feedback = Feedback()
+    there = processing.run("rsdl:modelserve", dict(params, SCHEDULER=dask_cluster,
+                                                   OUTPUT=str(tmp_path / "there.tif")),
+                           feedback=feedback)
+    np.testing.assert_array_equal(read_raster(here["OUTPUT"])[0], read_raster(there["OUTPUT"])[0])
+    log = "\n".join(feedback.lines)
+    assert "2 worker(s)" in log and "chunk(s) of up to" in log and "MB per worker" in log
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
 def test_modelserve_bad_name_is_a_processing_exception(qgis_app, otbtf, tmp_path):
     import processing
     from qgis.core import QgsProcessingException

@@ -1,0 +1,391 @@
+"""Chunked runs: independent pieces of the output, a resume state, and their assembly.
+
+A serving run (and so a classification) cuts its output grid into *chunks*: blocks of
+whole tiles that can be computed in any order, by this process or by the workers of a
+Dask cluster (engine/cluster.py). Whatever computed them, the chunks are written into
+the one output GeoTIFF in their own order, one write per chunk, so the file's bytes do
+not depend on who computed what, or when.
+
+With resume on, every finished chunk is also kept in a state folder beside the output
+(``.NAME.rsdl-resume/``): a small GeoTIFF per chunk and ``manifest.json``, which records
+the job, a fingerprint of its inputs (paths, sizes, modification times, the model's
+checksum, every parameter) and which chunks are done. A run of the same job after a
+crash, a kill or a cancel takes the done chunks from there; a job whose fingerprint
+changed starts over and says why. The folder is removed when the output is complete.
+
+No qgis import here.
+"""
+import hashlib
+import json
+import math
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import numpy as np
+from osgeo import gdal
+
+from ..errors import RsdlIOError
+from .output import _alive, describe, gdal_checked, io_error, real, remove_quietly
+from .raster import GDAL_TYPES, compression
+from .windows import Window, subdivide
+
+STATE_MARK = ".rsdl-resume"
+MANIFEST = "manifest.json"
+FORMAT = "rsdl-resume"
+VERSION = 1
+#: largest automatic chunk side, in output pixels
+MAX_CHUNK = 2048
+_CHUNK_FILE = re.compile(r"^c\d{6}\.tif(\.tmp)?$|^manifest\.json(\.tmp)?$")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Chunk ``index``: its window on the output grid and the tiles it is computed in."""
+    index: int
+    window: Window
+    tiles: tuple
+
+    def to_dict(self):
+        w = self.window
+        return {"index": self.index, "window": [w.col_off, w.row_off, w.width, w.height],
+                "tiles": [[t.col_off, t.row_off, t.width, t.height] for t in self.tiles]}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(d["index"], Window(*d["window"]), tuple(Window(*t) for t in d["tiles"]))
+
+
+def chunk_side(tile, bands, itemsize, memory_mb, chunk_size=0):
+    """The side of the chunks, a whole number of tiles: `chunk_size` pixels rounded down
+    to tiles when given, else as many tiles as keep one chunk's output within an eighth
+    of the memory budget (the writer holds a few), up to MAX_CHUNK pixels."""
+    if chunk_size:
+        return tile * max(1, chunk_size // tile)
+    budget = memory_mb * 2 ** 20 / 8
+    per_tile = tile * tile * max(1, bands) * itemsize
+    k = int(math.sqrt(budget / per_tile)) if per_tile else 1
+    return tile * max(1, min(k, MAX_CHUNK // tile))
+
+
+def layout(width, height, tile, side):
+    """The chunks of a ``width`` x ``height`` output, row by row; each lists its tiles,
+    which are the tiles of the whole output that fall in it (side is a multiple of tile)."""
+    chunks = []
+    for i, w in enumerate(subdivide(width, height, side)):
+        tiles = tuple(Window(w.col_off + t.col_off, w.row_off + t.row_off, t.width, t.height)
+                      for t in subdivide(w.width, w.height, tile))
+        chunks.append(Chunk(i, w, tiles))
+    return chunks
+
+
+# --- fingerprint ---------------------------------------------------------------------
+
+def file_stamp(path):
+    """What identifies an input file's content cheaply: path, size, modification time."""
+    stamp: dict = {"path": str(path)}
+    try:
+        st = os.stat(path)
+        stamp.update(path=real(path), size=st.st_size, mtime_ns=st.st_mtime_ns)
+    except OSError:
+        pass                    # not a file (a GDAL connection string): its name only
+    return stamp
+
+
+def model_digest(path):
+    """SHA-256 of a model's files: a folder (a SavedModel; its saved_model.pb given
+    stands for it) or one file (.keras, .onnx, a classifier file)."""
+    path = str(path)
+    if os.path.isfile(path) and os.path.basename(path) == "saved_model.pb":
+        path = os.path.dirname(path)
+    files = []
+    if os.path.isdir(path):
+        for root, dirs, names in os.walk(path):
+            dirs.sort()
+            files += [os.path.join(root, n) for n in sorted(names)]
+    elif os.path.isfile(path):
+        files = [path]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(os.path.relpath(f, path).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(job_dict, params, model_path):
+    """The fingerprint of a job: its inputs' stamps, its model's checksum and every
+    parameter (the job without its output path, which the state's place already says).
+    `params` names the parameter of each source, for saying what changed."""
+    job = {k: v for k, v in job_dict.items() if k != "output"}
+    return {"sources": [dict(file_stamp(s["path"]), param=p)
+                        for s, p in zip(job_dict["sources"], params)],
+            "model": model_digest(model_path) if model_path else "",
+            "job": job}
+
+
+def differences(old, new):
+    """Why two fingerprints differ, in words (empty when they are the same)."""
+    why = []
+    olds, news = old.get("sources", []), new.get("sources", [])
+    if len(olds) != len(news):
+        why.append("the number of sources changed")
+    else:
+        for o, n in zip(olds, news):
+            if o.get("path") != n.get("path"):
+                why.append(f"{n['param']} is another file")
+            elif o != n:
+                why.append(f"{n['param']} was modified")
+    if old.get("model") != new.get("model"):
+        why.append("the model changed")
+    oj, nj = old.get("job", {}), new.get("job", {})
+    changed = sorted(k for k in set(oj) | set(nj)
+                     if k not in ("sources", "model") and oj.get(k) != nj.get(k))
+    if oj.get("sources") != nj.get("sources") and not why:
+        changed.insert(0, "sources")
+    if changed:
+        why.append(f"parameters changed ({', '.join(changed)})")
+    return why
+
+
+# --- the resume state ----------------------------------------------------------------
+
+def state_dir(output):
+    d, name = os.path.split(os.path.abspath(str(output)))
+    return os.path.join(d, f".{name}{STATE_MARK}")
+
+
+class ChunkStore:
+    """The resume state of one output: finished chunks and the manifest.
+
+    ``open`` returns the chunks already done by an earlier run of the same job (and
+    starts over, saying why, when the job changed); ``save`` keeps a finished chunk;
+    ``load`` gives one back; ``remove`` deletes the state once the output is written.
+    Only files this class writes are ever deleted from the folder.
+    """
+
+    def __init__(self, output, fp, chunks, bands, param="OUTPUT", info=None):
+        self.output = str(output)
+        self.bands = bands
+        self.dir = state_dir(output)
+        self.fp = fp
+        self.count = len(chunks)
+        self.windows = {c.index: c.window for c in chunks}
+        self.param = param
+        self.info = info or (lambda _m: None)
+        self.done: List[int] = []
+
+    def _path(self, index):
+        return os.path.join(self.dir, f"c{index:06d}.tif")
+
+    def _intact(self, index, bands):
+        """Whether kept chunk `index` opens, with its window's size and `bands` bands
+        (a chunk file cut short by a full disk is computed again)."""
+        try:
+            ds = gdal.Open(self._path(index))
+            w = self.windows[index]
+            return (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (w.width, w.height, bands)
+        except (RuntimeError, AttributeError):
+            return False
+
+    def _read_manifest(self):
+        try:
+            with open(os.path.join(self.dir, MANIFEST), encoding="utf-8") as fh:
+                m = json.load(fh)
+            return m if isinstance(m, dict) and m.get("format") == FORMAT else None
+        except (OSError, ValueError):
+            return None
+
+    def open(self):
+        """The set of chunk indices an earlier run of this job finished."""
+        done = set()
+        if os.path.isdir(self.dir):
+            m = self._read_manifest()
+            if m and m.get("host") == socket.gethostname() and m.get("pid") != os.getpid() \
+                    and m.get("running") and _alive(int(m.get("pid", 0))):
+                raise RsdlIOError(
+                    f"another run (process {m['pid']}) is computing this output now: wait "
+                    "for it to end, or choose another output file", self.param)
+            why = (["its state could not be read"] if m is None else
+                   ["it was cut into other chunks"] if m.get("chunks") != self.count else
+                   differences(m.get("fingerprint", {}), self.fp))
+            if why:
+                self.info(f"An earlier run of this output was not finished, but {'; '.join(why)}:"
+                          " starting over")
+                self.clear()
+            else:
+                done = {i for i in map(int, m.get("done", []))
+                        if 0 <= i < self.count and self._intact(i, m.get("bands"))}
+        self.done = sorted(done)
+        try:
+            os.makedirs(self.dir, exist_ok=True)
+            self._write_manifest(running=True)
+        except OSError as exc:
+            self.stopped()
+            raise io_error(self.dir, exc, self.param) from exc
+        except RsdlIOError:
+            self.stopped()
+            raise
+        return done
+
+    def _write_manifest(self, running):
+        m = {"format": FORMAT, "version": VERSION, "output": os.path.abspath(self.output),
+             "host": socket.gethostname(), "pid": os.getpid(), "running": running,
+             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), "chunks": self.count,
+             "bands": self.bands,
+             "fingerprint": self.fp, "done": self.done}
+        path = os.path.join(self.dir, MANIFEST)
+        try:
+            with open(path + ".tmp", "w", encoding="utf-8") as fh:
+                json.dump(m, fh)
+            os.replace(path + ".tmp", path)
+        except OSError as exc:
+            remove_quietly(path + ".tmp")
+            raise io_error(path, exc, self.param) from exc
+
+    def save(self, index, array):
+        """Keep finished chunk `index` (rows, cols, bands), then mark it done."""
+        path = self._path(index)
+        tmp = path + ".tmp"
+        rows, cols, bands = array.shape
+        opts = ["TILED=YES", f"COMPRESS={compression()}", "ZSTD_LEVEL=1", "ZLEVEL=1"]
+        try:
+            with gdal_checked(path, self.param):
+                ds = gdal.GetDriverByName("GTiff").Create(
+                    tmp, cols, rows, bands, GDAL_TYPES[array.dtype.name], opts)
+                for b in range(bands):
+                    ds.GetRasterBand(b + 1).WriteArray(array[:, :, b])
+                ds.FlushCache()
+                ds = None
+            os.replace(tmp, path)
+        except (OSError, RsdlIOError) as exc:
+            remove_quietly(tmp)
+            if isinstance(exc, RsdlIOError):
+                raise
+            raise io_error(path, exc, self.param) from exc
+        self.done = sorted(set(self.done) | {index})
+        self._write_manifest(running=True)
+
+    def load(self, index, dtype):
+        path = self._path(index)
+        try:
+            ds = gdal.Open(path)
+            data = ds.ReadAsArray()
+            ds = None
+        except RuntimeError as exc:
+            raise RsdlIOError(f"cannot read the kept chunk '{path}' ({describe(exc)}): "
+                              f"delete the folder '{self.dir}' and run again",
+                              self.param) from exc
+        data = np.asarray(data, dtype=dtype)
+        return data[:, :, None] if data.ndim == 2 else np.moveaxis(data, 0, -1)
+
+    def stopped(self):
+        """The run ends unfinished: the state stays for the next run, which resumes (or
+        goes, when no chunk was finished)."""
+        if not self.done:
+            self.clear()
+            return
+        try:
+            self._write_manifest(running=False)
+        except RsdlIOError:
+            pass
+        if self.done:
+            self.info(f"{len(self.done)} of {self.count} chunk(s) are kept in "
+                      f"'{self.dir}': run the same job again to resume from them")
+
+    def clear(self):
+        """Delete what this class wrote in the state folder (and the folder if empty)."""
+        clear_state(self.output)
+
+
+def clear_state(output):
+    """Delete the resume state of `output`: only the files a ChunkStore writes."""
+    d = state_dir(output)
+    if not os.path.isdir(d):
+        return
+    for name in os.listdir(d):
+        if _CHUNK_FILE.match(name):
+            remove_quietly(os.path.join(d, name))
+    try:
+        os.rmdir(d)
+    except OSError:
+        pass
+
+
+# --- ordered assembly ----------------------------------------------------------------
+
+class Assembler:
+    """Writes chunks into the output in their order, whoever finished them first.
+
+    ``add`` takes a computed chunk (in any order); chunks an earlier run kept are read
+    back from the store when their turn comes. A chunk that arrives before its turn
+    waits in memory (the executors bound how far ahead they run).
+    """
+
+    def __init__(self, chunks, writer, dtype, store=None, reused=(), progress=None,
+                 info=None):
+        self.chunks = chunks
+        self.writer, self.dtype, self.store = writer, dtype, store
+        self.reused = set(reused)
+        self.pending: Dict[int, np.ndarray] = {}
+        self.next = 0
+        self.progress = progress
+        self.info = info or (lambda _m: None)
+        self.total = sum(c.window.size for c in chunks)
+        self.todo = sum(c.window.size for c in chunks if c.index not in self.reused)
+        self.computed = 0
+        self.start = time.monotonic()
+        self.told: Optional[float] = None
+        self.flush()
+
+    def add(self, index, array):
+        if self.store is not None:
+            self.store.save(index, array)
+        self.pending[index] = array
+        self.computed += self.chunks[index].window.size
+        self._estimate()
+        self.flush()
+
+    def flush(self):
+        while self.next < len(self.chunks):
+            i = self.next
+            if i in self.pending:
+                array = self.pending.pop(i)
+            elif i in self.reused and self.store is not None:
+                array = self.store.load(i, self.dtype)
+            else:
+                return
+            self.writer.write(self.chunks[i].window, array)
+            self.next += 1
+
+    @property
+    def complete(self):
+        return self.next == len(self.chunks)
+
+    def fraction(self, partial=0):
+        """Progress: reused and computed pixels (plus `partial` of a chunk under way)."""
+        done = self.total - self.todo + self.computed + partial
+        return done / self.total if self.total else 1.0
+
+    def _estimate(self):
+        """Time left, in the log after the first chunk and then every 30 s or so."""
+        now = time.monotonic()
+        if self.computed >= self.todo or (self.told is not None and now - self.told < 30):
+            return
+        self.told = now
+        rate = self.computed / max(now - self.start, 1e-6)
+        left = (self.todo - self.computed) / rate
+        self.info(f"{100 * self.fraction():.0f} % done; about {format_seconds(left)} left "
+                  f"({rate / 1e6:.2f} Mpx/s)")
+
+
+def format_seconds(s):
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"

@@ -1,0 +1,314 @@
+"""Chunked runs: resume after a kill, a cancel or a worker lost, and a Dask cluster as the
+executor. The oracle is an uninterrupted run in this process: every other way of
+computing the same job must give the very same bytes."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from rsdl_qgis.api import (
+    ClassifyJob,
+    ServeJob,
+    ServeSource,
+    TrainClassifierJob,
+    classify,
+    serve_model,
+    train_classifier,
+)
+from rsdl_qgis.engine.chunks import MANIFEST, state_dir
+from rsdl_qgis.engine.cluster import connect
+from rsdl_qgis.engine.progress import Progress
+from rsdl_qgis.engine.serve import RunOptions, serve
+from rsdl_qgis.errors import CancelledError, ParameterError
+from tests.conftest import OTBTF, ROOT
+from tests.polygons import rotated_polygons, spectral_classes
+from tests.slowmodel import build
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+PXS = os.path.join(OTBTF, "pxs_subset.tif")
+MODEL3 = os.path.join(OTBTF, "models", "model3")
+
+
+class Log(Progress):
+    """Collects log lines; cancels once the run is `cancel_at` done; calls `at` once
+    the run passes `at_fraction`."""
+
+    def __init__(self, cancel_at=None, at=None, at_fraction=0.0):
+        self.lines, self.cancel_at, self.at, self.at_fraction = [], cancel_at, at, at_fraction
+        self.fraction = 0.0
+
+    def info(self, message):
+        self.lines.append(message)
+
+    def set(self, fraction):
+        self.fraction = fraction
+        if self.at and fraction > self.at_fraction:
+            at, self.at = self.at, None
+            at()
+
+    def cancelled(self):
+        return self.cancel_at is not None and self.fraction >= self.cancel_at
+
+    def text(self):
+        return "\n".join(self.lines)
+
+
+def fcn_job(out):
+    """OTBTF's model3, fully convolutional on its Spot-7 subset: 113 x 113 pixels in
+    16 chunks of 32 x 32 (tiles of 16)."""
+    return ServeJob(MODEL3, [ServeSource(PXS, 16, "x")], str(out), ["prediction"],
+                    fully_conv=True, tile_size=16, chunk_size=32)
+
+
+def reference(job, tmp_path):
+    """The bytes of the job's output from an uninterrupted run in this process, written
+    at the job's own output path (its path is in the file's metadata) and moved away."""
+    serve_model(job, resume=False)
+    ref = tmp_path / "reference.tif"
+    shutil.move(job.output, ref)
+    return ref.read_bytes()
+
+
+def serve_slow(job, progress=None, scheduler="", delay=0.05, resume=True):
+    """Serve through the engine with the slow model, locally or on `scheduler`."""
+    run = RunOptions(resume=resume, scheduler=scheduler, model_path=job.model,
+                     recipe={"builder": "tests.slowmodel:build",
+                             "args": {"path": job.model, "delay": delay}})
+    return serve(job, build(job.model, delay), progress, run)
+
+
+def test_resume_off_and_on_give_the_same_bytes_and_leave_no_state(tmp_path):
+    job = fcn_job(tmp_path / "out.tif")
+    ref = reference(job, tmp_path)
+    log = Log()
+    res = serve_model(job, log)                   # resume on (the default)
+    assert res["CHUNKS"] == 16 and res["REUSED_CHUNKS"] == 0
+    assert (tmp_path / "out.tif").read_bytes() == ref
+    assert not os.path.exists(state_dir(job.output))
+    assert "16 chunk(s) of up to 32 x 32" in log.text()
+
+
+def test_cluster_fully_convolutional_same_bytes(tmp_path, dask_cluster):
+    job = fcn_job(tmp_path / "out.tif")
+    ref = reference(job, tmp_path)
+    log = Log()
+    res = serve_model(job, log, scheduler=dask_cluster)
+    assert res["CHUNKS"] == 16
+    assert (tmp_path / "out.tif").read_bytes() == ref
+    assert "2 worker(s), 2 thread(s)" in log.text()
+    assert not os.path.exists(state_dir(job.output))
+
+
+def test_cluster_patch_based_two_sources_same_bytes(tmp_path, dask_cluster):
+    """OTBTF's model2: 8 x 8 patches of the 6 m image and 32 x 32 of the 1.5 m one."""
+    job = ServeJob(os.path.join(OTBTF, "models", "model2"),
+                   [ServeSource(os.path.join(OTBTF, "xs_subset.tif"), 8, "x1"),
+                    ServeSource(os.path.join(OTBTF, "pan_subset.tif"), 32, "x2")],
+                   str(tmp_path / "out.tif"), ["prediction"], tile_size=4, chunk_size=8,
+                   batch_size=7)
+    ref = reference(job, tmp_path)
+    res = serve_model(job, Log(), scheduler=dask_cluster)
+    assert res["CHUNKS"] == 9 and (res["WIDTH"], res["HEIGHT"]) == (24, 24)
+    assert (tmp_path / "out.tif").read_bytes() == ref
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cluster-classifier")
+    polys = spectral_classes(PXS, rotated_polygons(PXS, d / "p.gpkg", 30, seed=3,
+                                                   size_px=(3, 8), with_holes=False), classes=3)
+    train_classifier(TrainClassifierJob(PXS, polys, "code", str(d / "rf.rsdlc"), "rf",
+                                        {"trees": 20}, samples=100, valid_fraction=0.0))
+    return str(d / "rf.rsdlc")
+
+
+def test_cluster_classify_same_bytes(tmp_path, dask_cluster, classifier):
+    job = ClassifyJob(PXS, classifier, str(tmp_path / "map.tif"),
+                      confidence=str(tmp_path / "conf.tif"), tile_size=32, chunk_size=64)
+    classify(job, resume=False)
+    ref = {n: (tmp_path / n).read_bytes() for n in ("map.tif", "conf.tif")}
+    for n in ref:
+        os.remove(tmp_path / n)
+    res = classify(job, Log(), scheduler=dask_cluster)
+    assert res["CHUNKS"] == 4
+    for n, data in ref.items():
+        assert (tmp_path / n).read_bytes() == data, n
+    assert len(np.unique(np.frombuffer(ref["map.tif"], np.uint8))) > 3
+
+
+def test_kill_9_then_resume_gives_the_same_bytes(tmp_path):
+    job = fcn_job(tmp_path / "out.tif")
+    ref = reference(job, tmp_path)
+    script = ("import json, sys\n"
+              "from rsdl_qgis.engine.serve import ServeJob\n"
+              "from tests.unit.test_cluster import serve_slow\n"
+              "serve_slow(ServeJob.from_dict(json.loads(sys.argv[1])), delay=0.15)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [ROOT] + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(job.to_dict())],
+                            env=env, cwd=ROOT)
+    manifest = os.path.join(state_dir(job.output), MANIFEST)
+    deadline = time.monotonic() + 120
+    done = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with open(manifest) as fh:
+                done = json.load(fh)["done"]
+        except (OSError, ValueError):
+            pass
+        if len(done) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 3 <= len(done) < 16
+    assert not os.path.exists(job.output)
+    log = Log()
+    res = serve_model(job, log)
+    assert res["REUSED_CHUNKS"] >= 3
+    assert "chunk(s) reused from an earlier run" in log.text()
+    assert (tmp_path / "out.tif").read_bytes() == ref
+    assert not os.path.exists(state_dir(job.output))
+    # what the killed run left besides the state (its temporary output) is gone too
+    assert sorted(os.listdir(tmp_path)) == ["out.qml", "out.tif", "reference.tif"]
+
+
+def test_cancel_on_cluster_then_resume_here(tmp_path, dask_cluster):
+    job = fcn_job(tmp_path / "out.tif")
+    ref = reference(job, tmp_path)
+    with pytest.raises(CancelledError):
+        serve_slow(job, Log(cancel_at=0.3), scheduler=dask_cluster)
+    assert not os.path.exists(job.output)
+    with open(os.path.join(state_dir(job.output), MANIFEST)) as fh:
+        kept = json.load(fh)["done"]
+    assert 4 <= len(kept) < 16
+    # a kept chunk cut short (a full disk, a bad copy) is computed again
+    damaged = os.path.join(state_dir(job.output), f"c{kept[0]:06d}.tif")
+    with open(damaged, "r+b") as fh:
+        fh.truncate(100)
+    res = serve_model(job, Log())
+    assert res["REUSED_CHUNKS"] == len(kept) - 1
+    assert (tmp_path / "out.tif").read_bytes() == ref
+
+
+def test_changed_job_starts_over_and_says_why(tmp_path):
+    src = tmp_path / "pxs.tif"
+    shutil.copy(PXS, src)
+    job = ServeJob(MODEL3, [ServeSource(str(src), 16, "x")], str(tmp_path / "out.tif"),
+                   ["prediction"], fully_conv=True, tile_size=16, chunk_size=32)
+    with pytest.raises(CancelledError):
+        serve_slow(job, Log(cancel_at=0.2))
+    assert os.path.isdir(state_dir(job.output))
+    os.utime(src, (time.time() + 5, time.time() + 5))
+    log = Log()
+    res = serve_model(job, log)
+    assert res["REUSED_CHUNKS"] == 0
+    assert "SOURCE1 was modified: starting over" in log.text()
+    # a changed parameter too
+    with pytest.raises(CancelledError):
+        serve_slow(job, Log(cancel_at=0.2))
+    log = Log()
+    job.output_nodata = -1.0
+    assert serve_model(job, log)["REUSED_CHUNKS"] == 0
+    assert "parameters changed (output_nodata): starting over" in log.text()
+
+
+def test_resume_off_discards_an_earlier_state(tmp_path):
+    job = fcn_job(tmp_path / "out.tif")
+    with pytest.raises(CancelledError):
+        serve_slow(job, Log(cancel_at=0.2))
+    assert os.path.isdir(state_dir(job.output))
+    assert serve_model(job, Log(), resume=False)["REUSED_CHUNKS"] == 0
+    assert sorted(os.listdir(tmp_path)) == ["out.qml", "out.tif"]
+
+
+def test_a_worker_killed_mid_run_changes_nothing(tmp_path, dask_cluster):
+    from distributed import Client
+    job = fcn_job(tmp_path / "out.tif")
+    ref = reference(job, tmp_path)
+    with Client(dask_cluster, set_as_default=False) as client:
+        pids = client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    killed = threading.Event()
+
+    def kill():
+        os.kill(victim, signal.SIGKILL)
+        killed.set()
+
+    log = Log(at=kill, at_fraction=0.1)
+    res = serve_slow(job, log, scheduler=dask_cluster, delay=0.1, resume=False)
+    assert killed.is_set() and res["CHUNKS"] == 16
+    assert (tmp_path / "out.tif").read_bytes() == ref
+    with Client(dask_cluster, set_as_default=False) as client:     # the nanny restarted it
+        client.wait_for_workers(2, timeout=60)
+        assert victim not in client.run(os.getpid).values()
+
+
+def test_unreachable_scheduler_names_the_parameter():
+    with pytest.raises(ParameterError) as e:
+        connect("tcp://127.0.0.1:9", timeout=2)
+    assert e.value.param == "SCHEDULER" and "dask scheduler" in str(e.value)
+
+
+def test_slurm_recipe_of_the_docs_makes_a_worker_job():
+    """docs/cluster.md's SLURMCluster, as written there (on a free port), gives a job
+    script that starts a plain Dask worker with the plugin and its dependencies on
+    PYTHONPATH (writing the script needs no SLURM)."""
+    import re
+
+    from dask_jobqueue import SLURMCluster
+    text = open(os.path.join(ROOT, "docs", "cluster.md")).read()
+    call = re.search(r"cluster = (SLURMCluster\(.*?\))\n", text, re.S).group(1)
+    env = "export PYTHONPATH=/home/me/deps:/home/me/plugins"
+    cluster = eval(call.replace('"port": 8786', '"port": 0, "dashboard_address": None'),
+                   {"SLURMCluster": SLURMCluster, "env": env})
+    with cluster:
+        script = cluster.job_script()
+    assert "#SBATCH --gres=gpu:1" in script and env in script
+    assert "distributed.cli.dask_worker" in script and cluster.scheduler_address in script
+
+
+def test_plain_dask_worker_commands_run_the_jobs(tmp_path):
+    """`dask scheduler` and `dask worker` as the docs start them: PYTHONPATH holding the
+    dependency folder and the plugin's folder, nothing else (no preload, no plugin)."""
+    import numpy
+    deps = os.path.dirname(os.path.dirname(numpy.__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([deps, ROOT]))
+    sched_file = str(tmp_path / "scheduler.json")
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
+                               "--host", "127.0.0.1", "--port", "0", "--dashboard-address",
+                               ":0", "--scheduler-file", sched_file],
+                              env=env, cwd=str(tmp_path), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(sched_file) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.2)
+        with open(sched_file) as fh:
+            address = json.load(fh)["address"]
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+             "--no-dashboard"], env=env, cwd=str(tmp_path), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL))
+        job = fcn_job(tmp_path / "out" / "out.tif")
+        ref = reference(job, tmp_path)
+        log = Log()
+        serve_model(job, log, scheduler=address)
+        assert "1 worker(s), 1 thread(s)" in log.text()
+        assert (tmp_path / "out" / "out.tif").read_bytes() == ref
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
