@@ -79,6 +79,18 @@ def serving_mode(param):
     return param
 
 
+class _LazyApi:
+    """rsdl_qgis.api, imported when an algorithm first runs: loading the plugin (QGIS
+    start-up, the toolbox, `qgis_process list`) then imports no numpy, GDAL or engine."""
+
+    def __getattr__(self, name):
+        from .. import api as module
+        return getattr(module, name)
+
+
+api = _LazyApi()
+
+
 def advanced(param):
     param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
     return param

@@ -15,9 +15,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .. import api
 from ..ml.classifiers import CLASSIFIERS
-from .base import FeedbackProgress, RsdlAlgorithm, advanced, serving_mode
+from .base import FeedbackProgress, RsdlAlgorithm, advanced, api, serving_mode
 
 CLASSIFIER_KEYS = list(CLASSIFIERS)
 

@@ -14,9 +14,8 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
-from .. import api
-from ..engine.sampling import SAMPLERS, STRATEGIES
-from .base import MAX_SOURCES, FeedbackProgress, RsdlAlgorithm, advanced
+from ..engine.choices import SAMPLERS, STRATEGIES
+from .base import MAX_SOURCES, FeedbackProgress, RsdlAlgorithm, advanced, api
 
 CLASS_STATS_HELP = """<p>Counts, for each class, the pixels of INPUT whose centre lies inside
 the training polygons (or that contain the training points), and the polygons that hold at

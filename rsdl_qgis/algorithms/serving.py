@@ -9,9 +9,8 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
-from .. import api
-from ..engine.serve import OUTPUT_TYPES
-from .base import FeedbackProgress, RsdlAlgorithm, advanced, serving_mode
+from ..engine.choices import OUTPUT_TYPES
+from .base import FeedbackProgress, RsdlAlgorithm, advanced, api, serving_mode
 
 HELP = """<p>Applies a TensorFlow model to one to four rasters of any size, with bounded
 memory, as OTBTF's TensorflowModelServe does. The output is a tiled, compressed GeoTIFF on

@@ -10,9 +10,8 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from .. import api
 from ..models.zoo import ARCHITECTURES
-from .base import MAX_SOURCES, FeedbackProgress, RsdlAlgorithm, advanced
+from .base import MAX_SOURCES, FeedbackProgress, RsdlAlgorithm, advanced, api
 
 HELP = """<p>Trains a network on patches images (from Patches extraction): a built-in
 architecture sized from the data, or your own model, which it can fine-tune. The result is

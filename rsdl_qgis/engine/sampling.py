@@ -14,9 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import GridError, ParameterError, check_choice
-
-STRATEGIES = ("all", "constant", "smallest", "percent", "total", "byclass")
-SAMPLERS = ("periodic", "random")
+from .choices import SAMPLERS, STRATEGIES  # noqa: F401 (the engine's names for them)
 
 
 @dataclass

@@ -30,3 +30,24 @@ def test_install_task_reports_progress_and_failures(qgis_app, tmp_path):
     assert task.run() is False
     ok, message = task.report()
     assert not ok and "No matching distribution" in message and "status 1" in message
+
+
+def test_loading_the_plugin_imports_no_numpy_gdal_or_runtime():
+    """QGIS start-up and the toolbox pay for the plugin's own modules only: numpy, GDAL's
+    bindings, TensorFlow and the engine come with the first run (docs/performance.md,
+    Start-up). In a fresh process, as QGIS loads it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    code = ("import sys; from qgis.core import QgsApplication; "
+            "app = QgsApplication([], False); app.initQgis(); "
+            "import rsdl_qgis; p = rsdl_qgis.classFactory(None); p.initProcessing(); "
+            "from qgis.core import QgsApplication as A; "
+            "assert A.processingRegistry().algorithmById('rsdl:modelserve') is not None; "
+            "print(sorted(m for m in ('numpy', 'osgeo.gdal', 'tensorflow', 'sklearn', "
+            "'rsdl_qgis.engine.serve', 'rsdl_qgis.api') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "[]"
