@@ -2,10 +2,11 @@
 
     PYTHONPATH=build/deps:. /usr/bin/python3 bench/serve.py [--quick]
 
-1. Throughput: OTBTF's model3 (fully convolutional, RF 16) on a mosaic of its Spot-6/7
-   subset. Model-only = the same model on the same tiles already in memory (no reading,
-   no writing), at the best of several tile sizes; engine = rsdl's whole serving run
-   (read, patches/regions, model, compressed GeoTIFF written) at that tile size.
+1. Throughput: OTBTF's model3 (fully convolutional, RF 16) on a 61 Mpx mosaic of its
+   Spot-6/7 subset (4 Mpx with --quick). Model-only = the same model on tiles already in
+   memory (no reading, no writing), at the best of several tile sizes; engine = rsdl's
+   whole serving run (read, regions, model, compressed GeoTIFF written) with tiles
+   chosen automatically, RESUME off and on, with the CPU of each stage (a profile).
 2. Memory: a small Keras CNN over a 1 Mpx crop and a >= 60 Mpx mosaic of the Landsat
    scene, each in a fresh process; peak RSS (ru_maxrss) compared.
 Prints figures and ratios; asserts nothing (tests never time things).
@@ -77,22 +78,31 @@ def small_keras_model(path, bands=3):
     return path
 
 
+def peak_rss_mb():
+    """This process's peak resident size (VmHWM). Not ru_maxrss: Linux carries that over
+    exec from the parent that forked, so a child of a big bench process reads its
+    parent's size."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child_serve(args):
     """In a fresh process: serve one job, print peak RSS before and after as JSON."""
-    import resource
-
     from rsdl_qgis.api import ServeJob, ServeSource, serve_model
     from rsdl_qgis.models import load_model
     load_model(args["model"])             # TensorFlow and the model loaded: the baseline
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = peak_rss_mb()
     job = ServeJob(args["model"], [ServeSource(args["input"], args["rf"], args["name"])],
                    args["output"], [args["out_name"]], fully_conv=True,
                    tile_size=args.get("tile", 0))
     t = time.perf_counter()
     res = serve_model(job)
     seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"baseline_mb": base / 1024, "peak_mb": peak / 1024, "seconds": seconds,
+    print(json.dumps({"baseline_mb": base, "peak_mb": peak_rss_mb(), "seconds": seconds,
                       "pixels": res["WIDTH"] * res["HEIGHT"], "tiles": res["TILES"]}))
 
 
@@ -127,12 +137,56 @@ def tf1_to_onnx(model_dir, inputs, outputs, path):
     return path
 
 
-def throughput(tmp, quick, model_path=MODEL3, label="TensorFlow"):
-    from rsdl_qgis.api import ServeJob, ServeSource, serve
-    from rsdl_qgis.engine.serve import Progress, ServePlan
+class StageClock:
+    """Wall and CPU seconds of the engine's stages, per thread (time.thread_time): the
+    reader's preparation of tiles (and its GDAL reads), the model, assembling outputs,
+    the chunk store, the writer thread. TensorFlow's own threads show in none of them:
+    the model's CPU is the process's CPU minus these."""
+
+    def __init__(self):
+        self.acc = {}
+        self.undo = []
+
+    def wrap(self, cls, name, label):
+        original = getattr(cls, name)
+
+        def timed(*a, **k):
+            t, c = time.perf_counter(), time.thread_time()
+            try:
+                return original(*a, **k)
+            finally:
+                w = self.acc.setdefault(label, [0.0, 0.0])
+                w[0] += time.perf_counter() - t
+                w[1] += time.thread_time() - c
+        setattr(cls, name, timed)
+        self.undo.append((cls, name, original))
+
+    def __enter__(self):
+        from rsdl_qgis.engine import chunks, raster, serve
+        self.wrap(serve.ServePlan, "prepare", "reader: read and cut tiles")
+        self.wrap(raster.SourceReader, "read", "  of which GDAL reads")
+        self.wrap(serve.ServePlan, "compute", "model + assemble the tile")
+        self.wrap(chunks.ChunkStore, "save", "keep chunks for resume")
+        self.wrap(raster.TiledWriter, "_run", "writer thread (compress, write)")
+        return self
+
+    def __exit__(self, *exc):
+        for cls, name, original in reversed(self.undo):
+            setattr(cls, name, original)
+
+    def report(self, seconds, cpu):
+        print(f"   {'stage':34s} {'wall s':>7s} {'CPU s':>7s}")
+        for label, (w, c) in self.acc.items():
+            print(f"   {label:34s} {w:7.2f} {c:7.2f}")
+        print(f"   {'whole run (process CPU)':34s} {seconds:7.2f} {cpu:7.2f}")
+
+
+def throughput(tmp, quick, model_path=MODEL3, label="TensorFlow", profile=False):
+    from rsdl_qgis.api import ServeJob, ServeSource
+    from rsdl_qgis.engine.serve import Progress, RunOptions, ServePlan, serve
     from rsdl_qgis.engine.windows import subdivide
     from rsdl_qgis.models import load_model
-    n = 8 if quick else 16
+    n = 16 if quick else 61          # 2048^2 = 4 Mpx, or 7808^2 = 61 Mpx of input
     src = mosaic_vrt(PXS, os.path.join(tmp, "pxs_mosaic.vrt"), n, n)
     model = load_model(model_path)
     print(f" {label}:")
@@ -144,7 +198,7 @@ def throughput(tmp, quick, model_path=MODEL3, label="TensorFlow"):
     best = None
     for tile in (128, 256, 512, 1024):
         plan = ServePlan(job(tile), model, Progress())
-        tiles = subdivide(plan.geom.width, plan.geom.height, plan.tile)
+        tiles = subdivide(plan.geom.width, plan.geom.height, plan.tile)[:48]
         feeds = [(t, plan.prepare(t)[1]) for t in tiles]       # in memory, before timing
         plan.close()
         model.run(feeds[0][1][0], ["prediction"])                # warm-up
@@ -159,14 +213,19 @@ def throughput(tmp, quick, model_path=MODEL3, label="TensorFlow"):
             best = (tile, px / secs)
         del feeds
     tile, model_rate = best
-    rates = []
-    for i in range(2):
-        res = serve(job(tile, f"engine{i}.tif"), model)
-        rates.append(res["WIDTH"] * res["HEIGHT"] / res["SECONDS"])
-    engine_rate = max(rates)
-    print(f"  engine,     tile {tile:5d}: {engine_rate / 1e6:6.2f} Mpx/s "
-          f"({res['WIDTH']} x {res['HEIGHT']} output, {res['TILES']} tiles)")
-    return tile, model_rate, engine_rate
+    rates = {}
+    for resume in (False, True):
+        clock = StageClock()
+        with clock:
+            t, c = time.perf_counter(), time.process_time()
+            res = serve(job(0, f"engine{int(resume)}.tif"), model, None, RunOptions(resume=resume))
+            seconds, cpu = time.perf_counter() - t, time.process_time() - c
+        rates[resume] = res["WIDTH"] * res["HEIGHT"] / res["SECONDS"]
+        print(f"  engine, automatic tiles ({res['TILES']}), RESUME {'on ' if resume else 'off'}: "
+              f"{rates[resume] / 1e6:6.2f} Mpx/s ({res['WIDTH']} x {res['HEIGHT']} output)")
+        if profile:
+            clock.report(seconds, cpu)
+    return tile, model_rate, rates
 
 
 def main():
@@ -175,17 +234,15 @@ def main():
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="rsdl-bench-") as tmp:
         print("Throughput (OTBTF model3, fully convolutional, RF 16):")
-        tile, model_rate, engine_rate = throughput(tmp, a.quick)
-        print(f"THROUGHPUT RATIO engine / model-only = {engine_rate / model_rate:.3f} "
-              f"(tile {tile})")
+        tile, model_rate, rates = throughput(tmp, a.quick, profile=True)
+        print(f"THROUGHPUT RATIO engine / model-only = {rates[False] / model_rate:.3f} "
+              f"(RESUME off), {rates[True] / model_rate:.3f} (RESUME on); model-only best "
+              f"tile {tile}")
         onnx_path = tf1_to_onnx(MODEL3, ["x"], ["prediction"], os.path.join(tmp, "model3.onnx"))
-        otile, onnx_model_rate, onnx_engine_rate = throughput(tmp, a.quick, onnx_path,
-                                                              "ONNX Runtime (the same model)")
+        otile, onnx_model_rate, onnx_rates = throughput(tmp, True, onnx_path,
+                                                        "ONNX Runtime (the same model, 4 Mpx)")
         print(f"THROUGHPUT RATIO ONNX engine / model-only = "
-              f"{onnx_engine_rate / onnx_model_rate:.3f} (tile {otile})")
-        print(f"BACKENDS ONNX Runtime / TensorFlow: model-only "
-              f"{onnx_model_rate / model_rate:.2f}, through the engine "
-              f"{onnx_engine_rate / engine_rate:.2f}")
+              f"{onnx_rates[False] / onnx_model_rate:.3f} (RESUME off; best tile {otile})")
         print("Peak memory (small Keras CNN, fresh process per run):")
         model = small_keras_model(os.path.join(tmp, "cnn.keras"))
         small = crop_vrt(LANDSAT, os.path.join(tmp, "small.vrt"), 1000, 1000)

@@ -8,7 +8,7 @@ from dataclasses import replace
 from .engine.patches import PatchesJob, PatchSource, extract_patches  # noqa: F401
 from .engine.progress import Progress  # noqa: F401
 from .engine.selection import SelectionJob, class_statistics, sample_selection  # noqa: F401
-from .engine.serve import RunOptions, ServeJob, ServeSource, serve  # noqa: F401
+from .engine.serve import RunOptions, ServeJob, ServeSource, runs_fully_conv, serve  # noqa: F401
 from .errors import ModelError
 from .ml.pipeline import (  # noqa: F401
     AccuracyJob,
@@ -37,6 +37,10 @@ def serve_model(job, progress=None, resume=True, scheduler=""):
     model = load_model(job.model, trusted=job.trust_model)
     progress.info(f"Model: {model.describe()}")
     job = resolve_job(job, model, progress)
+    if runs_fully_conv(job, model):
+        progress.info("This model gives the same values in fully-convolutional mode (checked "
+                      "on a probe in the middle of the image): set FULLY_CONV to true (in the "
+                      "dialog, Mode: fully convolutional) for a much faster run")
     meta = getattr(model, "metadata", None)
     named = bool(meta and job.output_names == ["class"] and meta.get("classes"))
     if named:

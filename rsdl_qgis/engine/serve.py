@@ -18,20 +18,20 @@ import queue
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, List, Optional
 
 import numpy as np
 from osgeo import gdal
 
 from ..errors import CancelledError, GridError, ModelError, ParameterError, check_choice
+from .choices import OUTPUT_TYPES
 from .chunks import Assembler, ChunkStore, chunk_side, clear_state, fingerprint, layout
 from .grid import SourceGeometry, output_geometry, pixel_index, plan_tile, reference_pixels
 from .progress import Progress
 from .raster import DEFAULT_NODATA, SourceReader, TiledWriter
 from .windows import Window
 
-OUTPUT_TYPES = ("float32", "uint8", "uint16", "int16", "int32")
 #: largest automatic tile side: bigger tiles barely speed models up and cost memory
 MAX_AUTO_TILE = 1024
 
@@ -213,6 +213,15 @@ class ServePlan:
                 break
         return best
 
+    def cache_bytes(self, width):
+        """GDAL's block cache for a run whose chunks are `width` output pixels wide: rows
+        of every source's blocks across a chunk, so that tiles going along the chunk
+        decompress each block once; at least 32 MB, at most half the memory budget."""
+        # two rows: a tile whose rows straddle two rows of blocks needs both
+        need = 2 * sum(r.block_row_bytes(width * self.geom.scale / s.kx + s.rfield)
+                       for r, s in zip(self.readers, self.sgeoms))
+        return int(min(max(need, 32 * 2 ** 20), self.job.memory_mb * 2 ** 20 // 2))
+
     def estimate_bytes(self, t):
         """Rough peak memory of the pipeline for square tiles of ``t`` output pixels."""
         total = 0
@@ -221,8 +230,8 @@ class ServePlan:
             total += 3 * side * side * r.bands * 4          # read, cast, prefetched tile
             if self.job.fully_conv:
                 total += 64 * side * side * 4                # model activations (guess)
-            else:
-                total += 2 * self.job.batch_size * s.rfield ** 2 * r.bands * 4
+            else:       # every patch of the tile, cut before the model runs
+                total += 2 * (t // self.geom.efield) ** 2 * s.rfield ** 2 * r.bands * 4
         total += 6 * t * t * sum(self.bands) * 8             # model output, cast, writer queue
         return total
 
@@ -231,19 +240,15 @@ class ServePlan:
         if self.job.fully_conv:
             yield {n: a[None] for n, a in zip(self.input_names, arrays)}
             return
-        # numpy 1.26's stubs type `axis` as one int, though a tuple is documented
-        views = [np.lib.stride_tricks.sliding_window_view(  # type: ignore[call-overload]
-                 a, (s.rfield, s.rfield), axis=(0, 1)) for a, s in zip(arrays, self.sgeoms)]
+        views = [patch_view(a, s.rfield) for a, s in zip(arrays, self.sgeoms)]
         nbx = len(plans[0].col_starts)
         nblocks = nbx * len(plans[0].row_starts)
         for k in range(0, nblocks, self.job.batch_size):
             idx = np.arange(k, min(k + self.job.batch_size, nblocks))
             iy, ix = idx // nbx, idx % nbx
-            feeds = {}
-            for name, v, p in zip(self.input_names, views, plans):
-                patches = v[p.row_starts[iy], p.col_starts[ix]]          # (b, bands, r, r)
-                feeds[name] = np.ascontiguousarray(patches.transpose(0, 2, 3, 1))
-            yield feeds
+            # one gather per source: the batch comes out (b, r, r, bands), contiguous
+            yield {name: v[p.row_starts[iy], p.col_starts[ix]]
+                   for name, v, p in zip(self.input_names, views, plans)}
 
     def prepare(self, tile):
         """Reader side: read the tile's regions; None feeds when it is all nodata."""
@@ -256,9 +261,11 @@ class ServePlan:
             rows, cols = rows - win.row_off, cols - win.col_off
             if rows.min() < 0 or cols.min() < 0 or rows.max() >= win.height or cols.max() >= win.width:
                 raise GridError(f"reference pixels of tile {tile} fall outside its region {win}")
-            valid = ~ref.nodata_mask(arrays[0][np.ix_(rows, cols)])
+            valid = ~ref.nodata_mask(arrays[0][_index(rows), :][:, _index(cols)])
             if not valid.any():
                 return tile, None, valid
+            # SOURCE1 has valid pixels here, so not every source is all nodata
+            return tile, list(self._feeds(tile, plans, arrays)), valid
         with_nodata = [(r, a) for r, a in zip(self.readers, arrays) if r.nodata is not None]
         if with_nodata and len(with_nodata) == len(arrays) and all(
                 r.nodata_mask(a).all() for r, a in with_nodata):
@@ -299,13 +306,65 @@ class ServePlan:
                          .transpose(0, 2, 1, 3, 4).reshape(tile.height, tile.width, nb))
             out[:, :, band:band + nb] = cast(block, self.out_dtype)
             band += nb
-        if valid is not None:
+        if valid is not None and not valid.all():
             out[~valid] = self.out_nodata
         return out
 
     def close(self):
         for r in self.readers:
             r.close()
+
+
+def runs_fully_conv(job, model, blocks=4):
+    """Whether a patch-based job gives the same values in fully-convolutional mode,
+    checked on `blocks` x `blocks` expression fields in the middle of the output. False
+    for a model whose inputs have a fixed size, or that fails or differs on the probe."""
+    if job.fully_conv:
+        return False
+    inputs = getattr(model, "inputs", {}) or {}
+    for s in job.sources:
+        shape = (inputs.get(s.name) or (None,))[0]
+        if not shape or len(shape) != 4 or shape[1] is not None or shape[2] is not None:
+            return False
+    plans: List[ServePlan] = []
+    try:
+        plans.append(ServePlan(job, model, Progress()))
+        plans.append(ServePlan(replace(job, fully_conv=True), model, Progress()))
+        e, (w, h) = plans[0].geom.efield, (plans[0].geom.width, plans[0].geom.height)
+        k = blocks * e
+        if w < k or h < k:
+            return False
+        tile = Window((w - k) // 2 // e * e, (h - k) // 2 // e * e, k, k)
+        outs = []
+        for plan in plans:
+            _, feeds, valid = plan.prepare(tile)
+            if feeds is None:
+                return False
+            outs.append(plan.compute(tile, feeds, valid))
+        return bool(np.allclose(outs[0], outs[1], rtol=1e-5, atol=1e-6))
+    except Exception:      # noqa: BLE001 (a model that cannot take regions: not offered)
+        return False
+    finally:
+        for plan in plans:
+            plan.close()
+
+
+def _index(idx):
+    """A slice for consecutive indices (a view, no copy), else the indices themselves."""
+    if len(idx) and (len(idx) == 1 or bool((np.diff(idx) == 1).all())):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
+
+
+def patch_view(array, r):
+    """Every r x r patch of a (rows, cols, bands) array, without a copy: a read-only view
+    of shape (rows - r + 1, cols - r + 1, r, r, bands) whose [i, j] is the patch whose
+    top-left pixel is (i, j)."""
+    rows, cols, bands = array.shape
+    s0, s1, s2 = array.strides
+    return np.lib.stride_tricks.as_strided(
+        array, (rows - r + 1, cols - r + 1, r, r, bands), (s0, s1, s0, s1, s2),
+        writeable=False)
 
 
 def cast(array, dtype):
@@ -407,10 +466,10 @@ def _write(plan, run, chunks, store, reused, progress):
                   for n, nb in zip(job.output_names, plan.bands) for b in range(nb)]
     meta = {"RSDL_MODEL": job.model, "RSDL_JOB": json.dumps(job.to_dict()), **job.metadata}
     todo = [c for c in chunks if c.index not in reused]
-    with gdal_cache(min(32, job.memory_mb // 8) * 2 ** 20):
+    with gdal_cache(plan.cache_bytes(chunks[0].window.width)):
         writer = TiledWriter(job.output, geom.width, geom.height, sum(plan.bands),
                              plan.out_dtype, geom.geotransform(ref), ref.crs_wkt,
-                             plan.out_nodata, band_names, meta)
+                             plan.out_nodata, band_names, meta, max_pending=1)
         try:
             assembler = Assembler(chunks, writer, plan.out_dtype, store, reused, progress,
                                   progress.info)

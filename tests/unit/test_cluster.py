@@ -191,7 +191,7 @@ def test_cancel_on_cluster_then_resume_here(tmp_path, dask_cluster):
         kept = json.load(fh)["done"]
     assert 4 <= len(kept) < 16
     # a kept chunk cut short (a full disk, a bad copy) is computed again
-    damaged = os.path.join(state_dir(job.output), f"c{kept[0]:06d}.tif")
+    damaged = os.path.join(state_dir(job.output), f"c{kept[0]:06d}.npy")
     with open(damaged, "r+b") as fh:
         fh.truncate(100)
     res = serve_model(job, Log())

@@ -103,3 +103,35 @@ def test_model2_fully_conv_equals_patch_based(tmp_path, otbtf):
                       fully_conv=True, tile_size=7)
     assert gt_pb == gt_fc
     np.testing.assert_array_equal(pb, fc)
+
+
+def test_patch_based_job_is_offered_fully_convolutional_only_when_equal(tmp_path, otbtf):
+    """model3 and model2 give the same values both ways (test_model3_both_modes...,
+    test_model2_fully_conv...): a patch-based run says so and suggests FULLY_CONV.
+    model1 is a patch classifier (one value per patch): nothing is offered."""
+    from rsdl_qgis.engine.progress import Progress
+    from rsdl_qgis.engine.serve import runs_fully_conv
+
+    class Log(Progress):
+        def __init__(self):
+            self.lines = []
+
+        def info(self, message):
+            self.lines.append(message)
+
+    pxs = f"{otbtf}/pxs_subset.tif"
+    log = Log()
+    serve_model(ServeJob(f"{otbtf}/models/model3", [ServeSource(pxs, 16, "x")],
+                         str(tmp_path / "m3.tif"), ["prediction"]), log)
+    assert any("same values in fully-convolutional mode" in m for m in log.lines)
+    m1 = load_model(f"{otbtf}/models/model1")
+    job1 = ServeJob(f"{otbtf}/models/model1", [ServeSource(pxs, 16, "x")],
+                    str(tmp_path / "m1.tif"), ["prediction"])
+    assert not runs_fully_conv(job1, m1)
+    log = Log()
+    serve_model(job1, log)
+    assert not any("fully-convolutional mode" in m for m in log.lines)
+    # a job already fully convolutional is not offered anything either
+    m3 = load_model(f"{otbtf}/models/model3")
+    assert not runs_fully_conv(ServeJob(f"{otbtf}/models/model3", [ServeSource(pxs, 16, "x")],
+                                        "", ["prediction"], fully_conv=True), m3)
