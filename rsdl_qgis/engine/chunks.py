@@ -254,13 +254,19 @@ class ChunkStore:
         needs, and make the reader compress them (measured: 6 times the read CPU)."""
         path = self._path(index)
         tmp = path + ".tmp"
+        array = np.ascontiguousarray(array)
         try:
+            # written by Python's file, not ndarray.tofile: a full disk is then ENOSPC
+            # ("the disk is full"), not numpy's "n requested and m written"
             with open(tmp, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+                fmt = np.lib.format
+                fmt.write_array_header_1_0(fh, fmt.header_data_from_array_1_0(array))
+                fh.write(memoryview(array).cast("B"))
             os.replace(tmp, path)
         except OSError as exc:
             remove_quietly(tmp)
-            raise io_error(path, exc, self.param) from exc
+            # the user's output is what cannot be written; the chunk is a detail
+            raise io_error(self.output, exc, self.param) from exc
         self.done = sorted(set(self.done) | {index})
         self._write_manifest(running=True)
 
