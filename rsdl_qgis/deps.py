@@ -116,7 +116,7 @@ def require(module, package):
 def require_tensorflow():
     """Import TensorFlow or raise a DependencyError that says how to install it."""
     from .errors import DependencyError
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")      # C++ INFO and WARNING lines
     try:
         tf = _import_tensorflow()
     except ImportError as exc:
@@ -141,10 +141,49 @@ def _import_tensorflow():
     old = sys.getdlopenflags()
     sys.setdlopenflags(os.RTLD_NOW | os.RTLD_DEEPBIND)
     try:
-        import tensorflow as tf
+        with _start_up_lines_dropped():
+            import tensorflow as tf
+            tf.get_logger().setLevel("ERROR")      # deprecation notes of TF1 loading
     finally:
         sys.setdlopenflags(old)
     return tf
+
+
+#: what TensorFlow prints while it loads, which says nothing to a user of the plugin
+_START_UP_NOISE = ("All log messages before absl::InitializeLog()", "oneDNN custom operations",
+                   "rebuild TensorFlow with the appropriate compiler flags",
+                   "cpu_feature_guard", "Unable to register cu", "could not find cuda drivers",
+                   "TF-TRT Warning")
+
+
+class _start_up_lines_dropped:
+    """Runs a block with the process's stderr (file descriptor 2, where TensorFlow's C++
+    libraries write before their logging is set up) going to a temporary file; lines of
+    start-up noise are dropped, anything else is written back to stderr afterwards."""
+
+    def __enter__(self):
+        import tempfile
+        try:
+            sys.stderr.flush()
+            self.saved = os.dup(2)
+            self.tmp = tempfile.TemporaryFile()
+            os.dup2(self.tmp.fileno(), 2)
+        except (OSError, ValueError, AttributeError):
+            self.saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is None:
+            return False
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.tmp.seek(0)
+        kept = [line for line in self.tmp.read().decode("utf-8", "replace").splitlines()
+                if line.strip() and not any(n in line for n in _START_UP_NOISE)]
+        self.tmp.close()
+        if kept:
+            os.write(2, ("\n".join(kept) + "\n").encode())
+        return False
 
 
 if __name__ == "__main__":          # the Makefile: which runtimes to install here

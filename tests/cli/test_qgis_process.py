@@ -54,6 +54,9 @@ def test_run_modelserve_json(profile, otbtf, tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res = json.loads(r.stdout[r.stdout.index("{"):])["results"]
     assert res["WIDTH"] == 96 and res["HEIGHT"] == 96
+    # TensorFlow's start-up lines do not reach the user
+    for noise in ("absl::InitializeLog", "oneDNN", "is deprecated", "tf.saved_model.load"):
+        assert noise not in r.stdout + r.stderr, (noise, r.stderr[-2000:])
     got, _, _ = read_raster(out)
     assert got.shape == (96, 96, 1)
 
