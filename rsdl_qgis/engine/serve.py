@@ -241,14 +241,29 @@ class ServePlan:
             yield {n: a[None] for n, a in zip(self.input_names, arrays)}
             return
         views = [patch_view(a, s.rfield) for a, s in zip(arrays, self.sgeoms)]
+        steps = [_step(p.col_starts) for p in plans]
         nbx = len(plans[0].col_starts)
         nblocks = nbx * len(plans[0].row_starts)
         for k in range(0, nblocks, self.job.batch_size):
-            idx = np.arange(k, min(k + self.job.batch_size, nblocks))
-            iy, ix = idx // nbx, idx % nbx
-            # one gather per source: the batch comes out (b, r, r, bands), contiguous
-            yield {name: v[p.row_starts[iy], p.col_starts[ix]]
-                   for name, v, p in zip(self.input_names, views, plans)}
+            n = min(self.job.batch_size, nblocks - k)
+            feeds = {}
+            for name, v, p, step in zip(self.input_names, views, plans, steps):
+                if step is None:     # uneven columns (a coarser source): one gather
+                    idx = np.arange(k, k + n)
+                    feeds[name] = v[p.row_starts[idx // nbx], p.col_starts[idx % nbx]]
+                    continue
+                # evenly spaced columns: the patches along a row of blocks are a strided
+                # slice of the view, copied into the batch without an index array
+                out = np.empty((n,) + v.shape[2:], v.dtype)
+                done = 0
+                while done < n:
+                    iy, ix = divmod(k + done, nbx)
+                    m = min(nbx - ix, n - done)
+                    c0 = p.col_starts[ix]
+                    out[done:done + m] = v[p.row_starts[iy], c0:c0 + (m - 1) * step + 1:step]
+                    done += m
+                feeds[name] = out
+            yield feeds
 
     def prepare(self, tile):
         """Reader side: read the tile's regions; None feeds when it is all nodata."""
@@ -347,6 +362,14 @@ def runs_fully_conv(job, model, blocks=4):
     finally:
         for plan in plans:
             plan.close()
+
+
+def _step(starts):
+    """The common step of evenly spaced, increasing indices, else None."""
+    if len(starts) < 2:
+        return 1
+    d = np.diff(starts)
+    return int(d[0]) if d[0] > 0 and bool((d == d[0]).all()) else None
 
 
 def _index(idx):
