@@ -225,7 +225,7 @@ class ChunkStore:
             self._write_manifest(running=True)
         except OSError as exc:
             self.stopped()
-            raise io_error(self.dir, exc, self.param) from exc
+            raise io_error(self.output, exc, self.param) from exc
         except RsdlIOError:
             self.stopped()
             raise
@@ -244,7 +244,7 @@ class ChunkStore:
             os.replace(path + ".tmp", path)
         except OSError as exc:
             remove_quietly(path + ".tmp")
-            raise io_error(path, exc, self.param) from exc
+            raise io_error(self.output, exc, self.param) from exc
 
     def save(self, index, array):
         """Keep finished chunk `index` (rows, cols, bands), then mark it done.
