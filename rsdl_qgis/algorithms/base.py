@@ -4,6 +4,7 @@ import re
 import threading
 
 from qgis.core import (
+    QgsApplication,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
@@ -69,6 +70,38 @@ def flowing_html(text):
     parts = re.split(r"(<pre>.*?</pre>)", text, flags=re.S)
     return "".join(p if p.startswith("<pre>") else re.sub(r"\s*\n\s*", " ", p)
                    for p in parts).strip()
+
+
+def plain_text(text, width=88):
+    """The help HTML as plain text, for `qgis_process help` (which prints it as it is):
+    paragraphs wrapped, list items as '- ', headings underlined, <pre> indented."""
+    import html
+    import textwrap
+    blocks = []                                   # (kind, text)
+    for part in re.split(r"(<pre>.*?</pre>)", text, flags=re.S):
+        if part.startswith("<pre>"):
+            code = html.unescape(re.sub(r"</?pre>", "", part)).strip("\n")
+            blocks.append(("pre", textwrap.indent(code, "    ")))
+            continue
+        part = re.sub(r"<h3>(.*?)</h3>", "\n\n\x01\\1\n\n", part, flags=re.S)
+        part = re.sub(r"<li>", "\n\n- ", part)
+        part = re.sub(r"</?(p|ul|ol)>", "\n\n", part)
+        part = html.unescape(re.sub(r"<[^>]+>", "", part))
+        for block in re.split(r"\n\s*\n", part):
+            words = " ".join(block.split())
+            if words.startswith("\x01"):
+                title = words[1:].strip()
+                blocks.append(("h", f"{title}\n{'-' * len(title)}"))
+            elif words.startswith("- "):
+                blocks.append(("li", textwrap.fill(words, width, subsequent_indent="  ")))
+            elif words:
+                blocks.append(("p", textwrap.fill(words, width)))
+    out = ""
+    for i, (kind, block) in enumerate(blocks):
+        if i:
+            out += "\n" if kind == "li" and blocks[i - 1][0] == "li" else "\n\n"
+        out += block
+    return out
 
 
 def serving_mode(param):
@@ -140,6 +173,9 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         return icon(self.GROUP)
 
     def shortHelpString(self):  # noqa: N802
+        # qgis_process prints the help as it is: plain text there, HTML in the dialogs
+        if QgsApplication.platform() == "qgis_process":
+            return plain_text(self.HELP)
         return flowing_html(self.HELP)
 
     def createInstance(self):  # noqa: N802

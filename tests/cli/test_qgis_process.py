@@ -43,6 +43,10 @@ def test_fresh_profile_lists_the_provider(profile):
 def test_help_of_modelserve(profile):
     r = qgis_process(profile, "help", "rsdl:modelserve")
     assert r.returncode == 0 and "SOURCE1_RFIELD" in r.stdout and "receptive field" in r.stdout
+    # plain text in a terminal (the dialogs keep the HTML)
+    assert not any(tag in r.stdout for tag in ("<p>", "<li>", "<b>", "<pre>", "&lt;"))
+    assert "\n- SOURCEn_RFIELD: receptive field" in r.stdout
+    assert "\n    qgis_process.bin run rsdl:modelserve -- MODEL=" in r.stdout
 
 
 def test_run_modelserve_json(profile, otbtf, tmp_path):
@@ -55,7 +59,8 @@ def test_run_modelserve_json(profile, otbtf, tmp_path):
     res = json.loads(r.stdout[r.stdout.index("{"):])["results"]
     assert res["WIDTH"] == 96 and res["HEIGHT"] == 96
     # TensorFlow's start-up lines do not reach the user
-    for noise in ("absl::InitializeLog", "oneDNN", "is deprecated", "tf.saved_model.load"):
+    for noise in ("absl::InitializeLog", "oneDNN", "WARNING:tensorflow", "tf.saved_model.load",
+                  "rebuild TensorFlow"):
         assert noise not in r.stdout + r.stderr, (noise, r.stderr[-2000:])
     got, _, _ = read_raster(out)
     assert got.shape == (96, 96, 1)
