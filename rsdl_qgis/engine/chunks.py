@@ -163,7 +163,7 @@ class ChunkStore:
 
     ``open`` returns the chunks already done by an earlier run of the same job (and
     starts over, saying why, when the job changed); ``save`` keeps a finished chunk;
-    ``load`` gives one back; ``remove`` deletes the state once the output is written.
+    ``load`` gives one back; ``clear`` deletes the state once the output is written.
     Only files this class writes are ever deleted from the folder.
     """
 
@@ -204,8 +204,9 @@ class ChunkStore:
         done = set()
         if os.path.isdir(self.dir):
             m = self._read_manifest()
-            if m and m.get("host") == socket.gethostname() and m.get("pid") != os.getpid() \
-                    and m.get("running") and _alive(int(m.get("pid", 0))):
+            pid = m.get("pid") if m else None
+            if m and m.get("host") == socket.gethostname() and isinstance(pid, int) and \
+                    0 < pid != os.getpid() and m.get("running") and _alive(pid):
                 raise RsdlIOError(
                     f"another run (process {m['pid']}) is computing this output now: wait "
                     "for it to end, or choose another output file", self.param)
