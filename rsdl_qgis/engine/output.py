@@ -321,9 +321,16 @@ class AtomicFile:
             self.abort()
             raise io_error(self.path, exc, self.param) from exc
         self.done = True
-        remove_quietly(self.tmp + ".aux.xml")
-        if os.path.exists(self.path + ".aux.xml"):     # statistics of the file replaced
-            remove_quietly(self.path + ".aux.xml")
+        # GDAL's sidecar (category names, attribute table): the new file's goes with it;
+        # the one of a file replaced (its statistics...) must not describe the new one
+        aux = self.path + ".aux.xml"
+        if os.path.isfile(self.tmp + ".aux.xml"):
+            try:
+                os.replace(self.tmp + ".aux.xml", aux)
+            except OSError:
+                remove_quietly(self.tmp + ".aux.xml", aux)
+        elif os.path.exists(aux):
+            remove_quietly(aux)
         return self.path
 
     def abort(self):

@@ -21,7 +21,7 @@ from ..engine.raster import (
 from ..engine.sampling import spans_of
 from ..engine.selection import training_samples
 from ..engine.serve import RunOptions, serve
-from ..engine.styles import write_class_style, write_ramp_style
+from ..engine.styles import class_colours, write_class_style, write_ramp_style
 from ..engine.vectors import ClassCodes, lookup_path, read_features
 from ..errors import CancelledError, GridError, ParameterError, RsdlError
 from . import persist
@@ -264,7 +264,7 @@ def classify(job, progress=None, resume=True, scheduler=""):
                 raise
             meta = {"RSDL_CLASSES": json.dumps(dict(zip(map(str, codes), names))),
                     "RSDL_CLASSIFIER": os.path.basename(job.classifier)}
-            _split(both, job.output, 1, dtype, nodata, meta, "OUTPUT")
+            _split(both, job.output, 1, dtype, nodata, meta, "OUTPUT", (codes, names))
             write_class_style(job.output, codes, names)
             if job.confidence:
                 _split(both, job.confidence, 2, "float32", nodata, {}, "OUTPUT_CONFIDENCE")
@@ -278,8 +278,30 @@ def classify(job, progress=None, resume=True, scheduler=""):
             "CHUNKS": res["CHUNKS"], "REUSED_CHUNKS": res["REUSED_CHUNKS"]}
 
 
-def _split(src, dst, band, dtype, nodata, meta, param):
-    """One band of the engine's output as its own tiled, compressed GeoTIFF."""
+def embed_classes(band, dtype, codes, names):
+    """A class map that displays in any GIS, not only through its .qml: the colour of
+    each class in the file's own colour table (8 and 16-bit maps), and the class names
+    as GDAL category names (kept by GTiff in the .aux.xml beside the map)."""
+    top = max(codes)
+    if top < 0 or top > 65535:
+        return
+    if np.dtype(dtype).name in ("uint8", "uint16"):
+        table = gdal.ColorTable()
+        for code, colour in zip(codes, class_colours(names)):
+            rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+            table.SetColorEntry(int(code), rgb + (255,))
+        band.SetRasterColorTable(table)
+        band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    labels = [""] * (top + 1)
+    for code, name in zip(codes, names):
+        if code >= 0:
+            labels[int(code)] = str(name)
+    band.SetCategoryNames(labels)
+
+
+def _split(src, dst, band, dtype, nodata, meta, param, classes=None):
+    """One band of the engine's output as its own tiled, compressed GeoTIFF; `classes`
+    (codes, names) embeds a class map's colours and names."""
     opts = ["TILED=YES", f"COMPRESS={compression()}", "BIGTIFF=IF_SAFER"]
     with AtomicFile(dst, param, ext=".tif") as out:
         with gdal_checked(dst, param):
@@ -289,6 +311,8 @@ def _split(src, dst, band, dtype, nodata, meta, param):
             vrt.SetMetadata(meta)
             vrt.GetRasterBand(1).SetMetadata({})
             vrt.GetRasterBand(1).SetDescription("class" if band == 1 else "confidence")
+            if classes:
+                embed_classes(vrt.GetRasterBand(1), dtype, *classes)
             ds = gdal.Translate(out.tmp, vrt, outputType=GDAL_TYPES[dtype], noData=nodata,
                                 creationOptions=opts)
             vrt = None

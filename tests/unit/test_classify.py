@@ -1,6 +1,7 @@
 """Classifiers on raw pixels and deep features, against OTB 8.1 and scikit-learn."""
 import json
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -76,6 +77,16 @@ def test_raw_pixel_forest_matches_otb(landsat, tmp_path):
     conf, _, _ = read_raster(d / "conf.tif")
     assert conf.min() >= 0.25 - 1e-6 and conf.max() <= 1.0
     assert (d / "map.qml").exists() and 'label="1"' in (d / "map.qml").read_text()
+    # the map displays in any GIS: its own colour table and category names, as GDAL's
+    # gdalinfo reads them (category names live in the .aux.xml GTiff keeps beside it)
+    info = gdal.Info(str(d / "map.tif"), format="json")["bands"][0]
+    assert info["colorInterpretation"] == "Palette"
+    qml = (d / "map.qml").read_text()
+    for code in (1, 2, 3, 4):
+        colour = re.search(rf'value="{code}" color="#(\w{{6}})"', qml).group(1)
+        entry = info["colorTable"]["entries"][code]
+        assert entry[:3] == [int(colour[i:i + 2], 16) for i in (0, 2, 4)]
+    assert info["categories"][1:5] == ["1", "2", "3", "4"]
 
 
 def test_accuracy_matrix_equals_otb(landsat, tmp_path):
