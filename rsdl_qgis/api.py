@@ -38,9 +38,10 @@ def serve_model(job, progress=None, resume=True, scheduler=""):
     progress.info(f"Model: {model.describe()}")
     job = resolve_job(job, model, progress)
     if runs_fully_conv(job, model):
-        progress.info("This model gives the same values in fully-convolutional mode (checked "
-                      "on a probe in the middle of the image): set FULLY_CONV to true (in the "
-                      "dialog, Mode: fully convolutional) for a much faster run")
+        progress.info("This model gives the same values in fully-convolutional mode (to "
+                      "1e-5, checked on a probe in the middle of the image): set FULLY_CONV "
+                      "to true (in the dialog, Mode: fully convolutional) for a much faster "
+                      "run")
     meta = getattr(model, "metadata", None)
     named = bool(meta and job.output_names == ["class"] and meta.get("classes"))
     if named:
