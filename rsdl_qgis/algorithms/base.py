@@ -393,6 +393,15 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             "MEMORY_MB", "Memory budget for automatic tiles (MB)",
             QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
 
+    def add_pad(self):
+        """PAD: mirror the sources' edges so that the map covers the whole image."""
+        pad = QgsProcessingParameterBoolean(
+            "PAD", "Full extent: mirror the image's edges (the map covers the whole image)",
+            defaultValue=False)
+        pad.setHelp("Off (as OTBTF): the map loses half a receptive field at each edge. On: "
+                    "the sources are mirrored at their edges so every pixel gets a value.")
+        self.addParameter(pad)
+
     def add_distribution(self):
         """RESUME and SCHEDULER (advanced): resumable chunked runs, on a Dask cluster."""
         resume = QgsProcessingParameterBoolean(

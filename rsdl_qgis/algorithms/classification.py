@@ -173,6 +173,9 @@ computing the deep features on the way when the classifier uses them.</p>
 <li><b>OUTPUT</b>: the class map, in the smallest integer type that holds the class codes,
 with a paletted style showing the class names (loaded with the layer).</li>
 <li><b>OUTPUT_CONFIDENCE</b> (optional): the probability of the chosen class.</li>
+<li><b>PAD</b> (off): for deep features, mirror the image's edges so that the map covers
+the whole image instead of losing half the deep model's receptive field at each edge
+(as in Apply a model).</li>
 <li><b>TILE_SIZE</b>, <b>MEMORY_MB</b>, <b>RESUME</b>, <b>SCHEDULER</b> (advanced): as
 in Apply a model: a run can resume after a crash and run on a Dask cluster.</li>
 <li><b>TRUST_MODEL</b> (advanced, off): a model is code; before loading one, rsdl checks
@@ -198,6 +201,7 @@ class Classify(RsdlAlgorithm):
         self.add_sources((), "Deep model: source {i}", first=2, required=0, hidden=True)
         self.addParameter(QgsProcessingParameterRasterLayer(
             "MASK", "Mask (0 = not classified)", optional=True))
+        self.add_pad()
         self.add_tiling(hidden=True)
         self.add_trust_model("the deep model inside the classifier file")
         self.add_distribution()
@@ -217,6 +221,7 @@ class Classify(RsdlAlgorithm):
             mask=self.raster_path(parameters, "MASK", context),
             tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
+            pad=self.parameterAsBool(parameters, "PAD", context),
             trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
         resume, scheduler = self.distribution(parameters, context)
         res = self.run_engine(functools.partial(api.classify, resume=resume, scheduler=scheduler),

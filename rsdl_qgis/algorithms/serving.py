@@ -43,6 +43,10 @@ gives (1 for a classifier, e.g. 32 for a segmentation net of 64 -> 32).</li>
 <li><b>FULLY_CONV</b>: true for the fully-convolutional mode, false for patch-based;
 when not given, from the model's metadata, else patch-based (in the dialog: "From the
 model's metadata").</li>
+<li><b>PAD</b> (off): off, the map is OTBTF's: it loses RF // 2 pixels of SOURCE1 at
+the start of each axis and RF - 1 - RF // 2 at the end, where no whole patch fits. On,
+the sources are mirrored at their edges (reflection about the edge pixels) and the map
+covers the whole image; values near the edges then come from mirrored pixels.</li>
 <li><b>TILE_SIZE</b>: output tile side in pixels; 0 picks it from MEMORY_MB.</li>
 <li><b>BATCH_SIZE</b>: patches per model call in patch-based mode.</li>
 <li><b>OUTPUT_TYPE</b>: float32, uint8, uint16, int16 or int32 (values are clipped to
@@ -90,6 +94,7 @@ class ModelServe(RsdlAlgorithm):
             defaultValue=1.0, minValue=1e-6))
         self.addParameter(serving_mode(QgsProcessingParameterBoolean(
             "FULLY_CONV", "Mode (fully convolutional or patch-based)", optional=True)))
+        self.add_pad()
         self.add_tiling()
         self.addParameter(QgsProcessingParameterNumber(
             "BATCH_SIZE", "Batch size (patch-based mode)",
@@ -125,6 +130,7 @@ class ModelServe(RsdlAlgorithm):
             output_type=OUTPUT_TYPES[self.parameterAsEnum(parameters, "OUTPUT_TYPE", context)],
             output_nodata=self.optional_double(parameters, "OUTPUT_NODATA", context),
             memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
+            pad=self.parameterAsBool(parameters, "PAD", context),
             trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
         resume, scheduler = self.distribution(parameters, context)
         return self.run_engine(functools.partial(api.serve_model, resume=resume,

@@ -10,7 +10,7 @@ from osgeo import gdal, osr
 from ..errors import GridError, RsdlIOError
 from .grid import Grid
 from .output import AtomicFile, gdal_checked, io_error
-from .windows import crop
+from .windows import Window, crop
 
 gdal.UseExceptions()
 
@@ -112,7 +112,7 @@ class SourceReader:
     (nearest neighbour) into the reference CRS at its own resolution.
     """
 
-    def __init__(self, path, param, nodata=None, ref_wkt=None, log=None):
+    def __init__(self, path, param, nodata=None, ref_wkt=None, log=None, mirror=0):
         self.path = str(path)
         self.param = param
         self.ds = open_raster(path, param, "image")
@@ -131,6 +131,26 @@ class SourceReader:
         band_nodata = self.ds.GetRasterBand(1).GetNoDataValue()
         self.nodata = band_nodata if nodata is None else nodata
         self.dtype = NUMPY_TYPES.get(self.ds.GetRasterBand(1).DataType, "float64")
+        self.image = self.grid               # the file's own grid
+        self.margin = (mirror // 2, mirror - 1 - mirror // 2) if mirror > 1 else (0, 0)
+        if mirror > 1:
+            self._mirror_grid(param)
+
+    def _mirror_grid(self, param):
+        """`mirror` = a receptive field: the image seen through a grid grown by RF // 2
+        pixels before and RF - 1 - RF // 2 after on each axis, whose outer pixels mirror
+        the image's (reflection about the edge pixels), so that every pixel of the image
+        is the centre of a whole patch."""
+        before, after = self.margin
+        g = self.grid
+        if before >= min(g.width, g.height) or after >= min(g.width, g.height):
+            raise GridError(f"the image ({g.width} x {g.height} pixels) is too small to be "
+                            f"mirrored by {before} pixels: untick PAD", param)
+        gt = list(g.geotransform)
+        gt[0] -= before * gt[1]
+        gt[3] -= before * gt[5]
+        self.grid = Grid(g.width + before + after, g.height + before + after, tuple(gt),
+                         g.crs_wkt)
 
     def block_row_bytes(self, width):
         """Bytes of one row of this source's blocks across `width` of its pixels: what
@@ -143,6 +163,9 @@ class SourceReader:
     def read(self, window, dtype=np.float32):
         """The window as a (height, width, bands) array, padded outside the image."""
         dtype = np.dtype(dtype)
+        before = self.margin[0]
+        if before or self.margin[1]:
+            return self._read_mirrored(window, dtype)
         inside = crop(window, self.grid.width, self.grid.height)
         if inside == window:
             return self._read(window, dtype)
@@ -150,6 +173,34 @@ class SourceReader:
         out = np.full((window.height, window.width, self.bands), fill, dtype=dtype)
         if not inside.empty:
             out[inside.relative_to(window).slices()] = self._read(inside, dtype)
+        return out
+
+    def _read_mirrored(self, window, dtype):
+        """A window of the mirrored grid: image pixels where it lies on the image, their
+        reflection in the margins, nodata beyond."""
+        before = self.margin[0]
+        w, h = self.image.width, self.image.height
+        orig = Window(window.col_off - before, window.row_off - before, window.width,
+                      window.height)
+        if crop(orig, w, h) == orig:                      # the common case: no margin
+            return self._read(orig, dtype)
+
+        def source(start, n, size, grown):
+            i = np.arange(start, start + n)
+            ok = (i >= -before) & (i < size + grown - before)
+            j = np.where(i < 0, -i, np.where(i >= size, 2 * (size - 1) - i, i))
+            return j, ok & (j >= 0) & (j < size)
+
+        cols, cok = source(orig.col_off, orig.width, w, self.grid.width)
+        rows, rok = source(orig.row_off, orig.height, h, self.grid.height)
+        fill = 0 if self.nodata is None else self.nodata
+        out = np.full((window.height, window.width, self.bands), fill, dtype=dtype)
+        if cok.any() and rok.any():
+            c0, c1 = cols[cok].min(), cols[cok].max() + 1
+            r0, r1 = rows[rok].min(), rows[rok].max() + 1
+            data = self._read(Window(int(c0), int(r0), int(c1 - c0), int(r1 - r0)), dtype)
+            out[np.ix_(np.flatnonzero(rok), np.flatnonzero(cok))] = \
+                data[np.ix_(rows[rok] - r0, cols[cok] - c0)]
         return out
 
     def _read(self, win, dtype):

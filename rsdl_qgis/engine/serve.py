@@ -60,6 +60,7 @@ class ServeJob:
     output_nodata: Optional[float] = None
     memory_mb: int = 512
     chunk_size: int = 0                 # output pixels a chunk's side; 0 picks it
+    pad: bool = False                   # mirror the sources' edges: a full-extent map
     trust_model: bool = False           # skip the scan of what the model may run
     metadata: dict = field(default_factory=dict)    # more metadata items of the output
 
@@ -103,7 +104,8 @@ class ServePlan:
             for i, s in enumerate(job.sources):
                 ref_wkt = self.readers[0].grid.crs_wkt if self.readers else None
                 self.readers.append(SourceReader(s.path, self.param(i), s.nodata, ref_wkt,
-                                                 progress.info))
+                                                 progress.info,
+                                                 mirror=s.rfield if job.pad else 0))
             ref = self.readers[0].grid
             self.sgeoms = [SourceGeometry.of(r.grid, ref, s.rfield)
                            for r, s in zip(self.readers, job.sources)]

@@ -187,6 +187,7 @@ class ClassifyJob:
     memory_mb: int = 512
     trust_model: bool = False
     chunk_size: int = 0
+    pad: bool = False                     # mirror the edges: the map covers the image
 
 
 def class_nodata(codes):
@@ -243,7 +244,7 @@ def classify(job, progress=None, resume=True, scheduler=""):
         sjob.output_type = "float32"
         sjob.output_nodata = float(nodata)
         sjob.tile_size, sjob.memory_mb = job.tile_size, job.memory_mb
-        sjob.chunk_size = job.chunk_size
+        sjob.chunk_size, sjob.pad = job.chunk_size, job.pad
         both = temp_path(job.output)
         sjob.output = both
         progress.info(f"Classifier: {CLASSIFIERS[m['classifier']][0]} on {recipe.kind} features; "

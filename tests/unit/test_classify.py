@@ -172,6 +172,13 @@ def test_deep_features_end_to_end(tmp_path):
         expect = loaded.pipeline.predict(pred.reshape(-1, 1)).reshape(113, 113)
     nodata = gdal.Open(pxs).ReadAsArray()[:, 8:121, 8:121].max(axis=0) == 0
     np.testing.assert_array_equal(cmap[..., 0][~nodata], expect[~nodata])
+    # PAD: the image's edges mirrored, the map covers the whole image; inside, the same
+    out = classify(ClassifyJob(pxs, str(tmp_path / "d.rsdlc"), str(tmp_path / "full.tif"),
+                               pad=True))
+    full, fgt, _ = read_raster(tmp_path / "full.tif")
+    assert (out["WIDTH"], out["HEIGHT"]) == (128, 128)
+    assert fgt == gdal.Open(pxs).GetGeoTransform()
+    np.testing.assert_array_equal(full[8:121, 8:121], cmap)
 
 
 def test_tampered_classifier_fails_safely(landsat, tmp_path):

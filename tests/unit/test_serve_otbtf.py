@@ -135,3 +135,22 @@ def test_patch_based_job_is_offered_fully_convolutional_only_when_equal(tmp_path
     m3 = load_model(f"{otbtf}/models/model3")
     assert not runs_fully_conv(ServeJob(f"{otbtf}/models/model3", [ServeSource(pxs, 16, "x")],
                                         "", ["prediction"], fully_conv=True), m3)
+
+
+@pytest.mark.parametrize("fully_conv", [True, False])
+def test_pad_mirrors_the_edges_and_covers_the_whole_image(tmp_path, otbtf, fully_conv):
+    """PAD: the output is on SOURCE1's own grid (128 x 128, same geotransform), and its
+    values are the model's on the image mirrored by RF // 2 before and RF - 1 - RF // 2
+    after (numpy's 'reflect'), applied once to the whole mirrored image."""
+    pxs, pgt = img(otbtf, "pxs_subset.tif")
+    got, gt = serve(tmp_path, f"{otbtf}/models/model3", [(f"{otbtf}/pxs_subset.tif", 16, "x")],
+                    "prediction", fully_conv=fully_conv, tile_size=48, pad=True)
+    assert got.shape == (128, 128) and gt == pgt
+    mirrored = np.pad(pxs, ((8, 7), (8, 7), (0, 0)), mode="reflect")
+    m = load_model(f"{otbtf}/models/model3")
+    whole = m.run({"x": mirrored[None]}, ["prediction"])[0].reshape(128, 128)
+    np.testing.assert_array_equal(got, whole)
+    # without PAD the map is OTBTF's, RF - 1 pixels smaller
+    plain, _ = serve(tmp_path, f"{otbtf}/models/model3", [(f"{otbtf}/pxs_subset.tif", 16, "x")],
+                     "prediction", fully_conv=fully_conv, tile_size=48)
+    np.testing.assert_array_equal(got[8:121, 8:121], plain)
