@@ -181,15 +181,15 @@ class ChunkStore:
     def _path(self, index):
         return os.path.join(self.dir, f"c{index:06d}.npy")
 
-    def _intact(self, index, bands):
-        """Whether kept chunk `index` reads back whole, with its window's size and
-        `bands` bands (a chunk file cut short by a full disk is computed again)."""
+    def _intact(self, index):
+        """Whether kept chunk `index` reads back whole, with its window's size and this
+        job's bands (a chunk file cut short by a full disk is computed again)."""
         w = self.windows[index]
         try:
             data = np.load(self._path(index), mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError):
             return False
-        return data.shape == (w.height, w.width, bands)
+        return data.shape == (w.height, w.width, self.bands)
 
     def _read_manifest(self):
         try:
@@ -219,7 +219,7 @@ class ChunkStore:
                 self.clear()
             else:
                 done = {i for i in map(int, m.get("done", []))
-                        if 0 <= i < self.count and self._intact(i, m.get("bands"))}
+                        if 0 <= i < self.count and self._intact(i)}
         self.done = sorted(done)
         try:
             os.makedirs(self.dir, exist_ok=True)
@@ -324,14 +324,12 @@ class Assembler:
     waits in memory (the executors bound how far ahead they run).
     """
 
-    def __init__(self, chunks, writer, dtype, store=None, reused=(), progress=None,
-                 info=None):
+    def __init__(self, chunks, writer, dtype, store=None, reused=(), info=None):
         self.chunks = chunks
         self.writer, self.dtype, self.store = writer, dtype, store
         self.reused = set(reused)
         self.pending: Dict[int, np.ndarray] = {}
         self.next = 0
-        self.progress = progress
         self.info = info or (lambda _m: None)
         self.total = sum(c.window.size for c in chunks)
         self.todo = sum(c.window.size for c in chunks if c.index not in self.reused)

@@ -163,8 +163,7 @@ class SourceReader:
     def read(self, window, dtype=np.float32):
         """The window as a (height, width, bands) array, padded outside the image."""
         dtype = np.dtype(dtype)
-        before = self.margin[0]
-        if before or self.margin[1]:
+        if any(self.margin):
             return self._read_mirrored(window, dtype)
         inside = crop(window, self.grid.width, self.grid.height)
         if inside == window:

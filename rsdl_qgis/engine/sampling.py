@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import GridError, ParameterError, check_choice
-from .choices import SAMPLERS, STRATEGIES  # noqa: F401 (the engine's names for them)
+from .choices import STRATEGIES
 
 
 @dataclass

@@ -9,13 +9,12 @@ import numpy as np
 from osgeo import gdal, ogr
 
 from ..errors import CancelledError, GridError, ParameterError, check_choice
+from .choices import SAMPLERS, STRATEGIES
 from .grid import Grid, pixel_centre
 from .output import fresh_temp, gdal_checked, io_error, write_text
 from .progress import Progress
 from .raster import grid_of, open_raster, require_same_grid
 from .sampling import (
-    SAMPLERS,
-    STRATEGIES,
     MaskCounter,
     choose,
     parse_class_counts,

@@ -376,7 +376,7 @@ def _step(starts):
 
 def _index(idx):
     """A slice for consecutive indices (a view, no copy), else the indices themselves."""
-    if len(idx) and (len(idx) == 1 or bool((np.diff(idx) == 1).all())):
+    if len(idx) and _step(idx) == 1:
         return slice(int(idx[0]), int(idx[-1]) + 1)
     return idx
 
@@ -496,8 +496,7 @@ def _write(plan, run, chunks, store, reused, progress):
                              plan.out_dtype, geom.geotransform(ref), ref.crs_wkt,
                              plan.out_nodata, band_names, meta, max_pending=1)
         try:
-            assembler = Assembler(chunks, writer, plan.out_dtype, store, reused, progress,
-                                  progress.info)
+            assembler = Assembler(chunks, writer, plan.out_dtype, store, reused, progress.info)
             if run.scheduler:
                 from .cluster import run_on_cluster
                 if not run.recipe:
@@ -520,10 +519,8 @@ def run_local(plan, todo, assembler, progress):
     """Compute the chunks `todo` here, in order, handing each to the assembler."""
     skipped = 0
     for chunk in todo:
-        def report(px, base=assembler.fraction()):
-            progress.set(base + px / max(assembler.total, 1))
-
-        array, sk = compute_chunk(plan, chunk, report, progress)
+        array, sk = compute_chunk(plan, chunk, lambda px: progress.set(assembler.fraction(px)),
+                                  progress)
         skipped += sk
         assembler.add(chunk.index, array)
         progress.set(assembler.fraction())
