@@ -81,9 +81,9 @@ def build():
         "TRAIN_LABELS": C("patches_train", "OUTPUT_LABELS"),
         "VALID_SOURCE1": C("patches_valid", "OUTPUT_SOURCE1"),
         "VALID_LABELS": C("patches_valid", "OUTPUT_LABELS"), "EPOCHS": P("epochs"),
-        "BATCH_SIZE": V(32), "SEED": V(1)}, {"OUTPUT_MODEL": "model", "OUTPUT_REPORT": "training_report"})
+        "BATCH_SIZE": V(32), "SEED": V(1)}, {"OUTPUT": "model", "OUTPUT_REPORT": "training_report"})
     child("serve", "rsdl:modelserve", {
-        "MODEL": C("train", "OUTPUT_MODEL"), "SOURCE1": P("image"), "OUTPUT_TYPE": V(1),
+        "MODEL": C("train", "OUTPUT"), "SOURCE1": P("image"), "OUTPUT_TYPE": V(1),
         "FULLY_CONV": V(True)},
         {"OUTPUT": "class_map"})
     child("accuracy", "rsdl:accuracy", {

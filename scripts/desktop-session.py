@@ -220,7 +220,7 @@ def session():
              "VALID_SOURCE1": os.path.join(out, "valid_patches.tif"),
              "VALID_LABELS": os.path.join(out, "valid_labels.tif"),
              "EPOCHS": 20, "BATCH_SIZE": 32, "SEED": 1,
-             "OUTPUT_MODEL": os.path.join(out, "fcn_model"),
+             "OUTPUT": os.path.join(out, "fcn_model"),
              "OUTPUT_REPORT": os.path.join(out, "training_report.html")}
     dlg = open_dialog("rsdl:trainmodel", train)
     shot = {"taken": False}
@@ -297,7 +297,7 @@ def session():
         "INPUT": scene, "VECTOR": os.path.join(out, "train_points.gpkg"), "FIELD": "name",
         "SAMPLES": 1000, "VALID_FRACTION": 0, "CLASSIFIER": 0,
         "MODEL": os.path.join(out, "fcn_model"),
-        "OUTPUT_CLASSIFIER": os.path.join(out, "deep_rf.rsdlc")})
+        "OUTPUT": os.path.join(out, "deep_rf.rsdlc")})
     yield from run_dialog(dlg, "trainclassifier")
     dlg.close()
     dlg = open_dialog("rsdl:classify", {

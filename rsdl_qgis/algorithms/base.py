@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
+    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
@@ -109,6 +110,21 @@ def serving_mode(param):
     dialogs as three choices (algorithms/widgets.py), since a checkbox is never unset."""
     param.setMetadata({"widget_wrapper": {
         "class": "rsdl_qgis.algorithms.widgets.ServingModeWrapper"}})
+    return param
+
+
+MODEL_FILTER = "Models (saved_model.pb *.keras *.onnx);;All files (*)"
+
+
+def model_parameter(name, description, optional=False, onnx=True):
+    """A model path: a SavedModel folder (or its saved_model.pb), a .keras or an .onnx file.
+    Its dialog widget (algorithms/widgets.py) picks a folder or a file: QGIS's own file
+    widget cannot select a folder."""
+    param = QgsProcessingParameterFile(
+        name, description, optional=optional,
+        fileFilter=MODEL_FILTER if onnx else MODEL_FILTER.replace(" *.onnx", ""))
+    param.setMetadata({"widget_wrapper": {
+        "class": "rsdl_qgis.algorithms.widgets.ModelPathWrapper"}})
     return param
 
 

@@ -16,7 +16,7 @@ from qgis.core import (
 )
 
 from ..ml.classifiers import CLASSIFIERS
-from .base import FeedbackProgress, RsdlAlgorithm, advanced, api, serving_mode
+from .base import FeedbackProgress, RsdlAlgorithm, advanced, api, model_parameter, serving_mode
 
 CLASSIFIER_KEYS = list(CLASSIFIERS)
 
@@ -52,7 +52,7 @@ metadata: give only MODEL.</p>
 <b>MAX_DEPTH</b> (rf, dt, gbt; 0 = no limit), <b>MIN_SAMPLES_LEAF</b> (rf, dt),
 <b>SVM_C</b>, <b>SVM_GAMMA</b> (0 = automatic), <b>GBT_ITERATIONS</b>,
 <b>GBT_LEARNING_RATE</b>, <b>KNN_K</b>. Features are standardised first.</li>
-<li><b>OUTPUT_CLASSIFIER</b>: the classifier file (.rsdlc): feature recipe including the
+<li><b>OUTPUT</b>: the classifier file (.rsdlc): feature recipe including the
 deep model itself, scaler, classifier, class codes and names. It is read without running
 any code from it (skops); a modified file is refused.</li>
 <li><b>OUTPUT_REPORT</b>: HTML report of the validation (confusion matrix, per-class
@@ -61,7 +61,7 @@ precision, recall, F1, overall accuracy, kappa).</li>
 <p>Results: OA, KAPPA, F1_MEAN (validation set), TRAIN_SAMPLES, VALID_SAMPLES.</p>
 <h3>Example</h3>
 <pre>qgis_process.bin run rsdl:trainclassifier -- INPUT=scene.tif VECTOR=polygons.gpkg
-  FIELD=class CLASSIFIER=0 OUTPUT_CLASSIFIER=rf.rsdlc OUTPUT_REPORT=rf.html</pre>
+  FIELD=class CLASSIFIER=0 OUTPUT=rf.rsdlc OUTPUT_REPORT=rf.html</pre>
 """
 
 
@@ -96,9 +96,8 @@ class TrainClassifier(RsdlAlgorithm):
             self.addParameter(advanced(QgsProcessingParameterNumber(
                 key, label, QgsProcessingParameterNumber.Integer if typ == "int"
                 else QgsProcessingParameterNumber.Double, defaultValue=default, minValue=minimum)))
-        self.addParameter(QgsProcessingParameterFile(
-            "MODEL", "Deep model for features (optional)", optional=True,
-            fileFilter="Models (saved_model.pb *.keras *.onnx);;All files (*)"))
+        self.addParameter(model_parameter(
+            "MODEL", "Deep model for features (optional)", optional=True))
         # SOURCE1 of the deep model is INPUT: its raster is not asked again
         self.add_sources(("RFIELD", "NAME", "NODATA"), "Deep model: source {i}",
                          rasters_from=2, required=0, hidden=True)
@@ -114,7 +113,7 @@ class TrainClassifier(RsdlAlgorithm):
             optional=True))))
         self.add_trust_model("the deep model")
         self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_CLASSIFIER", "Classifier file", "rsdl classifier (*.rsdlc)"))
+            "OUTPUT", "Classifier file", "rsdl classifier (*.rsdlc)"))
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_REPORT", "Validation report", "HTML files (*.html)", optional=True,
             createByDefault=False))
@@ -152,7 +151,7 @@ class TrainClassifier(RsdlAlgorithm):
             image=self.raster_path(parameters, "INPUT", context),
             vector=self.vector_path(parameters, "VECTOR", context, feedback),
             field=field,
-            output=self.parameterAsFileOutput(parameters, "OUTPUT_CLASSIFIER", context),
+            output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
             classifier=name, settings=settings,
             samples=self.parameterAsInt(parameters, "SAMPLES", context),
             valid_fraction=self.parameterAsDouble(parameters, "VALID_FRACTION", context),

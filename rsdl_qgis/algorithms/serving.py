@@ -4,13 +4,12 @@ import functools
 from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
 )
 
 from ..engine.choices import OUTPUT_TYPES
-from .base import FeedbackProgress, RsdlAlgorithm, advanced, api, serving_mode
+from .base import FeedbackProgress, RsdlAlgorithm, advanced, api, model_parameter, serving_mode
 
 HELP = """<p>Applies a TensorFlow model to one to four rasters of any size, with bounded
 memory, as OTBTF's TensorflowModelServe does. The output is a tiled, compressed GeoTIFF on
@@ -81,9 +80,8 @@ class ModelServe(RsdlAlgorithm):
     HELP = HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFile(
-            "MODEL", "Model (SavedModel's saved_model.pb, or a .keras file)",
-            fileFilter="Models (saved_model.pb *.keras *.onnx);;All files (*)"))
+        self.addParameter(model_parameter(
+            "MODEL", "Model (a SavedModel folder, a .keras or an .onnx file)"))
         self.add_sources(("RFIELD", "NAME", "NODATA"))
         self.add_output_names()
         self.addParameter(QgsProcessingParameterNumber(

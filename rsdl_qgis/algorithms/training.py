@@ -2,7 +2,6 @@
 from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
@@ -11,7 +10,7 @@ from qgis.core import (
 )
 
 from ..models.zoo import ARCHITECTURES
-from .base import MAX_SOURCES, FeedbackProgress, RsdlAlgorithm, advanced, api
+from .base import MAX_SOURCES, FeedbackProgress, RsdlAlgorithm, advanced, api, model_parameter
 
 HELP = """<p>Trains a network on patches images (from Patches extraction): a built-in
 architecture sized from the data, or your own model, which it can fine-tune. The result is
@@ -55,7 +54,7 @@ kept is the one of the best epoch (validation loss, or training loss without val
 Cancel stops after the current batch and saves the best model so far.</p>
 <h3>Outputs</h3>
 <ul>
-<li><b>OUTPUT_MODEL</b>: a folder: SavedModel (outputs <code>class</code>, the class
+<li><b>OUTPUT</b>: a folder: SavedModel (outputs <code>class</code>, the class
 codes, and <code>probabilities</code>), <code>model.keras</code> for fine-tuning, and
 <code>rsdl_metadata.json</code>.</li>
 <li><b>OUTPUT_REPORT</b>: HTML with loss and accuracy curves, confusion matrix,
@@ -65,7 +64,7 @@ per-class precision/recall/F1, overall accuracy and kappa of the validation set.
 <h3>Example</h3>
 <pre>qgis_process.bin run rsdl:trainmodel -- ARCHITECTURE=1 TRAIN_SOURCE1=patches.tif
   TRAIN_LABELS=labels.tif VALID_SOURCE1=vpatches.tif VALID_LABELS=vlabels.tif EPOCHS=20
-  OUTPUT_MODEL=model OUTPUT_REPORT=training.html</pre>
+  OUTPUT=model OUTPUT_REPORT=training.html</pre>
 """
 
 
@@ -78,9 +77,9 @@ class TrainModel(RsdlAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterEnum(
             "ARCHITECTURE", "Built-in architecture", options=list(ARCHITECTURES), defaultValue=0))
-        self.addParameter(QgsProcessingParameterFile(
+        self.addParameter(model_parameter(
             "MODEL", "Model to train further (instead of a built-in one)", optional=True,
-            fileFilter="Models (saved_model.pb *.keras);;All files (*)"))
+            onnx=False))
         self.addParameter(QgsProcessingParameterBoolean(
             "RESTORE", "Start from the model's weights (fine-tuning)", defaultValue=True))
         for prefix, title in (("TRAIN", "Training"), ("VALID", "Validation")):
@@ -111,7 +110,7 @@ class TrainModel(RsdlAlgorithm):
             "LABEL_NODATA", "Label value to ignore", QgsProcessingParameterNumber.Integer,
             optional=True)))
         self.add_trust_model("the model to train further")
-        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_MODEL", "Trained model"))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Trained model"))
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_REPORT", "Training report", "HTML files (*.html)", optional=True))
         self.add_metrics()
@@ -128,7 +127,7 @@ class TrainModel(RsdlAlgorithm):
         job = api.TrainModelJob(
             train_sources=self._sources(parameters, "TRAIN", context),
             train_labels=self.raster_path(parameters, "TRAIN_LABELS", context),
-            output_model=self.parameterAsFileOutput(parameters, "OUTPUT_MODEL", context),
+            output_model=self.parameterAsFileOutput(parameters, "OUTPUT", context),
             valid_sources=self._sources(parameters, "VALID", context),
             valid_labels=self.raster_path(parameters, "VALID_LABELS", context),
             model=self.parameterAsFile(parameters, "MODEL", context) or None,
@@ -144,7 +143,7 @@ class TrainModel(RsdlAlgorithm):
             output_report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None,
             trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
         res = self.run_engine(api.train_model, job, FeedbackProgress(feedback))
-        return {k: res.get(k) for k in ("OUTPUT_MODEL", "OUTPUT_REPORT", "OA", "KAPPA", "F1_MEAN",
+        return {k: res.get(k) for k in ("OUTPUT", "OUTPUT_REPORT", "OA", "KAPPA", "F1_MEAN",
                                         "EPOCHS", "BEST_EPOCH")}
 
 
@@ -173,9 +172,8 @@ class ExportOnnx(RsdlAlgorithm):
     HELP = EXPORT_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFile(
-            "MODEL", "Model folder (its saved_model.pb)",
-            fileFilter="SavedModel (saved_model.pb);;All files (*)"))
+        self.addParameter(model_parameter(
+            "MODEL", "Model folder written by Train a model", onnx=False))
         self.add_trust_model()
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT", "ONNX model", "ONNX models (*.onnx)"))

@@ -1,7 +1,18 @@
 """Dialog widgets of the algorithms' parameters (QGIS desktop only; imported by QGIS when
 it builds a dialog, from the parameter's 'widget_wrapper' metadata)."""
-from processing.gui.wrappers import WidgetWrapper
-from qgis.PyQt.QtWidgets import QComboBox
+import os
+
+from processing.gui.FileSelectionPanel import FileSelectionPanel
+from processing.gui.wrappers import DIALOG_BATCH, DIALOG_STANDARD, WidgetWrapper
+from qgis.core import (
+    NULL,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputFolder,
+    QgsProcessingOutputString,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterFile,
+)
+from qgis.PyQt.QtWidgets import QComboBox, QFileDialog, QMenu, QToolButton
 
 FROM_MODEL = "From the model's metadata (rsdl models), else patch-based"
 
@@ -33,3 +44,61 @@ class ServingModeWrapper(WidgetWrapper):
     def value(self):
         return self.widget.currentData()
 
+
+
+class ModelPanel(FileSelectionPanel):
+    """A path and a '…' button that offers a model folder or a model file."""
+
+    FILTER = "Models (saved_model.pb *.keras *.onnx);;All files (*)"
+
+    def __init__(self):
+        super().__init__(False)
+        self.btnSelect.clicked.disconnect()
+        menu = QMenu(self.btnSelect)
+        menu.addAction("Model folder (SavedModel)…", lambda: self.choose(True))
+        menu.addAction("Model file (.keras, .onnx, saved_model.pb)…", lambda: self.choose(False))
+        self.btnSelect.setMenu(menu)
+        self.btnSelect.setPopupMode(QToolButton.InstantPopup)
+        self.leText.setPlaceholderText("a SavedModel folder, or a .keras or .onnx file")
+
+    def choose(self, folder):
+        text = self.leText.text()
+        start = text if os.path.isdir(text) else os.path.dirname(text)
+        if folder:
+            path = QFileDialog.getExistingDirectory(self, "Model folder", start)
+        else:
+            path = QFileDialog.getOpenFileName(self, "Model file", start, self.FILTER)[0]
+        if path:
+            self.leText.setText(path)
+
+
+class ModelPathWrapper(WidgetWrapper):
+    """MODEL parameters: a SavedModel is a folder, which QGIS's file widget cannot pick.
+    In the modeler: a combo of the model's inputs and the outputs of earlier steps (a
+    trained model's folder included), or a typed path."""
+
+    def createWidget(self):  # noqa: N802
+        if self.dialogType in (DIALOG_STANDARD, DIALOG_BATCH):
+            return ModelPanel()
+        self.combo = QComboBox()
+        self.combo.setEditable(True)
+        for value in self.dialog.getAvailableValuesOfType(
+                QgsProcessingParameterFile,
+                (QgsProcessingOutputFolder, QgsProcessingOutputFile, QgsProcessingOutputString)):
+            self.combo.addItem(self.dialog.resolveValueDescription(value), value)
+        if self.parameterDefinition().flags() & QgsProcessingParameterDefinition.FlagOptional:
+            self.combo.setEditText("")
+        return self.combo
+
+    def setValue(self, value):  # noqa: N802
+        if value is None or value == NULL:
+            return
+        if self.dialogType in (DIALOG_STANDARD, DIALOG_BATCH):
+            self.widget.setText(value)
+        else:
+            self.setComboValue(value, combobox=self.combo)
+
+    def value(self):
+        if self.dialogType in (DIALOG_STANDARD, DIALOG_BATCH):
+            return self.widget.getValue()
+        return self.comboValue(combobox=self.combo)

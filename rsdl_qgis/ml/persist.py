@@ -42,7 +42,7 @@ def _sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def save(path, pipeline, manifest, model_path=None, param="OUTPUT_CLASSIFIER"):
+def save(path, pipeline, manifest, model_path=None, param="OUTPUT"):
     """Write a classifier file (to a temporary name, renamed when complete)."""
     sio = require("skops.io", "skops")
     path = str(path)

@@ -108,7 +108,7 @@ def train_classifier(job, progress=None):
                   f"x {x.shape[1]} features")
     t0 = time.monotonic()
     pipeline.fit(np.nan_to_num(x[train]), code[train])
-    result = {"OUTPUT_CLASSIFIER": job.output, "TRAIN_SAMPLES": int(train.sum()),
+    result = {"OUTPUT": job.output, "TRAIN_SAMPLES": int(train.sum()),
               "VALID_SAMPLES": int((~train).sum()), "FEATURES": int(x.shape[1])}
     labels = np.array(codes.codes)
     names = [codes.name_of(c) for c in labels]

@@ -260,7 +260,7 @@ def train_model(job, progress=None):
     if job.batch_size < 1:
         raise ParameterError("BATCH_SIZE must be at least 1", "BATCH_SIZE")
     # refused now, before any training, when the folder holds files we did not write
-    output = AtomicFolder(job.output_model, "OUTPUT_MODEL", owned=foreign_files, what="the model")
+    output = AtomicFolder(job.output_model, "OUTPUT", owned=foreign_files, what="the model")
     try:
         return _train(job, progress, start, output)
     finally:
@@ -290,7 +290,7 @@ def _train(job, progress, start, output):
     model.compile(optimizer=keras.optimizers.Adam(job.learning_rate),
                   loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
     fit = _fit(job, model, train, valid, classes, tf, keras, progress)
-    result = {"OUTPUT_MODEL": job.output_model, "EPOCHS": len(fit.history) - 1,
+    result = {"OUTPUT": job.output_model, "EPOCHS": len(fit.history) - 1,
               "BEST_EPOCH": fit.best["epoch"], "CANCELLED": fit.cancelled}
     matrix, metrics = _validate(model, valid, classes, progress)
     if metrics is not None:
@@ -528,7 +528,7 @@ def export(output, model, core, serving, names, sources, codes, meta, tf, keras)
     except (RsdlIOError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        raise io_error(output.path, exc, "OUTPUT_MODEL") from exc
+        raise io_error(output.path, exc, "OUTPUT") from exc
     output.commit()
 
 

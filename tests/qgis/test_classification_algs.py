@@ -18,11 +18,11 @@ def test_train_classify_accuracy(qgis_app, crop, tmp_path):
     image, polys = crop
     tr = processing.run("rsdl:trainclassifier", {
         "INPUT": image, "VECTOR": polys, "FIELD": "name", "SAMPLES": 200, "CLASSIFIER": 0,
-        "RF_TREES": 30, "VALID_FRACTION": 0.3, "OUTPUT_CLASSIFIER": str(tmp_path / "rf.rsdlc"),
+        "RF_TREES": 30, "VALID_FRACTION": 0.3, "OUTPUT": str(tmp_path / "rf.rsdlc"),
         "OUTPUT_REPORT": str(tmp_path / "rf.html")})
     assert 0 < tr["OA"] <= 1 and "KAPPA" in tr and "F1_MEAN" in tr
     cl = processing.run("rsdl:classify", {
-        "INPUT": image, "CLASSIFIER": tr["OUTPUT_CLASSIFIER"], "OUTPUT": str(tmp_path / "map.tif"),
+        "INPUT": image, "CLASSIFIER": tr["OUTPUT"], "OUTPUT": str(tmp_path / "map.tif"),
         "OUTPUT_CONFIDENCE": str(tmp_path / "conf.tif")})
     cmap, _, _ = read_raster(cl["OUTPUT"])
     assert cmap.shape == (300, 300, 1)
@@ -77,10 +77,10 @@ def test_results_load_into_the_project_with_their_styles(qgis_app, crop, tmp_pat
     image, polys = crop
     tr = processing.run("rsdl:trainclassifier", {
         "INPUT": image, "VECTOR": polys, "FIELD": "name", "SAMPLES": 100, "CLASSIFIER": 0,
-        "RF_TREES": 10, "VALID_FRACTION": 0, "OUTPUT_CLASSIFIER": str(tmp_path / "rf.rsdlc")})
+        "RF_TREES": 10, "VALID_FRACTION": 0, "OUTPUT": str(tmp_path / "rf.rsdlc")})
     QgsProject.instance().removeAllMapLayers()
     processing.runAndLoadResults("rsdl:classify", {
-        "INPUT": image, "CLASSIFIER": tr["OUTPUT_CLASSIFIER"], "OUTPUT": str(tmp_path / "map.tif"),
+        "INPUT": image, "CLASSIFIER": tr["OUTPUT"], "OUTPUT": str(tmp_path / "map.tif"),
         "OUTPUT_CONFIDENCE": str(tmp_path / "conf.tif")})
     layers = {os.path.basename(lyr.source()): lyr
               for lyr in QgsProject.instance().mapLayers().values()}

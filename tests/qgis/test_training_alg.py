@@ -29,12 +29,12 @@ def test_train_then_cancel_keeps_best_then_serve(qgis_app, tmp_path):
     res = processing.run("rsdl:trainmodel", {
         "ARCHITECTURE": 1, "TRAIN_SOURCE1": files["t"][0], "TRAIN_LABELS": files["t"][1],
         "VALID_SOURCE1": files["v"][0], "VALID_LABELS": files["v"][1], "EPOCHS": 3,
-        "BATCH_SIZE": 16, "OUTPUT_MODEL": str(tmp_path / "model"),
+        "BATCH_SIZE": 16, "OUTPUT": str(tmp_path / "model"),
         "OUTPUT_REPORT": str(tmp_path / "r.html")}, feedback=CancelInSecondEpoch())
     assert res["BEST_EPOCH"] == 1 and res["EPOCHS"] == 1
     assert 0 <= res["OA"] <= 1 and os.path.exists(tmp_path / "r.html")
     served = processing.run("rsdl:modelserve", {
-        "MODEL": res["OUTPUT_MODEL"], "SOURCE1": crop, "OUTPUT_TYPE": 1,
+        "MODEL": res["OUTPUT"], "SOURCE1": crop, "OUTPUT_TYPE": 1,
         "OUTPUT": str(tmp_path / "map.tif")})
     assert read_raster(served["OUTPUT"])[0].shape == (293, 293, 1)   # FCN, RF 8
     # deep features from that model, given only MODEL: the rest comes from its metadata
@@ -43,21 +43,21 @@ def test_train_then_cancel_keeps_best_then_serve(qgis_app, tmp_path):
     import json
     import zipfile
     common = {"INPUT": crop, "VECTOR": sel["OUTPUT"], "FIELD": "code", "SAMPLES": 100,
-              "VALID_FRACTION": 0, "SEED": 2, "RF_TREES": 10, "MODEL": res["OUTPUT_MODEL"]}
+              "VALID_FRACTION": 0, "SEED": 2, "RF_TREES": 10, "MODEL": res["OUTPUT"]}
     implicit = processing.run("rsdl:trainclassifier", dict(
-        common, OUTPUT_CLASSIFIER=str(tmp_path / "implicit.rsdlc")))
+        common, OUTPUT=str(tmp_path / "implicit.rsdlc")))
     explicit = processing.run("rsdl:trainclassifier", dict(
         common, SOURCE1_RFIELD=8, SOURCE1_NAME="x1", OUTPUT_NAMES="probabilities",
-        FULLY_CONV=True, OUTPUT_CLASSIFIER=str(tmp_path / "explicit.rsdlc")))
+        FULLY_CONV=True, OUTPUT=str(tmp_path / "explicit.rsdlc")))
 
     def recipe(path):
         with zipfile.ZipFile(path) as z:
             return json.loads(z.read("manifest.json"))["recipe"]
-    assert recipe(implicit["OUTPUT_CLASSIFIER"]) == recipe(explicit["OUTPUT_CLASSIFIER"])
-    r = recipe(implicit["OUTPUT_CLASSIFIER"])
+    assert recipe(implicit["OUTPUT"]) == recipe(explicit["OUTPUT"])
+    r = recipe(implicit["OUTPUT"])
     assert (r["rfields"], r["names"], r["fully_conv"], r["output_names"]) == \
         ([8], ["x1"], True, ["probabilities"])
     maps = [read_raster(processing.run("rsdl:classify", {
         "INPUT": crop, "CLASSIFIER": c, "OUTPUT": str(tmp_path / f"{i}.tif")})["OUTPUT"])[0]
-        for i, c in enumerate((implicit["OUTPUT_CLASSIFIER"], explicit["OUTPUT_CLASSIFIER"]))]
+        for i, c in enumerate((implicit["OUTPUT"], explicit["OUTPUT"]))]
     assert (maps[0] == maps[1]).all()

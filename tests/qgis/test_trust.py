@@ -151,14 +151,14 @@ def same_as_input_cases(d):
                                         OUTPUT_POINTS=d["points"]), "OUTPUT_POINTS", "VECTOR"),
         ("rsdl:trainmodel", dict(TRAIN_SOURCE1=d["patches"], TRAIN_LABELS=d["labels"],
                                  MODEL=d["model"] + "/saved_model.pb", EPOCHS=1,
-                                 OUTPUT_MODEL=d["model"]), "OUTPUT_MODEL", "MODEL"),
+                                 OUTPUT=d["model"]), "OUTPUT", "MODEL"),
         ("rsdl:trainmodel", dict(TRAIN_SOURCE1=d["patches"], TRAIN_LABELS=d["labels"], EPOCHS=1,
-                                 OUTPUT_MODEL=str(d["dir"] / "m2"),
+                                 OUTPUT=str(d["dir"] / "m2"),
                                  OUTPUT_REPORT=d["patches"]), "OUTPUT_REPORT", "TRAIN_SOURCE1"),
         ("rsdl:trainclassifier", dict(INPUT=d["image"], VECTOR=d["points"], FIELD="name",
-                                      OUTPUT_CLASSIFIER=d["image"]), "OUTPUT_CLASSIFIER", "INPUT"),
+                                      OUTPUT=d["image"]), "OUTPUT", "INPUT"),
         ("rsdl:trainclassifier", dict(INPUT=d["image"], VECTOR=d["points"], FIELD="name",
-                                      VALID_FRACTION=0.3, OUTPUT_CLASSIFIER=str(d["dir"] / "c.rsdlc"),
+                                      VALID_FRACTION=0.3, OUTPUT=str(d["dir"] / "c.rsdlc"),
                                       OUTPUT_REPORT=d["points"]), "OUTPUT_REPORT", "VECTOR"),
         ("rsdl:classify", dict(INPUT=d["image"], CLASSIFIER=d["rf"], OUTPUT=d["image"]),
          "OUTPUT", "INPUT"),
@@ -214,9 +214,9 @@ def test_two_outputs_with_one_name_are_refused(qgis_app, data, tmp_path, alg, ke
 
 def test_a_report_inside_the_model_folder_is_refused(qgis_app, data, tmp_path):
     refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
-                                    EPOCHS=1, OUTPUT_MODEL=str(tmp_path / "m"),
+                                    EPOCHS=1, OUTPUT=str(tmp_path / "m"),
                                     OUTPUT_REPORT=str(tmp_path / "m" / "report.html")),
-            "OUTPUT_REPORT", [data["dir"], tmp_path], "OUTPUT_MODEL")
+            "OUTPUT_REPORT", [data["dir"], tmp_path], "OUTPUT")
 
 
 # --- 2. a GeoPackage keeps its other layers -----------------------------------------------
@@ -275,28 +275,28 @@ def test_a_folder_with_the_users_files_is_not_replaced(qgis_app, data, tmp_path)
     folder.mkdir()
     (folder / "notes.txt").write_text("three weeks of field notes")
     refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
-                                    EPOCHS=1, OUTPUT_MODEL=str(folder)),
-            "OUTPUT_MODEL", [data["dir"], tmp_path], "notes.txt", "did not write")
+                                    EPOCHS=1, OUTPUT=str(folder)),
+            "OUTPUT", [data["dir"], tmp_path], "notes.txt", "did not write")
 
 
 def test_an_otbtf_model_folder_is_not_replaced(qgis_app, data, tmp_path):
     shutil.copytree(os.path.join(OTBTF, "models", "model3"), tmp_path / "model3")
     refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
-                                    EPOCHS=1, OUTPUT_MODEL=str(tmp_path / "model3")),
-            "OUTPUT_MODEL", [data["dir"], tmp_path], "saved_model.pb")
+                                    EPOCHS=1, OUTPUT=str(tmp_path / "model3")),
+            "OUTPUT", [data["dir"], tmp_path], "saved_model.pb")
 
 
 def test_a_file_given_as_model_folder_is_refused(qgis_app, data, tmp_path):
     (tmp_path / "model").write_text("a file")
     refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
-                                    EPOCHS=1, OUTPUT_MODEL=str(tmp_path / "model")),
-            "OUTPUT_MODEL", [data["dir"], tmp_path], "is a file")
+                                    EPOCHS=1, OUTPUT=str(tmp_path / "model")),
+            "OUTPUT", [data["dir"], tmp_path], "is a file")
 
 
 def test_a_model_written_by_rsdl_is_replaced_in_place(qgis_app, data, tmp_path):
     shutil.copytree(data["model"], tmp_path / "model")
     run_ok("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
-                                   EPOCHS=1, ARCHITECTURE=0, OUTPUT_MODEL=str(tmp_path / "model")))
+                                   EPOCHS=1, ARCHITECTURE=0, OUTPUT=str(tmp_path / "model")))
     import json
     meta = json.loads((tmp_path / "model" / "rsdl_metadata.json").read_text())
     assert meta["architecture"] == "cnn"                    # the new one, swapped in
@@ -350,14 +350,14 @@ def test_a_keras_lambda_layer_is_refused(qgis_app, data, evil, tmp_path):
 def test_fine_tuning_refuses_a_keras_lambda_layer(qgis_app, data, evil, tmp_path):
     refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
                                     MODEL=evil["lambda"], EPOCHS=1,
-                                    OUTPUT_MODEL=str(tmp_path / "m")),
+                                    OUTPUT=str(tmp_path / "m")),
             "MODEL", [data["dir"], tmp_path], "Lambda")
 
 
 def test_deep_features_refuse_a_model_that_writes_files(qgis_app, data, evil, tmp_path):
     refused("rsdl:trainclassifier", dict(INPUT=data["image"], VECTOR=data["points"], FIELD="name",
                                          MODEL=evil["tf2"], SOURCE1_RFIELD=1, SOURCE1_NAME="x",
-                                         FULLY_CONV=True, OUTPUT_CLASSIFIER=str(tmp_path / "c.rsdlc")),
+                                         FULLY_CONV=True, OUTPUT=str(tmp_path / "c.rsdlc")),
             "MODEL", [data["dir"], tmp_path], "WriteFile")
     assert not evil["target"].exists()
 
@@ -456,14 +456,14 @@ def test_accuracy_of_a_float_map_of_whole_numbers_runs_with_a_note(qgis_app, dat
 def test_knn_with_more_neighbours_than_samples_is_refused(qgis_app, data, tmp_path):
     refused("rsdl:trainclassifier", dict(INPUT=data["image"], VECTOR=data["points"], FIELD="name",
                                          CLASSIFIER=3, KNN_K=500, SAMPLES=20, VALID_FRACTION=0,
-                                         OUTPUT_CLASSIFIER=str(tmp_path / "knn.rsdlc")),
+                                         OUTPUT=str(tmp_path / "knn.rsdlc")),
             "KNN_K", [data["dir"], tmp_path], "lower KNN_K")
 
 
 def test_a_patches_image_given_as_labels_is_refused(qgis_app, data, tmp_path):
     """After extraction the patches image is the active layer: the dialog proposes it."""
     refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["patches"],
-                                    EPOCHS=1, OUTPUT_MODEL=str(tmp_path / "m")),
+                                    EPOCHS=1, OUTPUT=str(tmp_path / "m")),
             "TRAIN_LABELS", [data["dir"], tmp_path], "patches image")
 
 
@@ -518,14 +518,14 @@ def full_disk_cases(d, disk):
         ("rsdl:sampleselection", dict(INPUT=d["image"], VECTOR=d["polys"], FIELD="name"),
          "OUTPUT", "s.gpkg", True),
         ("rsdl:trainclassifier", dict(INPUT=d["image"], VECTOR=d["points"], FIELD="name",
-                                      SAMPLES=20, VALID_FRACTION=0), "OUTPUT_CLASSIFIER",
+                                      SAMPLES=20, VALID_FRACTION=0), "OUTPUT",
          "c.rsdlc", False),
         ("rsdl:accuracy", dict(INPUT=d["classes"], REFERENCE=d["polys"], FIELD="name"),
          "OUTPUT_MATRIX", "m.csv", False),
         ("rsdl:classstatistics", dict(INPUT=d["image"], VECTOR=d["polys"], FIELD="name"),
          "OUTPUT", "stats.csv", False),
         ("rsdl:trainmodel", dict(TRAIN_SOURCE1=d["patches"], TRAIN_LABELS=d["labels"], EPOCHS=1),
-         "OUTPUT_MODEL", "model", True),
+         "OUTPUT", "model", True),
     ]
 
 
