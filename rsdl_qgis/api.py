@@ -49,8 +49,16 @@ def serve_model(job, progress=None, resume=True, scheduler=""):
         # paletted style with them beside it (QGIS loads it with the layer)
         import json
         codes, names = meta["classes"]["codes"], meta["classes"]["names"]
-        job = replace(job, metadata=dict(job.metadata, RSDL_CLASSES=json.dumps(
-            dict(zip(map(str, codes), names)))))
+        job = replace(job, classes={"codes": list(codes), "names": list(names)},
+                      metadata=dict(job.metadata, RSDL_CLASSES=json.dumps(
+                          dict(zip(map(str, codes), names)))))
+    if job.output_type == "automatic":
+        from .ml.pipeline import class_nodata
+        nodata, dtype = class_nodata(meta["classes"]["codes"]) if named else (None, "float32")
+        job = replace(job, output_type=str(dtype),
+                      output_nodata=nodata if job.output_nodata is None else job.output_nodata)
+        progress.info(f"Output type: {job.output_type}"
+                      + (f", nodata {job.output_nodata}" if named else ""))
     import os
     run = RunOptions(resume=resume, scheduler=scheduler, model_path=job.model,
                      recipe={"builder": "rsdl_qgis.api:worker_model",

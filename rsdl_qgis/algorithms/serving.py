@@ -48,8 +48,11 @@ the sources are mirrored at their edges (reflection about the edge pixels) and t
 covers the whole image; values near the edges then come from mirrored pixels.</li>
 <li><b>TILE_SIZE</b>: output tile side in pixels; 0 picks it from MEMORY_MB.</li>
 <li><b>BATCH_SIZE</b>: patches per model call in patch-based mode.</li>
-<li><b>OUTPUT_TYPE</b>: float32, uint8, uint16, int16 or int32 (values are clipped to
-the type's range).</li>
+<li><b>OUTPUT_TYPE</b>: automatic (default), float32, uint8, uint16, int16 or int32
+(values are clipped to the type's range). Automatic: the class map of a model that names
+its classes (one trained here, or an ONNX file with class names) gets the smallest integer
+type with a nodata value that is no class, and carries its classes (colour table and
+category names, shown by any GIS, and a QGIS style); any other output is float32.</li>
 <li><b>OUTPUT_NODATA</b> (advanced): nodata value of the output (default: -9999 for
 float32, the largest value for unsigned types, the smallest for signed ones).</li>
 <li><b>MEMORY_MB</b> (advanced): memory budget used when TILE_SIZE is 0.</li>

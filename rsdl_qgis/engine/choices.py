@@ -5,5 +5,6 @@ or the engine."""
 #: sample selection strategies (OTB's SampleSelection) and samplers
 STRATEGIES = ("all", "constant", "smallest", "percent", "total", "byclass")
 SAMPLERS = ("periodic", "random")
-#: data types of a served output
-OUTPUT_TYPES = ("float32", "uint8", "uint16", "int16", "int32")
+#: data types of a served output; automatic: the smallest integer type that holds the
+#: classes for a class map of a model that names its classes, else float32
+OUTPUT_TYPES = ("automatic", "float32", "uint8", "uint16", "int16", "int32")

@@ -259,7 +259,8 @@ class TiledWriter:
     """
 
     def __init__(self, path, width, height, bands, dtype, geotransform, crs_wkt, nodata,
-                 band_names=None, metadata=None, block=256, max_pending=2, param="OUTPUT"):
+                 band_names=None, metadata=None, block=256, max_pending=2, param="OUTPUT",
+                 classes=None):
         self.path = str(path)
         self.param = param
         self.dtype = np.dtype(dtype)
@@ -291,6 +292,10 @@ class TiledWriter:
                         band.SetDescription(band_names[b])
                 if metadata:
                     self.ds.SetMetadata({k: str(v) for k, v in metadata.items()})
+                if classes:
+                    from .styles import embed_classes
+                    embed_classes(self.ds.GetRasterBand(1), self.dtype, classes["codes"],
+                                  classes["names"])
         except RsdlIOError:
             self._close_quietly()
             self.out.abort()

@@ -63,6 +63,8 @@ class ServeJob:
     pad: bool = False                   # mirror the sources' edges: a full-extent map
     trust_model: bool = False           # skip the scan of what the model may run
     metadata: dict = field(default_factory=dict)    # more metadata items of the output
+    classes: dict = field(default_factory=dict)     # {"codes", "names"}: a class map's
+    #                                                 colour table and category names
 
     def to_dict(self):
         return asdict(self)
@@ -120,9 +122,10 @@ class ServePlan:
         except BaseException:
             self.close()
             raise
-        self.out_dtype = np.dtype(job.output_type)
+        out_type = "float32" if job.output_type == "automatic" else job.output_type
+        self.out_dtype = np.dtype(out_type)
         self.out_nodata = (job.output_nodata if job.output_nodata is not None
-                           else DEFAULT_NODATA[job.output_type])
+                           else DEFAULT_NODATA[out_type])
         self.tile = self._tile_size()
 
     def _check_fields(self):
@@ -494,7 +497,8 @@ def _write(plan, run, chunks, store, reused, progress):
     with gdal_cache(plan.cache_bytes(chunks[0].window.width)):
         writer = TiledWriter(job.output, geom.width, geom.height, sum(plan.bands),
                              plan.out_dtype, geom.geotransform(ref), ref.crs_wkt,
-                             plan.out_nodata, band_names, meta, max_pending=1)
+                             plan.out_nodata, band_names, meta, max_pending=1,
+                             classes=job.classes if len(band_names) == 1 else None)
         try:
             assembler = Assembler(chunks, writer, plan.out_dtype, store, reused, progress.info)
             if run.scheduler:

@@ -3,16 +3,42 @@ default style from there. No qgis import: the engine writes them."""
 import os
 from html import escape
 
+import numpy as np
+from osgeo import gdal
+
 from .output import write_text
 
 PALETTE = ["#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3",
            "#b2df8a", "#fb9a99", "#fdbf6f", "#cab2d6", "#ffff99", "#8dd3c7", "#bebada"]
 KNOWN = {"water": "#1f78b4", "crop": "#ffd92f", "tree": "#1b7837", "forest": "#1b7837",
-         "developed": "#d73027", "urban": "#d73027", "bare": "#bf812d", "grass": "#a6d96a"}
+         "developed": "#d73027", "urban": "#d73027", "bare": "#bf812d", "bare soil": "#bf812d",
+         "grass": "#a6d96a", "grassland": "#a6d96a"}
 
 
 def class_colours(names):
     return [KNOWN.get(str(n).lower(), PALETTE[i % len(PALETTE)]) for i, n in enumerate(names)]
+
+
+
+def embed_classes(band, dtype, codes, names):
+    """A class map that displays in any GIS, not only through its .qml: the colour of
+    each class in the file's own colour table (8 and 16-bit maps), and the class names
+    as GDAL category names (kept by GTiff in the .aux.xml beside the map)."""
+    top = max(codes)
+    if top < 0 or top > 65535:
+        return
+    if np.dtype(dtype).name in ("uint8", "uint16"):
+        table = gdal.ColorTable()
+        for code, colour in zip(codes, class_colours(names)):
+            rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+            table.SetColorEntry(int(code), rgb + (255,))
+        band.SetRasterColorTable(table)
+        band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    labels = [""] * (top + 1)
+    for code, name in zip(codes, names):
+        if code >= 0:
+            labels[int(code)] = str(name)
+    band.SetCategoryNames(labels)
 
 
 MARK = "<!-- written by rsdl_qgis -->"

@@ -21,7 +21,7 @@ from ..engine.raster import (
 from ..engine.sampling import spans_of
 from ..engine.selection import training_samples
 from ..engine.serve import RunOptions, serve
-from ..engine.styles import class_colours, write_class_style, write_ramp_style
+from ..engine.styles import embed_classes, write_class_style, write_ramp_style
 from ..engine.vectors import ClassCodes, lookup_path, read_features
 from ..errors import CancelledError, GridError, ParameterError, RsdlError
 from . import persist
@@ -277,27 +277,6 @@ def classify(job, progress=None, resume=True, scheduler=""):
     return {"OUTPUT": job.output, "OUTPUT_CONFIDENCE": job.confidence,
             "WIDTH": res["WIDTH"], "HEIGHT": res["HEIGHT"], "SECONDS": res["SECONDS"],
             "CHUNKS": res["CHUNKS"], "REUSED_CHUNKS": res["REUSED_CHUNKS"]}
-
-
-def embed_classes(band, dtype, codes, names):
-    """A class map that displays in any GIS, not only through its .qml: the colour of
-    each class in the file's own colour table (8 and 16-bit maps), and the class names
-    as GDAL category names (kept by GTiff in the .aux.xml beside the map)."""
-    top = max(codes)
-    if top < 0 or top > 65535:
-        return
-    if np.dtype(dtype).name in ("uint8", "uint16"):
-        table = gdal.ColorTable()
-        for code, colour in zip(codes, class_colours(names)):
-            rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
-            table.SetColorEntry(int(code), rgb + (255,))
-        band.SetRasterColorTable(table)
-        band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
-    labels = [""] * (top + 1)
-    for code, name in zip(codes, names):
-        if code >= 0:
-            labels[int(code)] = str(name)
-    band.SetCategoryNames(labels)
 
 
 def _split(src, dst, band, dtype, nodata, meta, param, classes=None):

@@ -113,7 +113,7 @@ def test_a_full_disk_is_one_line_without_traceback(profile, otbtf, tmp_path):
         r = qgis_process(profile, "run", "rsdl:modelserve", "--",
                          f"MODEL={otbtf}/models/model4", f"SOURCE1={otbtf}/pxs_subset2.tif",
                          "SOURCE1_RFIELD=64", "SOURCE1_NAME=x", "OUTPUT_NAMES=prediction_fcn",
-                         "EFIELD=32", "FULLY_CONV=true", "OUTPUT_TYPE=0", "TILE_SIZE=32",
+                         "EFIELD=32", "FULLY_CONV=true", "OUTPUT_TYPE=1", "TILE_SIZE=32",
                          f"OUTPUT={disk}/map.tif")
         text = r.stdout + r.stderr
         assert r.returncode != 0, text[-2000:]

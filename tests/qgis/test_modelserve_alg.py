@@ -46,7 +46,7 @@ def test_modelserve_fully_conv(qgis_app, otbtf, tmp_path):
     res = processing.run("rsdl:modelserve", {
         "MODEL": f"{otbtf}/models/model3/saved_model.pb", "SOURCE1": f"{otbtf}/pxs_subset.tif",
         "SOURCE1_RFIELD": 16, "SOURCE1_NAME": "x", "OUTPUT_NAMES": "prediction",
-        "FULLY_CONV": True, "OUTPUT_TYPE": 1, "OUTPUT": out})
+        "FULLY_CONV": True, "OUTPUT_TYPE": 2, "OUTPUT": out})
     got, gt, ds = read_raster(res["OUTPUT"])
     assert got.shape == (113, 113, 1) and got.dtype == np.uint8
     assert res["WIDTH"] == 113 and res["TILES"] >= 1

@@ -34,13 +34,22 @@ def test_train_then_cancel_keeps_best_then_serve(qgis_app, tmp_path):
     assert res["BEST_EPOCH"] == 1 and res["EPOCHS"] == 1
     assert 0 <= res["OA"] <= 1 and os.path.exists(tmp_path / "r.html")
     served = processing.run("rsdl:modelserve", {
-        "MODEL": res["OUTPUT"], "SOURCE1": crop, "OUTPUT_TYPE": 1,
-        "OUTPUT": str(tmp_path / "map.tif")})
+        "MODEL": res["OUTPUT"], "SOURCE1": crop, "OUTPUT": str(tmp_path / "map.tif")})
     assert read_raster(served["OUTPUT"])[0].shape == (293, 293, 1)   # FCN, RF 8
+    # OUTPUT_TYPE automatic: a byte class map that any GIS shows with the model's classes
+    import json
+
+    from osgeo import gdal
+    ds = gdal.Open(served["OUTPUT"])
+    band = ds.GetRasterBand(1)
+    classes = json.loads(ds.GetMetadataItem("RSDL_CLASSES"))
+    assert band.DataType == gdal.GDT_Byte and band.GetNoDataValue() not in map(int, classes)
+    assert band.GetColorTable() is not None
+    assert {c: band.GetCategoryNames()[int(c)] for c in classes} == classes
+    ds = None
     # deep features from that model, given only MODEL: the rest comes from its metadata
     # and equals what a user would have typed (rsdl:trainmodel's FCN: RF 8, input x1,
     # fully convolutional, features = probabilities)
-    import json
     import zipfile
     common = {"INPUT": crop, "VECTOR": sel["OUTPUT"], "FIELD": "code", "SAMPLES": 100,
               "VALID_FRACTION": 0, "SEED": 2, "RF_TREES": 10, "MODEL": res["OUTPUT"]}
