@@ -36,3 +36,43 @@ def scores(matrix):
             "RECALL": recall.tolist(), "F1": f1.tolist(),
             "F1_MEAN": float(f1[present].mean()) if present.any() else 0.0,
             "SAMPLES": int(total)}
+
+
+def area_adjusted(matrix, map_pixels, z=1.96):
+    """Area-adjusted accuracy and class areas (Olofsson et al. 2014, Remote Sensing of
+    Environment 148: 42-57, equations 2 to 10), the map's classes as strata.
+
+    `matrix`: sample counts, rows = reference, columns = map (as `confusion` returns);
+    `map_pixels`: pixels of each class in the whole map, in the same class order. Returns
+    proportions of the map's area (multiply by the map's area for areas) with the half
+    width of their `z` confidence interval (1.96: 95 %); user's, producer's and overall
+    accuracy likewise. Estimates that need a stratum with fewer than two samples are NaN.
+    """
+    n = np.asarray(matrix, dtype=np.float64).T          # rows = map class i (strata)
+    big_n = np.asarray(map_pixels, dtype=np.float64)
+    ni = n.sum(axis=1)
+    w = big_n / big_n.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(ni[:, None] > 0, n / ni[:, None], 0.0)          # n_ij / n_i.
+        dof = np.where(ni > 1, ni - 1, np.nan)
+        p = w[:, None] * q                                            # p_ij (eq. 4)
+        area = p.sum(axis=0)                                          # p_.j (eq. 9)
+        # a stratum adds variance only where it holds samples of the class
+        spread = np.where(q > 0, q * (1 - q) / dof[:, None], 0.0)
+        area_se = np.sqrt((w[:, None] ** 2 * spread).sum(axis=0))    # eq. 10
+        user = np.diag(q).copy()                                      # eq. 2
+        user_se = np.sqrt(user * (1 - user) / dof)                    # eq. 6
+        oa = float(np.trace(p))                                       # eq. 1
+        oa_se = float(np.sqrt((w ** 2 * user * (1 - user) / dof).sum()))  # eq. 5
+        ref_total = (big_n[:, None] * q).sum(axis=0)                  # N_.j estimated
+        producer = np.where(area > 0, np.diag(p) / area, np.nan)     # eq. 3
+        k = len(big_n)
+        prod_var = np.empty(k)
+        for j in range(k):                                            # eq. 7
+            others = [i for i in range(k) if i != j]
+            first = big_n[j] ** 2 * (1 - producer[j]) ** 2 * user[j] * (1 - user[j]) / dof[j]
+            second = producer[j] ** 2 * sum(big_n[i] ** 2 * spread[i, j] for i in others)
+            prod_var[j] = (first + second) / ref_total[j] ** 2 if ref_total[j] > 0 else np.nan
+    return {"area": area, "area_ci": z * area_se, "user": user, "user_ci": z * user_se,
+            "producer": producer, "producer_ci": z * np.sqrt(prod_var),
+            "oa": oa, "oa_ci": z * oa_se, "map_share": w}

@@ -27,8 +27,8 @@ from ..errors import CancelledError, GridError, ParameterError, RsdlError
 from . import persist
 from .classifiers import CLASSIFIERS, build
 from .features import FeatureModel, FeatureRecipe, feature_model, features_at, probe_bands, serve_job
-from .metrics import confusion, scores
-from .report import html_report, write_matrix_csv
+from .metrics import area_adjusted, confusion, scores
+from .report import area_html, assessed_html, html_report, write_matrix_csv
 
 gdal.UseExceptions()
 
@@ -390,7 +390,6 @@ def accuracy(job, progress=None):
         ref_vals, map_vals = _pairs_from_raster(job, grid, band)
     else:
         ref_vals, map_vals = _pairs_from_vector(job, grid, band, names_of, progress)
-    ref_names: dict = {}
     ref = np.concatenate(ref_vals) if ref_vals else np.zeros(0)
     mp = np.concatenate(map_vals) if map_vals else np.zeros(0)
     notes = []
@@ -411,26 +410,65 @@ def accuracy(job, progress=None):
                             "confidence or regression map?", key)
         notes.append(f"the {what} is stored as floating point; its values are whole numbers "
                      "and were taken as class codes")
-    matrix, labels = confusion(ref.astype(np.int64), mp.astype(np.int64))
+    counts = map_class_pixels(band, grid, map_nodata, progress)
+    labels = np.union1d(np.union1d(ref.astype(np.int64), mp.astype(np.int64)),
+                        np.fromiter(counts, dtype=np.int64))
+    matrix, labels = confusion(ref.astype(np.int64), mp.astype(np.int64), labels)
     sc = scores(matrix)
-    names = [names_of.get(int(c), ref_names.get(int(c), str(int(c)))) for c in labels]
+    names = [names_of.get(int(c), str(int(c))) for c in labels]
+    adj = area_adjusted(matrix, [counts.get(int(c), 0) for c in labels])
+    unit, pixel_area = area_unit(grid)
     for n in notes:
         progress.info(n)
-    progress.info(f"OA {100 * sc['OA']:.2f} %, kappa {sc['KAPPA']:.4f} on {sc['SAMPLES']} pixels")
+    progress.info(f"OA {100 * sc['OA']:.2f} %, kappa {sc['KAPPA']:.4f} on {sc['SAMPLES']} pixels; "
+                  f"area-adjusted OA {100 * adj['oa']:.1f} % +/- {100 * adj['oa_ci']:.1f}")
     if job.output_matrix:
         write_matrix_csv(job.output_matrix, matrix, names)
     if job.output_report:
-        html_report(job.output_report, "Accuracy assessment", matrix, names, sc, notes)
+        total = sum(counts.values()) * pixel_area
+        head = assessed_html(job.image, job.reference, job.field)
+        html_report(job.output_report, "Accuracy assessment", matrix, names, sc,
+                    notes + [SAMPLE_NOTE], head_html=head,
+                    extra_html=area_html(adj, names, total, unit), columns="the map")
     progress.set(1.0)
     res = {"OA": sc["OA"], "KAPPA": sc["KAPPA"], "F1_MEAN": sc["F1_MEAN"],
-           "SAMPLES": sc["SAMPLES"], "OUTPUT_MATRIX": job.output_matrix,
-           "OUTPUT_REPORT": job.output_report, "MATRIX": matrix.tolist(),
-           "CLASSES": names}
+           "SAMPLES": sc["SAMPLES"], "OA_AREA_ADJUSTED": adj["oa"],
+           "OUTPUT_MATRIX": job.output_matrix, "OUTPUT_REPORT": job.output_report,
+           "MATRIX": matrix.tolist(), "CLASSES": names}
     for i, n in enumerate(names):
         res[f"PRECISION_{n}"] = sc["PRECISION"][i]
         res[f"RECALL_{n}"] = sc["RECALL"][i]
         res[f"F1_{n}"] = sc["F1"][i]
     return res
+
+
+SAMPLE_NOTE = ("The area-adjusted figures treat the reference pixels as a stratified random "
+               "sample of the map classes. Pixels taken from polygons are clustered and were "
+               "not drawn at random: the intervals are then narrower than they should be.")
+
+
+def map_class_pixels(band, grid, nodata, progress):
+    """Pixels of each class code in the whole map (nodata left out)."""
+    counts: dict = {}
+    for r0 in range(0, grid.height, 256):
+        block = band.ReadAsArray(0, r0, grid.width, min(256, grid.height - r0)).ravel()
+        if nodata is not None:
+            block = block[block != nodata]
+        values, n = np.unique(block.astype(np.int64), return_counts=True)
+        for v, k in zip(values.tolist(), n.tolist()):
+            counts[v] = counts.get(v, 0) + k
+        if progress.cancelled():
+            raise CancelledError()
+    return counts
+
+
+def area_unit(grid):
+    """('ha', hectares per pixel) on a projected grid in metres, else ('pixels', 1)."""
+    from osgeo import osr
+    srs = osr.SpatialReference()
+    if grid.crs_wkt and srs.ImportFromWkt(grid.crs_wkt) == 0 and srs.IsProjected():
+        return "ha", abs(grid.sx * grid.sy) * srs.GetLinearUnits() ** 2 / 10000.0
+    return "pixels", 1.0
 
 
 def _is_raster(path):

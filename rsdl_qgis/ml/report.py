@@ -2,6 +2,9 @@
 import csv
 import html
 import io
+import math
+import os
+import time
 
 from ..engine.output import write_text
 
@@ -16,7 +19,56 @@ def write_matrix_csv(path, matrix, names):
     write_text(path, buf.getvalue(), "OUTPUT_MATRIX")
 
 
-def html_report(path, title, matrix, names, sc, notes=(), param="OUTPUT_REPORT", extra_html=""):
+def _when(path):
+    try:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(path)))
+    except OSError:
+        return "unknown"
+
+
+def assessed_html(image, reference, field=None):
+    """What a report assessed and when: the map, the reference, their dates, now."""
+    e = html.escape
+    ref = str(reference).split("|")[0]
+    rows = [("Map", f"{e(os.path.abspath(str(image)))} (written {_when(image)})"),
+            ("Reference", f"{e(os.path.abspath(ref))}"
+             + (f", field <code>{e(field)}</code>" if field else "")
+             + f" (modified {_when(ref)})"),
+            ("Assessed", time.strftime("%Y-%m-%d %H:%M %Z"))]
+    return ("<table class='meta'>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+            + "</table>")
+
+
+def _pm(value, ci, scale=100.0, digits=1):
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    half = f" &plusmn; {scale * ci:,.{digits}f}" if ci is not None and math.isfinite(ci) else ""
+    return f"{scale * value:,.{digits}f}{half}"
+
+
+def area_html(adj, names, total, unit):
+    """The area-adjusted table (Olofsson et al. 2014): map area, estimated area, user's
+    and producer's accuracy, each with its 95 % confidence interval."""
+    e = html.escape
+    digits = 0 if unit == "pixels" or total > 1000 else 1
+    rows = []
+    for i, n in enumerate(names):
+        rows.append(
+            f"<tr><th>{e(str(n))}</th><td>{adj['map_share'][i] * total:,.{digits}f}</td>"
+            f"<td>{_pm(adj['area'][i], adj['area_ci'][i], total, digits)}</td>"
+            f"<td>{_pm(adj['user'][i], adj['user_ci'][i])}</td>"
+            f"<td>{_pm(adj['producer'][i], adj['producer_ci'][i])}</td></tr>")
+    return f"""<h2>Area-adjusted accuracy and class areas</h2>
+<p>Good practice of Olofsson et al. (2014, <i>Remote Sensing of Environment</i> 148: 42-57):
+the map's classes are the strata, weighted by their share of the map; &plusmn; gives the
+95 % confidence interval. Overall accuracy <b>{_pm(adj['oa'], adj['oa_ci'])} %</b>.</p>
+<table><tr><th>class</th><th>map area ({unit})</th><th>estimated area ({unit})</th>
+<th>user's accuracy (%)</th><th>producer's accuracy (%)</th></tr>
+{''.join(rows)}</table>"""
+
+
+def html_report(path, title, matrix, names, sc, notes=(), param="OUTPUT_REPORT", extra_html="",
+                head_html="", columns="predicted"):
     """A self-contained HTML page: metrics, per-class table, confusion matrix."""
     e = html.escape
     rows = []
@@ -35,15 +87,17 @@ def html_report(path, title, matrix, names, sc, notes=(), param="OUTPUT_REPORT",
 <html><head><meta charset="utf-8"><title>{e(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
 td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:right}}td.d{{background:#d8eed8;font-weight:bold}}
-.big{{font-size:1.4em}}</style></head><body>
+.big{{font-size:1.4em}}table.meta td,table.meta th{{text-align:left}}</style></head><body>
 <h1>{e(title)}</h1>
+{head_html}
 <p class="big">Overall accuracy <b>{100 * sc['OA']:.2f} %</b> &middot; kappa <b>{sc['KAPPA']:.4f}</b>
 &middot; mean F1 <b>{sc['F1_MEAN']:.4f}</b> &middot; {sc['SAMPLES']} samples</p>
 {extra_html}
 <h2>Per class</h2>
-<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>reference samples</th></tr>
+<table><tr><th>class</th><th>user's accuracy (precision)</th>
+<th>producer's accuracy (recall)</th><th>F1</th><th>reference samples</th></tr>
 {''.join(rows)}</table>
-<h2>Confusion matrix</h2><p>Rows: reference; columns: predicted.</p>
+<h2>Confusion matrix</h2><p>Rows: reference; columns: {e(columns)}.</p>
 <table><tr><th></th>{head}</tr>{''.join(mrows)}</table>
 {f'<h2>Notes</h2><ul>{note}</ul>' if note else ''}
 </body></html>
@@ -51,30 +105,80 @@ td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:right}}td.d{{backgroun
     write_text(path, page, param)
 
 
-def svg_curves(history, keys, title):
-    """A small inline SVG line chart of history[key] per epoch."""
-    series = [(k, [h.get(k) for h in history]) for k in keys if any(h.get(k) is not None for h in history)]
-    if not series:
+def settings_html(rows):
+    """A two-column table of (label, value) rows."""
+    e = html.escape
+    return ("<h2>Inputs and settings</h2><table class='meta'>"
+            + "".join(f"<tr><th>{e(str(k))}</th><td>{e(str(v))}</td></tr>" for k, v in rows)
+            + "</table>")
+
+
+def _ticks(lo, hi, log):
+    """Tick values for an axis from lo to hi: decades (and 2, 5 between them when the
+    range is short) on a log axis, 1-2-5 steps on a linear one."""
+    if log:
+        first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        steps = (1, 2, 5) if last - first <= 2 else (1,)
+        ticks = [m * 10 ** d for d in range(first, last + 1) for m in steps]
+        return [t for t in ticks if lo <= t <= hi] or [lo, hi]
+    raw = (hi - lo) / 5
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    return [k * step for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
+
+
+def svg_curves(history, keys, title, log=False):
+    """An inline SVG line chart of history[key] per epoch, with labelled axes and ticks;
+    `log`: a logarithmic value axis (losses span decades)."""
+    series = [(k, [h.get(k) for h in history]) for k in keys
+              if any(h.get(k) is not None for h in history)]
+    vals = [v for _, s in series for v in s if v is not None and (v > 0 or not log)]
+    if not vals:
         return ""
-    vals = [v for _, s in series for v in s if v is not None]
     lo, hi = min(vals), max(vals)
-    hi = hi if hi > lo else lo + 1
-    w, h, pad = 480, 220, 36
+    if log:
+        lo, hi = lo / 1.15, hi * 1.15
+    else:
+        pad_v = (hi - lo) * 0.05 or 0.05
+        lo, hi = lo - pad_v, hi + pad_v
+    f = math.log10 if log else (lambda v: v)
+    w, h, left, right, top, bottom = 600, 300, 64, 130, 20, 44
     n = max(2, len(history))
+
+    def x(i):
+        return left + (w - left - right) * i / (n - 1)
+
+    def y(v):
+        return top + (h - top - bottom) * (f(hi) - f(v)) / (f(hi) - f(lo))
+
     colours = ["#1f78b4", "#e31a1c", "#33a02c", "#ff7f00"]
-    lines = []
-    for (_, s), col in zip(series, colours):
-        pts = " ".join(f"{pad + (w - 2 * pad) * i / (n - 1):.1f},"
-                       f"{h - pad - (h - 2 * pad) * (v - lo) / (hi - lo):.1f}"
-                       for i, v in enumerate(s) if v is not None)
-        lines.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="{pts}"/>')
-    legend = "".join(f'<text x="{pad + 110 * j}" y="16" fill="{c}" font-size="12">{k}</text>'
-                     for j, ((k, _), c) in enumerate(zip(series, colours)))
-    axes = (f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#888"/>'
-            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#888"/>'
-            f'<text x="{pad}" y="{h - 10}" font-size="11">epoch 0</text>'
-            f'<text x="{w - pad - 40}" y="{h - 10}" font-size="11">epoch {len(history) - 1}</text>'
-            f'<text x="2" y="{pad + 4}" font-size="11">{hi:.3g}</text>'
-            f'<text x="2" y="{h - pad}" font-size="11">{lo:.3g}</text>')
-    return (f'<h3>{title}</h3><svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
-            f'{axes}{legend}{"".join(lines)}</svg>')
+    out = [f'<rect x="{left}" y="{top}" width="{w - left - right}" height="{h - top - bottom}" '
+           'fill="none" stroke="#888"/>']
+    for t in _ticks(lo, hi, log):
+        out.append(f'<line x1="{left}" y1="{y(t):.1f}" x2="{w - right}" y2="{y(t):.1f}" '
+                   'stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y(t) + 4:.1f}" font-size="12" '
+                   f'text-anchor="end">{t:.3g}</text>')
+    every = max(1, math.ceil((n - 1) / 10))
+    for i in range(0, n, every):
+        out.append(f'<line x1="{x(i):.1f}" y1="{h - bottom}" x2="{x(i):.1f}" '
+                   f'y2="{h - bottom + 5}" stroke="#888"/>')
+        out.append(f'<text x="{x(i):.1f}" y="{h - bottom + 18}" font-size="12" '
+                   f'text-anchor="middle">{i}</text>')
+    out.append(f'<text x="{(left + w - right) / 2}" y="{h - 6}" font-size="13" '
+               'text-anchor="middle">epoch</text>')
+    out.append(f'<text x="14" y="{(top + h - bottom) / 2}" font-size="13" text-anchor="middle" '
+               f'transform="rotate(-90 14 {(top + h - bottom) / 2})">'
+               f'{html.escape(title.lower())}{" (log scale)" if log else ""}</text>')
+    for j, ((k, vs), col) in enumerate(zip(series, colours)):
+        pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vs)
+                       if v is not None and (v > 0 or not log))
+        out.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="{pts}"/>')
+        out.append(f'<line x1="{w - right + 12}" y1="{top + 12 + 20 * j}" x2="{w - right + 32}" '
+                   f'y2="{top + 12 + 20 * j}" stroke="{col}" stroke-width="2"/>')
+        label = {"loss": "training", "val_loss": "validation", "accuracy": "training",
+                 "val_accuracy": "validation"}.get(k, k)
+        out.append(f'<text x="{w - right + 38}" y="{top + 16 + 20 * j}" font-size="12">'
+                   f'{label}</text>')
+    return (f'<h3>{html.escape(title)}</h3><svg xmlns="http://www.w3.org/2000/svg" '
+            f'width="{w}" height="{h}">{"".join(out)}</svg>')

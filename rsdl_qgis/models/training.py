@@ -309,7 +309,8 @@ def _train(job, progress, start, output):
     export(output, model, core, serving, train.names, train.sources, classes.codes, meta, tf,
            keras)
     if job.output_report:
-        _report(job.output_report, fit.history, matrix, classes.names, metrics, meta)
+        _report(job, fit.history, matrix, classes.names, metrics, meta, model,
+                (train.count, valid.count if valid is not None else 0))
         result["OUTPUT_REPORT"] = job.output_report
     result["SECONDS"] = time.monotonic() - start
     progress.set(1.0)
@@ -532,17 +533,64 @@ def export(output, model, core, serving, names, sources, codes, meta, tf, keras)
     output.commit()
 
 
-def _report(path, history, matrix, names, metrics, meta):
-    from ..ml.report import html_report, svg_curves
-    curves = svg_curves(history, ["loss", "val_loss"], "Loss") + \
+def _settings(job, meta, model, counts):
+    """(label, value) rows: what was trained on, the network, every setting."""
+    rows = []
+    for i, s in enumerate(job.train_sources):
+        inp = meta["inputs"][i]
+        rows.append((f"Training patches, source {i + 1}",
+                     f"{s.path} (input {inp['name']}, {inp['bands']} bands, receptive "
+                     f"field {inp['rfield']} px)"))
+    rows.append(("Training labels", f"{job.train_labels} ({counts[0]} patches)"))
+    for i, s in enumerate(job.valid_sources):
+        rows.append((f"Validation patches, source {i + 1}", s.path))
+    rows.append(("Validation labels", f"{job.valid_labels} ({counts[1]} patches)"
+                 if job.valid_labels else "none"))
+    rows.append(("Network", f"{job.model} (fine-tuned)" if job.model and job.restore else
+                 job.model or f"built-in {meta['architecture']}"))
+    layers = _layers(model)
+    rows.append(("Layers", f"{len(layers)}: " + ", ".join(layers)))
+    rows.append(("Parameters", f"{model.count_params():,}"))
+    rows.append(("Classes", ", ".join(f"{c}: {n}" for c, n in zip(
+        meta["classes"]["codes"], meta["classes"]["names"]))))
+    rows += [("Epochs", f"{job.epochs} asked, {len(meta['history']) - 1} run, best "
+              f"{meta['best_epoch']} (the model kept)"),
+             ("Batch size", job.batch_size), ("Learning rate (Adam)", job.learning_rate),
+             ("Balance classes", job.class_weights), ("Augment (flips, rotations)", job.augment),
+             ("Random seed", job.seed), ("Label value ignored", job.label_nodata),
+             ("Serving", f"{'fully convolutional' if meta['fully_conv'] else 'patch-based'}, "
+                         f"expression field {meta['efield']}")]
+    return rows
+
+
+def _layers(model):
+    """The network's layers, nested models opened, as 'Conv2D 64 3x3' and the like."""
+    out = []
+    for layer in model.layers:
+        kind = layer.__class__.__name__
+        if hasattr(layer, "layers"):
+            out += _layers(layer)
+        elif kind != "InputLayer":
+            conf = layer.get_config()
+            if "filters" in conf:
+                kind += f" {conf['filters']} {'x'.join(map(str, conf['kernel_size']))}"
+            elif "units" in conf:
+                kind += f" {conf['units']}"
+            out.append(kind)
+    return out
+
+
+def _report(job, history, matrix, names, metrics, meta, model, counts):
+    from ..ml.report import html_report, settings_html, svg_curves
+    curves = svg_curves(history, ["loss", "val_loss"], "Loss", log=True) + \
         svg_curves(history, ["accuracy", "val_accuracy"], "Accuracy")
-    notes = [f"Architecture: {meta['architecture']}; best epoch {meta['best_epoch']}",
-             "Inputs: " + ", ".join(f"{i['name']} ({i['bands']} bands, RF {i['rfield']})"
-                                     for i in meta["inputs"])]
+    head = settings_html(_settings(job, meta, model, counts))
+    notes = []
     if matrix is None:
         matrix = np.zeros((len(names), len(names)), dtype=np.int64)
         metrics = {"OA": 0.0, "KAPPA": 0.0, "F1_MEAN": 0.0, "SAMPLES": 0,
                    "PRECISION": [0.0] * len(names), "RECALL": [0.0] * len(names),
                    "F1": [0.0] * len(names)}
         notes.append("No validation set: no accuracy figures")
-    html_report(path, "Training report", matrix, names, metrics, notes, extra_html=curves)
+    html_report(job.output_report, "Training report", matrix, names, metrics, notes,
+                extra_html=curves, head_html=head)
