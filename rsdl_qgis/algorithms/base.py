@@ -384,7 +384,7 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                 elif f == "PATCH_SIZE":
                     add(QgsProcessingParameterNumber(
                         f"{key}_PATCH_SIZE", f"{what}: patch size (pixels)",
-                        QgsProcessingParameterNumber.Integer, defaultValue=16, minValue=1,
+                        QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=1,
                         optional=i > required))
 
     # parameters and results shared by several algorithms: defined once, here

@@ -84,8 +84,8 @@ seed gives the same samples and split.</li>
 <li><b>GRID_STEP</b>: only pixels whose row and column are multiples of this step are
 candidates, so samples are at least this many pixels apart: patches of that size never
 overlap, and training and validation patches share no pixel.</li>
-<li><b>VALID_FRACTION</b>, <b>TEST_FRACTION</b>: shares of each class's samples written to
-OUTPUT_VALID and OUTPUT_TEST; the rest goes to OUTPUT.</li>
+<li><b>VALID_FRACTION</b> (default 0.3), <b>TEST_FRACTION</b> (default 0): shares of each
+class's samples written to OUTPUT_VALID and OUTPUT_TEST; the rest goes to OUTPUT.</li>
 <li><b>SPLIT_BY_POLYGON</b>: all samples of one polygon go to the same set, so validation
 measures generalisation to new places (with LABELS: 64 x 64-pixel blocks).</li>
 <li><b>OUTPUT</b>, <b>OUTPUT_VALID</b>, <b>OUTPUT_TEST</b>: point layers carrying the class
@@ -96,7 +96,7 @@ reused by the next steps.</li>
 </ul>
 <h3>Example</h3>
 <pre>qgis_process.bin run rsdl:sampleselection -- INPUT=scene.tif VECTOR=polygons.gpkg
-  FIELD=class STRATEGY=1 SAMPLES=500 VALID_FRACTION=0.3 OUTPUT=train.gpkg
+  FIELD=class STRATEGY=1 SAMPLES=500 OUTPUT=train.gpkg
   OUTPUT_VALID=valid.gpkg</pre>
 """
 
@@ -135,7 +135,7 @@ class SampleSelection(RsdlAlgorithm):
             QgsProcessingParameterNumber.Integer, defaultValue=1, minValue=1))
         self.addParameter(QgsProcessingParameterNumber(
             "VALID_FRACTION", "Validation fraction", QgsProcessingParameterNumber.Double,
-            defaultValue=0.0, minValue=0.0, maxValue=0.99))
+            defaultValue=0.3, minValue=0.0, maxValue=0.99))
         self.addParameter(QgsProcessingParameterNumber(
             "TEST_FRACTION", "Test fraction", QgsProcessingParameterNumber.Double,
             defaultValue=0.0, minValue=0.0, maxValue=0.99))
@@ -148,7 +148,7 @@ class SampleSelection(RsdlAlgorithm):
             "OUTPUT", "Training samples", QgsProcessing.TypeVectorPoint))
         self.addParameter(QgsProcessingParameterVectorDestination(
             "OUTPUT_VALID", "Validation samples", QgsProcessing.TypeVectorPoint,
-            optional=True, createByDefault=False))
+            optional=True, createByDefault=True))
         self.addParameter(QgsProcessingParameterVectorDestination(
             "OUTPUT_TEST", "Test samples", QgsProcessing.TypeVectorPoint, optional=True,
             createByDefault=False))
@@ -194,7 +194,9 @@ class field, written to OUTPUT_LABELS (text classes become the codes of the
 <li><b>SOURCE1..SOURCE4</b>: the images; they may have different resolutions, extents and
 CRSs: each source's patch is centred on the pixel of that source that contains the point
 (for even sizes, the centre is index size/2, 0-based).</li>
-<li><b>SOURCEn_PATCH_SIZE</b>: patch side in pixels of that source.</li>
+<li><b>SOURCEn_PATCH_SIZE</b>: patch side in pixels of that source (default 8: 240 m of a
+30 m image; 16 to 64 suit finer images). It becomes the receptive field of a network
+trained on the patches.</li>
 <li><b>SOURCEn_NODATA</b>: value marking nodata (default: the raster's own). A sample is
 rejected when any source's patch leaves its image or contains this value in any band.</li>
 <li><b>OUTPUT_SOURCE1..OUTPUT_SOURCE4</b>: the patches images.</li>
@@ -236,7 +238,7 @@ class PatchesExtraction(RsdlAlgorithm):
                 f"OUTPUT_SOURCE{i}", f"Patches of source {i}", optional=i > 1,
                 createByDefault=i == 1))
         self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT_LABELS", "Labels (1 x n)", optional=True, createByDefault=False))
+            "OUTPUT_LABELS", "Labels (1 x n)", optional=True, createByDefault=True))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_LABEL_PATCHES", "Label patches", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterVectorDestination(

@@ -18,7 +18,7 @@ a SavedModel that Apply a model serves as it is, with no receptive field to type
 metadata carries input names, receptive and expression fields, mode and classes.</p>
 <h3>Model</h3>
 <ul>
-<li><b>ARCHITECTURE</b>: <i>cnn</i> (small patch-based CNN), <i>fcn</i> (fully
+<li><b>ARCHITECTURE</b>: <i>cnn</i> (small patch-based CNN), <i>fcn</i> (the default: fully
 convolutional, Maggiori et al. 2017: served fully convolutionally, fast), <i>unet</i>
 (dense labels: LABEL patches from LABEL_RASTER), <i>m3</i> (fusion of a CNN on image
 patches, TRAIN_SOURCE1, and a GRU on a pixel time series, TRAIN_SOURCE2 with patch size 1).
@@ -44,7 +44,8 @@ Normalisation statistics of the training patches are built into the model: servi
 raw pixels.</p>
 <h3>Training</h3>
 <ul>
-<li><b>EPOCHS</b>, <b>BATCH_SIZE</b>, <b>LEARNING_RATE</b> (Adam).</li>
+<li><b>EPOCHS</b> (default 20; the epoch with the best validation loss is kept),
+<b>BATCH_SIZE</b>, <b>LEARNING_RATE</b> (Adam, default 0.0003).</li>
 <li><b>CLASS_WEIGHTS</b>: balance classes by their frequency (on by default).</li>
 <li><b>AUGMENT</b>: random flips and 90-degree rotations (on by default).</li>
 <li><b>SEED</b>: the same seed gives the same model.</li>
@@ -76,7 +77,7 @@ class TrainModel(RsdlAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterEnum(
-            "ARCHITECTURE", "Built-in architecture", options=list(ARCHITECTURES), defaultValue=0))
+            "ARCHITECTURE", "Built-in architecture", options=list(ARCHITECTURES), defaultValue=1))
         self.addParameter(model_parameter(
             "MODEL", "Model to train further (instead of a built-in one)", optional=True,
             onnx=False))
@@ -94,13 +95,13 @@ class TrainModel(RsdlAlgorithm):
             self.addParameter(QgsProcessingParameterRasterLayer(
                 f"{prefix}_LABELS", f"{title} labels", optional=prefix == "VALID"))
         self.addParameter(QgsProcessingParameterNumber(
-            "EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer, defaultValue=10, minValue=1))
+            "EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer, defaultValue=20, minValue=1))
         self.addParameter(QgsProcessingParameterNumber(
             "BATCH_SIZE", "Batch size", QgsProcessingParameterNumber.Integer, defaultValue=64,
             minValue=1))
         self.addParameter(QgsProcessingParameterNumber(
             "LEARNING_RATE", "Learning rate", QgsProcessingParameterNumber.Double,
-            defaultValue=0.001, minValue=1e-8))
+            defaultValue=0.0003, minValue=1e-8))
         self.addParameter(QgsProcessingParameterBoolean(
             "CLASS_WEIGHTS", "Balance classes", defaultValue=True))
         self.addParameter(QgsProcessingParameterBoolean(

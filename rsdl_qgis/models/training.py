@@ -55,7 +55,7 @@ class TrainModelJob:
     architecture: str = "cnn"
     epochs: int = 10
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4           # Adam; 1e-3 made validation swing (docs/training.md)
     class_weights: bool = True
     augment: bool = True
     restore: bool = True
