@@ -1,6 +1,7 @@
 """The Processing provider ``rsdl``."""
 import glob
 import os
+import re
 
 from qgis.core import (
     QgsMessageLog,
@@ -25,11 +26,38 @@ class ThreadedModel(QgsProcessingModelAlgorithm):
     def flags(self):
         return super().flags() & ~QgsProcessingAlgorithm.FlagNoThreading
 
+    def name(self):
+        """A stable id from the file's name (land_cover_chain.model3: landcoverchain); the
+        model's own name is the readable one the toolbox and the modeler show."""
+        stem = os.path.splitext(os.path.basename(self.sourceFilePath() or ""))[0]
+        return re.sub(r"[^a-z0-9]", "", stem.lower()) or super().name()
+
+    def displayName(self):  # noqa: N802
+        return super().name()
+
     def createInstance(self):  # noqa: N802 (QGIS's name): the copy QGIS runs
         copy = ThreadedModel()
         copy.loadVariant(self.toVariant())
         copy.setSourceFilePath(self.sourceFilePath())
+        copy.order_parameters()
         return copy
+
+    def order_parameters(self):
+        """Inputs in the order of their boxes in the model, top to bottom: QGIS 3.22 lists
+        a model's inputs by name, so a dialog asked for the epochs before the image."""
+        where = {name: (0, c.position().y(), c.position().x())
+                 for name, c in self.parameterComponents().items()}
+        # then the outputs ("child:output"), in the order of their steps, left to right
+        for cid, child in self.childAlgorithms().items():
+            for name in child.modelOutputs():
+                where[f"{cid}:{name}"] = (1, child.position().x(), child.position().y())
+        defs = [d.clone() for d in self.parameterDefinitions()]
+        ranked = sorted(range(len(defs)), key=lambda i: (
+            where.get(defs[i].name(), (2, 0.0, 0.0)), i))
+        for d in defs:
+            self.removeParameter(d.name())
+        for i in ranked:
+            self.addParameter(defs[i], False)
 
 
 class RsdlProvider(QgsProcessingProvider):
@@ -56,6 +84,8 @@ class RsdlProvider(QgsProcessingProvider):
         for path in sorted(glob.glob(os.path.join(folder, "*.model3"))):
             model = ThreadedModel()
             if model.fromFile(path):
+                model.setSourceFilePath(path)         # its id comes from the file's name
+                model.order_parameters()
                 self.addAlgorithm(model)
             else:
                 QgsMessageLog.logMessage(f"cannot read the model {path}", "rsdl_qgis")

@@ -4,8 +4,9 @@
 
 rsdl_qgis/processing_models/land_cover_chain.model3: image + training polygons + class
 field -> sample selection split by polygon -> patches (train, validation) -> a trained
-fully convolutional network -> class map -> accuracy on the validation polygons. Open it
-in the modeler to change or extend it; the provider lists it as rsdl:landcoverchain.
+network -> land-cover map -> accuracy on the validation polygons. Every step keeps its
+algorithm's defaults except what the model's parameters set; the boxes are laid out left
+to right. The provider lists it as rsdl:landcoverchain.
 """
 import os
 import sys
@@ -15,6 +16,36 @@ sys.path.insert(0, ROOT)
 OUT = os.path.join(ROOT, "rsdl_qgis", "processing_models", "land_cover_chain.model3")
 
 
+HELP = {
+    "ALG_DESC": "From training polygons to a land-cover map and its accuracy, in one run: "
+                "samples are selected in the polygons and split by polygon into training "
+                "and validation, patches are cut around them, a network is trained on them "
+                "and applied to the whole image, and the map is assessed on the validation "
+                "polygons. Open it in the graphical modeler to change or extend it.",
+    "ALG_CREATOR": "rsdl_qgis",
+    "image": "The image to classify (any number of bands); the patches come from it.",
+    "polygons": "Training polygons (or points), with a class field.",
+    "field": "The field of the polygons holding the class (text or integer).",
+    "valid_fraction": "Share of the polygons kept apart for validation (whole polygons, "
+                      "so no validation pixel neighbours a training one).",
+    "patch": "Patch side in pixels: the network's receptive field (at least 5; 8 suits "
+             "30 m images, 16 to 64 finer ones).",
+    "architecture": "Built-in network: fcn (fully convolutional, fast to apply), cnn, unet "
+                    "or m3.",
+    "epochs": "Passes over the training patches; the epoch with the best validation loss is "
+              "kept.",
+    "seed": "Random seed of the sample selection, the split and the training: the same seed "
+            "gives the same map.",
+    "train:model": "The trained network (a folder): apply it to other images with "
+                   "Apply a model.",
+    "train:training_report": "HTML report: inputs, settings, loss and accuracy per epoch.",
+    "serve:class_map": "The land-cover map, with its classes' colours and names.",
+    "accuracy:accuracy_report": "HTML report: confusion matrix, overall, user's and "
+                                "producer's accuracy, class areas.",
+}
+COLUMN = 260                          # the diagram reads left to right, one step a column
+
+
 def build():
     from qgis.core import (
         QgsProcessing,
@@ -22,32 +53,45 @@ def build():
         QgsProcessingModelChildAlgorithm,
         QgsProcessingModelOutput,
         QgsProcessingModelParameter,
+        QgsProcessingParameterEnum,
         QgsProcessingParameterFeatureSource,
         QgsProcessingParameterField,
         QgsProcessingParameterNumber,
         QgsProcessingParameterRasterLayer,
     )
     from qgis.core import QgsProcessingModelChildParameterSource as Src
-    m = QgsProcessingModelAlgorithm("landcoverchain", "Chains")
-    m.setHelpContent({"ALG_DESC": "From training polygons to a class map and its accuracy: "
-                      "sample selection split by polygon, patch extraction, a fully "
-                      "convolutional network trained and served, accuracy on the "
-                      "validation polygons."})
-    params = [QgsProcessingParameterRasterLayer("image", "Image"),
-              QgsProcessingParameterFeatureSource("polygons", "Training polygons",
-                                                  [QgsProcessing.TypeVectorPolygon]),
-              QgsProcessingParameterField("field", "Class field", parentLayerParameterName="polygons"),
-              QgsProcessingParameterNumber("patch", "Patch size (receptive field)",
-                                           QgsProcessingParameterNumber.Integer, 8, minValue=5),
-              QgsProcessingParameterNumber("epochs", "Epochs", QgsProcessingParameterNumber.Integer,
-                                           20, minValue=1)]
-    for p in params:
-        m.addModelParameter(p, QgsProcessingModelParameter(p.name()))
+    from qgis.PyQt.QtCore import QPointF
 
-    def child(cid, alg, sources, outputs=None):
+    from rsdl_qgis.models.zoo import ARCHITECTURES
+    m = QgsProcessingModelAlgorithm("Land-cover map from training polygons (network)",
+                                    "Chains")
+    m.setHelpContent(HELP)
+    integer, double = QgsProcessingParameterNumber.Integer, QgsProcessingParameterNumber.Double
+    params = [
+        QgsProcessingParameterRasterLayer("image", "Image"),
+        QgsProcessingParameterFeatureSource("polygons", "Training polygons",
+                                            [QgsProcessing.TypeVectorPolygon,
+                                             QgsProcessing.TypeVectorPoint]),
+        QgsProcessingParameterField("field", "Class field", parentLayerParameterName="polygons"),
+        QgsProcessingParameterNumber("valid_fraction", "Validation fraction (whole polygons)",
+                                     double, 0.3, minValue=0.05, maxValue=0.9),
+        QgsProcessingParameterNumber("patch", "Patch size (receptive field, pixels)", integer,
+                                     8, minValue=5),
+        QgsProcessingParameterEnum("architecture", "Network architecture",
+                                   options=list(ARCHITECTURES), defaultValue=1),
+        QgsProcessingParameterNumber("epochs", "Epochs", integer, 20, minValue=1),
+        QgsProcessingParameterNumber("seed", "Random seed", integer, 0, minValue=0)]
+    for i, p in enumerate(params):
+        p.setHelp(HELP[p.name()])
+        comp = QgsProcessingModelParameter(p.name())
+        comp.setPosition(QPointF(120, 80 + 70 * i))      # top to bottom in workflow order
+        m.addModelParameter(p, comp)
+
+    def child(cid, alg, title, column, row, sources, outputs=None):
         c = QgsProcessingModelChildAlgorithm(alg)
         c.setChildId(cid)
-        c.setDescription(cid)
+        c.setDescription(title)
+        c.setPosition(QPointF(120 + COLUMN * column, 160 + 160 * row))
         for k, v in sources.items():
             c.addParameterSources(k, [v])
         # the modeler wants every mandatory parameter set: use the algorithm's defaults
@@ -59,36 +103,40 @@ def build():
                 c.addParameterSources(d.name(), [Src.fromStaticValue(d.defaultValue())])
         if outputs:
             outs = {}
-            for key, name in outputs.items():
-                o = QgsProcessingModelOutput(name)
+            for j, (key, (name, label)) in enumerate(outputs.items()):
+                o = QgsProcessingModelOutput(name, label)
                 o.setChildId(cid)
                 o.setChildOutputName(key)
+                o.setDescription(label)
+                o.setPosition(QPointF(120 + COLUMN * column + 40, 160 + 160 * row + 90 + 50 * j))
                 outs[name] = o
             c.setModelOutputs(outs)
         m.addChildAlgorithm(c)
 
     P, V, C = Src.fromModelParameter, Src.fromStaticValue, Src.fromChildOutput
-    child("select", "rsdl:sampleselection", {
-        "INPUT": P("image"), "VECTOR": P("polygons"), "FIELD": P("field"), "STRATEGY": V(0),
-        "VALID_FRACTION": V(0.3), "SPLIT_BY_POLYGON": V(True), "SEED": V(1),
+    child("select", "rsdl:sampleselection", "Select samples, split by polygon", 1, 0, {
+        "INPUT": P("image"), "VECTOR": P("polygons"), "FIELD": P("field"),
+        "VALID_FRACTION": P("valid_fraction"), "SPLIT_BY_POLYGON": V(True), "SEED": P("seed"),
         "OUTPUT_VALID": V("TEMPORARY_OUTPUT")})
-    for s, key in (("train", "OUTPUT"), ("valid", "OUTPUT_VALID")):
-        child(f"patches_{s}", "rsdl:patchesextraction", {
-            "VECTOR": C("select", key), "FIELD": P("field"), "SOURCE1": P("image"),
-            "SOURCE1_PATCH_SIZE": P("patch"), "OUTPUT_LABELS": V("TEMPORARY_OUTPUT")})
-    child("train", "rsdl:trainmodel", {
-        "ARCHITECTURE": V(1), "TRAIN_SOURCE1": C("patches_train", "OUTPUT_SOURCE1"),
+    for row, (s, key, what) in enumerate((("train", "OUTPUT", "training"),
+                                          ("valid", "OUTPUT_VALID", "validation"))):
+        child(f"patches_{s}", "rsdl:patchesextraction", f"Patches of the {what} samples", 2,
+              row, {"VECTOR": C("select", key), "FIELD": P("field"), "SOURCE1": P("image"),
+                    "SOURCE1_PATCH_SIZE": P("patch"), "OUTPUT_LABELS": V("TEMPORARY_OUTPUT")})
+    child("train", "rsdl:trainmodel", "Train the network", 3, 0, {
+        "ARCHITECTURE": P("architecture"), "TRAIN_SOURCE1": C("patches_train", "OUTPUT_SOURCE1"),
         "TRAIN_LABELS": C("patches_train", "OUTPUT_LABELS"),
         "VALID_SOURCE1": C("patches_valid", "OUTPUT_SOURCE1"),
         "VALID_LABELS": C("patches_valid", "OUTPUT_LABELS"), "EPOCHS": P("epochs"),
-        "BATCH_SIZE": V(32), "SEED": V(1)}, {"OUTPUT": "model", "OUTPUT_REPORT": "training_report"})
-    child("serve", "rsdl:modelserve", {
-        "MODEL": C("train", "OUTPUT"), "SOURCE1": P("image"), "OUTPUT_TYPE": V(1),
-        "FULLY_CONV": V(True)},
-        {"OUTPUT": "class_map"})
-    child("accuracy", "rsdl:accuracy", {
+        "SEED": P("seed")},
+        {"OUTPUT": ("model", "Trained model"),
+         "OUTPUT_REPORT": ("training_report", "Training report")})
+    child("serve", "rsdl:modelserve", "Apply the network to the image", 4, 0, {
+        "MODEL": C("train", "OUTPUT"), "SOURCE1": P("image")},
+        {"OUTPUT": ("class_map", "Land-cover map")})
+    child("accuracy", "rsdl:accuracy", "Assess on the validation polygons", 5, 0, {
         "INPUT": C("serve", "OUTPUT"), "REFERENCE": C("select", "OUTPUT_VALID"),
-        "FIELD": P("field")}, {"OUTPUT_REPORT": "accuracy_report"})
+        "FIELD": P("field")}, {"OUTPUT_REPORT": ("accuracy_report", "Accuracy report")})
     return m
 
 
