@@ -1,47 +1,158 @@
-"""Print the demo's accuracies and write demo-output/summary.html, from the run's JSON."""
+"""Print the demo's accuracies and write demo-output/summary.html: the scene in true colour
+with the reference polygons, each map beside it with its legend, figures and confusion
+matrix, so that a person judges the maps by eye in one page. Everything comes from the
+run's outputs.
+
+    /usr/bin/python3 scripts/demo-summary.py OUT DATA
+"""
+import csv
 import html
 import json
 import os
 import sys
 
-out = sys.argv[1]
-steps = [line.split("\t") for line in open(os.path.join(out, "steps.tsv")) if line.strip()]
+import numpy as np
+from osgeo import gdal, ogr
+
+gdal.UseExceptions()
+ogr.UseExceptions()
+OUT, DATA = sys.argv[1], sys.argv[2]
+MAPS = (("network", "Network alone (rsdl:trainmodel, then rsdl:modelserve)"),
+        ("deep_rf", "Random forest on the network's outputs (deep features)"),
+        ("pixel_rf", "Random forest on the raw pixels"))
+e = html.escape
 
 
 def results(name):
-    with open(os.path.join(out, f"{name}.json")) as fh:
+    with open(os.path.join(OUT, f"{name}.json")) as fh:
         return json.load(fh)["results"]
 
 
+def write_png(rgb, name):
+    h, w, _ = rgb.shape
+    mem = gdal.GetDriverByName("MEM").Create("", w, h, 3, gdal.GDT_Byte)
+    for b in range(3):
+        mem.GetRasterBand(b + 1).WriteArray(rgb[:, :, b])
+    gdal.GetDriverByName("PNG").CreateCopy(os.path.join(OUT, name), mem)
+    aux = os.path.join(OUT, name + ".aux.xml")
+    if os.path.exists(aux):
+        os.remove(aux)
+
+
+def outline(vector, grid_ds):
+    """Pixels on the boundary of the vector's polygons, on the scene's grid."""
+    mem = gdal.GetDriverByName("MEM").Create("", grid_ds.RasterXSize, grid_ds.RasterYSize, 1,
+                                             gdal.GDT_Byte)
+    mem.SetGeoTransform(grid_ds.GetGeoTransform())
+    mem.SetProjection(grid_ds.GetProjection())
+    src = ogr.Open(vector)
+    gdal.RasterizeLayer(mem, [1], src.GetLayer(0), burn_values=[1])
+    inside = mem.ReadAsArray().astype(bool)
+    core = inside.copy()
+    core[1:, :] &= inside[:-1, :]
+    core[:-1, :] &= inside[1:, :]
+    core[:, 1:] &= inside[:, :-1]
+    core[:, :-1] &= inside[:, 1:]
+    return inside & ~core
+
+
+def scene_png():
+    ds = gdal.Open(os.path.join(DATA, "scene.tif"))
+    a = ds.ReadAsArray().astype(np.float64)
+    rgb = np.zeros(a.shape[1:] + (3,), np.uint8)
+    for b in range(3):
+        lo, hi = np.percentile(a[b][a[b] > 0], [1, 99])
+        rgb[:, :, b] = np.clip((a[b] - lo) / (hi - lo) * 255, 0, 255)
+    write_png(rgb, "scene.png")
+    for part, colour in (("training", (255, 255, 255)), ("test", (255, 230, 0))):
+        rgb[outline(os.path.join(DATA, f"{part}.gpkg"), ds)] = colour
+    write_png(rgb, "scene_reference.png")
+
+
+def map_png(key):
+    """The class map in its own colours (its colour table), and its legend."""
+    ds = gdal.Open(os.path.join(OUT, f"{key}_classes.tif"))
+    band = ds.GetRasterBand(1)
+    codes = band.ReadAsArray()
+    table, names = band.GetColorTable(), band.GetCategoryNames() or []
+    lut = np.zeros((256, 3), np.uint8)
+    legend = []
+    for c in range(min(256, table.GetCount())):
+        lut[c] = table.GetColorEntry(c)[:3]
+        if c < len(names) and names[c]:
+            legend.append((names[c], "#%02x%02x%02x" % tuple(lut[c])))
+    nodata = band.GetNoDataValue()
+    rgb = lut[codes.clip(0, 255)]
+    if nodata is not None:
+        rgb[codes == nodata] = (255, 255, 255)
+    write_png(rgb, f"{key}.png")
+    return legend
+
+
+def matrix_html(key):
+    with open(os.path.join(OUT, f"{key}_matrix.csv"), newline="") as fh:
+        rows = list(csv.reader(fh))
+    head = "".join(f"<th>{e(c)}</th>" for c in rows[0][1:])
+    body = []
+    for i, row in enumerate(rows[1:]):
+        cells = "".join(f"<td class='{'d' if i == j else ''}'>{e(v)}</td>"
+                        for j, v in enumerate(row[1:]))
+        body.append(f"<tr><th>{e(row[0])}</th>{cells}</tr>")
+    return (f"<table class='m'><tr><th>reference \\ map</th>{head}</tr>{''.join(body)}</table>")
+
+
+steps = [line.split("\t") for line in open(os.path.join(OUT, "steps.tsv")) if line.strip()]
+total = sum(int(ms) for _, ms in steps) / 1000
 sel = results("2-sample-selection")
 train = results("4-train-network")
-rows = []
-for key, label in (("network", "FCN network alone (rsdl:trainmodel + rsdl:modelserve)"),
-                   ("deep_rf", "Random forest on the network's outputs (deep features)"),
-                   ("pixel_rf", "Random forest on raw pixels")):
-    r = results(f"10-accuracy-{key}")
-    rows.append((label, r["OA"], r["KAPPA"], r["F1_MEAN"], r["SAMPLES"], f"{key}_accuracy.html"))
-total = sum(int(ms) for _, ms in steps) / 1000
-print(f"samples: {sel['TRAIN']} training, {sel['VALID']} validation (split by polygon)")
+print(f"samples from training.gpkg: {sel['TRAIN']} training, {sel['VALID']} validation "
+      "(split by polygon)")
 print(f"network: best epoch {train['BEST_EPOCH']}, validation OA {100 * train['OA']:.1f} %")
-print("accuracy on the validation polygons:")
-for label, oa, kappa, f1, n, _ in rows:
-    print(f"  {label:58s} OA {100 * oa:5.1f} %  kappa {kappa:.3f}  F1 {f1:.3f}  ({n} px)")
-print(f"total {total:.1f} s; outputs and summary.html in {out}/")
-e = html.escape
-page = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>rsdl_qgis demo</title>",
-        "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #bbb;"
-        "padding:.3em .6em}table{border-collapse:collapse}</style></head><body>",
-        "<h1>rsdl_qgis demo: Landsat 8, four land-cover classes</h1>",
-        f"<p>{sel['TRAIN']} training and {sel['VALID']} validation samples, split by polygon. "
-        f"Total {total:.1f} s.</p><h2>Steps</h2><table><tr><th>step</th><th>seconds</th></tr>"]
-page += [f"<tr><td>{e(n)}</td><td>{int(ms) / 1000:.1f}</td></tr>" for n, ms in steps]
-page += ["</table><h2>Accuracy on the validation polygons</h2><table><tr><th>map</th>"
-         "<th>OA</th><th>kappa</th><th>mean F1</th><th>pixels</th><th>report</th></tr>"]
-page += [f"<tr><td>{e(label)}</td><td>{100 * oa:.1f} %</td><td>{kappa:.3f}</td><td>{f1:.3f}</td>"
-         f"<td>{n}</td><td><a href='{link}'>{link}</a></td></tr>" for label, oa, kappa, f1, n, link in rows]
-page += ["</table><p>Training curves: <a href='training_report.html'>training_report.html</a>."
-         " Maps: network_classes.tif, deep_rf_classes.tif, pixel_rf_classes.tif (open them in "
-         "QGIS: their styles load with them).</p></body></html>"]
-with open(os.path.join(out, "summary.html"), "w", encoding="utf-8") as fh:
-    fh.write("\n".join(page))
+print("accuracy on the test polygons (test.gpkg, blocks no step trained on):")
+scene_png()
+cards = []
+for key, label in MAPS:
+    r = results(f"10-accuracy-{key}")
+    print(f"  {label:56s} OA {100 * r['OA']:5.1f} %  kappa {r['KAPPA']:.3f}  "
+          f"area-adjusted OA {100 * r['OA_AREA_ADJUSTED']:5.1f} %  ({r['SAMPLES']} px)")
+    legend = map_png(key)
+    classes = [c.strip() for c in r["CLASSES"].split(",")]
+    per_class = "".join(
+        f"<tr><th>{e(c)}</th><td>{100 * r.get(f'PRECISION_{c}', 0):.0f}</td>"
+        f"<td>{100 * r.get(f'RECALL_{c}', 0):.0f}</td></tr>" for c in classes)
+    swatches = "".join(f"<span class='sw' style='background:{col}'></span>{e(n)} "
+                       for n, col in legend)
+    cards.append(f"""<div class="card"><h3>{e(label)}</h3>
+<a href="{key}.png"><img src="{key}.png" alt="{e(label)}"></a>
+<p class="legend">{swatches}</p>
+<p><b>OA {100 * r['OA']:.1f} %</b>, kappa {r['KAPPA']:.3f}, area-adjusted OA
+{100 * r['OA_AREA_ADJUSTED']:.1f} % on {r['SAMPLES']} test pixels
+(<a href="{key}_accuracy.html">full report</a>: class areas with 95 % intervals)</p>
+<table class='m'><tr><th>class</th><th>user's %</th><th>producer's %</th></tr>{per_class}</table>
+{matrix_html(key)}</div>""")
+print(f"total {total:.1f} s; outputs and summary.html in {OUT}/")
+page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>rsdl_qgis demo</title>
+<style>body{{font-family:sans-serif;margin:1.5em;color:#222}}
+.row{{display:flex;flex-wrap:wrap;gap:1.2em}}.card{{width:460px}}
+.card img{{width:460px;height:auto;image-rendering:pixelated;border:1px solid #999}}
+table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #bbb;padding:.2em .4em;
+text-align:right;font-size:.85em}}td.d{{background:#d8eed8;font-weight:bold}}
+.sw{{display:inline-block;width:1em;height:1em;margin:0 .3em 0 .8em;border:1px solid #555;
+vertical-align:middle}}</style></head><body>
+<h1>rsdl_qgis demo: Landsat 8, six land-cover classes</h1>
+<p>Scene: {e(DATA)}/scene.tif (Landsat 8, 2020-05-18, 30 m, 1000 x 1000 pixels). Reference:
+photo-interpreted polygons, training (white outlines, {e(DATA)}/training.gpkg) and test
+(yellow, test.gpkg) in separate blocks of a 4 x 4 chessboard. {sel['TRAIN']} training and
+{sel['VALID']} validation samples came from the training polygons; every figure below is
+measured on the test polygons, which no step saw. Total run time {total:.0f} s.</p>
+<div class="row">
+<div class="card"><h3>Scene (true colour) and reference polygons</h3>
+<a href="scene_reference.png"><img src="scene_reference.png" alt="scene"></a>
+<p>Without outlines: <a href="scene.png">scene.png</a>. Training curves:
+<a href="training_report.html">training_report.html</a>.</p></div>
+{''.join(cards)}</div>
+<h2>Steps</h2><table><tr><th>step</th><th>seconds</th></tr>
+{''.join(f"<tr><td>{e(n)}</td><td>{int(ms) / 1000:.1f}</td></tr>" for n, ms in steps)}
+</table></body></html>"""
+with open(os.path.join(OUT, "summary.html"), "w", encoding="utf-8") as fh:
+    fh.write(page)

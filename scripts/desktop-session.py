@@ -139,6 +139,7 @@ def run_dialog(dlg, name, cancel_at=None):
     if cancelled_at is not None:
         run["stopped_after_cancel_s"] = round(time.perf_counter() - cancelled_at, 2)
     run["log"] = log_of(dlg)[-3000:]
+    run["log_head"] = log_of(dlg)[:3000]          # the parameters the dialog passed
     report["runs"][name] = run
     return done.get("results", {})
 
@@ -149,11 +150,13 @@ def session():
     out = os.path.join(OUT, "work")
     os.makedirs(out, exist_ok=True)
     scene = os.path.join(DATA, "scene.tif")
-    polygons = os.path.join(DATA, "land_cover.gpkg")
+    polygons = os.path.join(DATA, "training.gpkg")
+    test = os.path.join(DATA, "test.gpkg")
     project = QgsProject.instance()
     layer = QgsRasterLayer(scene, "scene (Landsat 8)")
     project.addMapLayer(layer)
-    project.addMapLayer(QgsVectorLayer(polygons, "land_cover"))
+    project.addMapLayer(QgsVectorLayer(polygons, "training"))
+    project.addMapLayer(QgsVectorLayer(test, "test"))
     iface.mapCanvas().setExtent(layer.extent())
     iface.mapCanvas().refresh()
 
@@ -188,15 +191,15 @@ def session():
             a.trigger()
     yield 100
 
-    # 2. sampling, from dialogs, as background tasks
+    # 2. sampling, from dialogs, as background tasks. Every dialog gets its inputs and
+    # where to write; every other parameter keeps the dialog's default
     dlg = open_dialog("rsdl:classstatistics", {
         "INPUT": scene, "VECTOR": polygons, "FIELD": "name",
         "OUTPUT": os.path.join(out, "class_statistics.csv")})
     yield from run_dialog(dlg, "classstatistics")
     dlg.close()
     dlg = open_dialog("rsdl:sampleselection", {
-        "INPUT": scene, "VECTOR": polygons, "FIELD": "name", "STRATEGY": 0,
-        "VALID_FRACTION": 0.3, "SPLIT_BY_POLYGON": True, "SEED": 1,
+        "INPUT": scene, "VECTOR": polygons, "FIELD": "name",
         "OUTPUT": os.path.join(out, "train_points.gpkg"),
         "OUTPUT_VALID": os.path.join(out, "valid_points.gpkg")})
     yield 500
@@ -206,7 +209,7 @@ def session():
     for s in ("train", "valid"):
         dlg = open_dialog("rsdl:patchesextraction", {
             "VECTOR": os.path.join(out, f"{s}_points.gpkg"), "FIELD": "name",
-            "SOURCE1": scene, "SOURCE1_PATCH_SIZE": 8,
+            "SOURCE1": scene,
             "OUTPUT_SOURCE1": os.path.join(out, f"{s}_patches.tif"),
             "OUTPUT_LABELS": os.path.join(out, f"{s}_labels.tif")})
         yield from run_dialog(dlg, f"patches_{s}")
@@ -214,12 +217,10 @@ def session():
     report["steps"].append("sampling")
 
     # 3. training, with a screenshot of the run in progress
-    train = {"ARCHITECTURE": 1,
-             "TRAIN_SOURCE1": os.path.join(out, "train_patches.tif"),
+    train = {"TRAIN_SOURCE1": os.path.join(out, "train_patches.tif"),
              "TRAIN_LABELS": os.path.join(out, "train_labels.tif"),
              "VALID_SOURCE1": os.path.join(out, "valid_patches.tif"),
              "VALID_LABELS": os.path.join(out, "valid_labels.tif"),
-             "EPOCHS": 20, "BATCH_SIZE": 32, "SEED": 1,
              "OUTPUT": os.path.join(out, "fcn_model"),
              "OUTPUT_REPORT": os.path.join(out, "training_report.html")}
     dlg = open_dialog("rsdl:trainmodel", train)
@@ -242,7 +243,7 @@ def session():
     cancelled = os.path.join(out, "cancelled.tif")
     dlg = open_dialog("rsdl:modelserve", {
         "MODEL": os.path.join(out, "fcn_model"), "SOURCE1": scene, "FULLY_CONV": False,
-        "OUTPUT_TYPE": 1, "OUTPUT": cancelled})
+        "OUTPUT": cancelled})
     yield from run_dialog(dlg, "modelserve_cancel", cancel_at=1)
     report["runs"]["modelserve_cancel"]["output_left"] = os.path.exists(cancelled)
     dlg.close()
@@ -252,8 +253,7 @@ def session():
     classes = os.path.join(out, "network_classes.tif")
     # the mode is left to the model's metadata (the dialog's default)
     dlg = open_dialog("rsdl:modelserve", {
-        "MODEL": os.path.join(out, "fcn_model"), "SOURCE1": scene, "OUTPUT_TYPE": 1,
-        "OUTPUT": classes})
+        "MODEL": os.path.join(out, "fcn_model"), "SOURCE1": scene, "OUTPUT": classes})
     yield from run_dialog(dlg, "modelserve")
     dlg.close()
     loaded = [lyr for lyr in project.mapLayers().values()
@@ -281,9 +281,9 @@ def session():
     grab(win, "class_map.png")
     report["steps"].append("class_map")
 
-    # 6. accuracy of the map on the validation points
+    # 6. accuracy of the map on the test polygons (blocks no step trained on)
     dlg = open_dialog("rsdl:accuracy", {
-        "INPUT": classes, "REFERENCE": os.path.join(out, "valid_points.gpkg"), "FIELD": "name",
+        "INPUT": classes, "REFERENCE": test, "FIELD": "name",
         "OUTPUT_MATRIX": os.path.join(out, "matrix.csv"),
         "OUTPUT_REPORT": os.path.join(out, "accuracy.html")})
     results = yield from run_dialog(dlg, "accuracy")
@@ -294,8 +294,7 @@ def session():
     # 7. deep features: a random forest on the network's outputs (settings from the
     # model's metadata), then the image classified with it
     dlg = open_dialog("rsdl:trainclassifier", {
-        "INPUT": scene, "VECTOR": os.path.join(out, "train_points.gpkg"), "FIELD": "name",
-        "SAMPLES": 1000, "VALID_FRACTION": 0, "CLASSIFIER": 0,
+        "INPUT": scene, "VECTOR": polygons, "FIELD": "name",
         "MODEL": os.path.join(out, "fcn_model"),
         "OUTPUT": os.path.join(out, "deep_rf.rsdlc")})
     yield from run_dialog(dlg, "trainclassifier")
@@ -310,15 +309,15 @@ def session():
 
     # the trained network exported to ONNX, for other tools
     dlg = open_dialog("rsdl:exportonnx", {
-        "MODEL": os.path.join(out, "fcn_model", "saved_model.pb"),
-        "OUTPUT": os.path.join(out, "fcn_model.onnx")})
+        "MODEL": os.path.join(out, "fcn_model"), "OUTPUT": os.path.join(out, "fcn_model.onnx")})
     yield from run_dialog(dlg, "exportonnx")
     dlg.close()
     report["steps"].append("export_onnx")
 
-    # 8. the shipped modeler model of the whole chain, from its dialog
+    # 8. the shipped modeler model of the whole chain, from its dialog (3 epochs: the
+    # network was trained with the defaults above already)
     dlg = open_dialog("rsdl:landcoverchain", {
-        "image": scene, "polygons": polygons, "field": "name", "patch": 8, "epochs": 3,
+        "image": scene, "polygons": polygons, "field": "name", "epochs": 3,
         "serve:class_map": os.path.join(out, "chain_classes.tif")})
     yield 500
     dlg.setParameters({"field": "name"})   # the dialog puts the layer's first field there

@@ -94,9 +94,23 @@ def test_the_class_map_loads_paletted_with_class_names(session):
     assert "fully-convolutional" in report["runs"]["modelserve"]["log"]
     assert report["class_map_loaded"]
     assert report["class_map_renderer"] == "paletted"
-    assert report["class_map_legend"] == ["crop", "developed", "tree", "water"]
+    assert report["class_map_legend"] == ["bare soil", "crop", "forest", "grassland", "urban",
+                                          "water"]
     assert report["runs"]["accuracy"]["ok"]
-    assert 0.9 <= report["accuracy"]["OA"] <= 1.0      # distinct classes: see docs/tutorial.md
+    # on the test polygons, in blocks no step trained on: a real figure, not 100 %
+    assert 0.6 <= report["accuracy"]["OA"] < 0.99, report["accuracy"]
+
+
+def test_the_dialogs_defaults_make_the_workflow(session):
+    """Each dialog got only its inputs and outputs: what ran is the dialogs' defaults, and
+    the defaults are the tutorial's (fcn, 20 epochs, 8 px patches, validation 0.3)."""
+    _, report = session
+    runs = report["runs"]
+    assert "'ARCHITECTURE' : 1" in runs["trainmodel"]["log_head"]           # fcn
+    assert "'EPOCHS' : 20" in runs["trainmodel"]["log_head"]
+    assert "'SOURCE1_PATCH_SIZE' : 8" in runs["patches_train"]["log_head"]
+    assert "'VALID_FRACTION' : 0.3" in runs["sampleselection"]["log_head"]
+    assert "'OUTPUT_TYPE' : 0" in runs["modelserve"]["log_head"]            # automatic
 
 
 @pytest.mark.parametrize("name", ["toolbox.png", "dialog.png", "running.png", "class_map.png",
