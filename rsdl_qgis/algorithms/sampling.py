@@ -12,6 +12,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
+    QgsProcessingUtils,
 )
 
 from ..engine.choices import SAMPLERS, STRATEGIES
@@ -171,14 +172,26 @@ class SampleSelection(RsdlAlgorithm):
             valid_fraction=self.parameterAsDouble(parameters, "VALID_FRACTION", context),
             test_fraction=self.parameterAsDouble(parameters, "TEST_FRACTION", context),
             split_by_polygon=self.parameterAsBool(parameters, "SPLIT_BY_POLYGON", context),
-            output_valid=self.parameterAsOutputLayer(parameters, "OUTPUT_VALID", context) or None,
-            output_test=self.parameterAsOutputLayer(parameters, "OUTPUT_TEST", context) or None,
+            output_valid=self.split_output(parameters, "OUTPUT_VALID", "VALID_FRACTION",
+                                           context, feedback),
+            output_test=self.split_output(parameters, "OUTPUT_TEST", "TEST_FRACTION", context,
+                                          feedback),
             labels_nodata=self.optional_double(parameters, "LABELS_NODATA", context))
         if job.vector and not job.field:
             raise QgsProcessingException("FIELD: choose the class field of VECTOR")
         res = self.run_engine(api.sample_selection, job, FeedbackProgress(feedback))
         return {k: res.get(k) for k in ("OUTPUT", "OUTPUT_VALID", "OUTPUT_TEST", "SAMPLES",
                                         "TRAIN", "VALID", "TEST")}
+
+    def split_output(self, parameters, key, fraction, context, feedback):
+        """Where a split set goes: its output, or a temporary GeoPackage when the fraction
+        asks for the set and the output was left out (from Python or qgis_process: the
+        dialog gives one by default), so that the default split never fails."""
+        path = self.parameterAsOutputLayer(parameters, key, context) or None
+        if path is None and self.parameterAsDouble(parameters, fraction, context) > 0:
+            path = QgsProcessingUtils.generateTempFilename(f"{key.lower()}.gpkg")
+            feedback.pushInfo(f"{key} was not given: the set {fraction} asks for goes to {path}")
+        return path
 
 
 PATCHES_HELP = """<p>Cuts a patch of each source around each sample point and writes them in

@@ -3,9 +3,6 @@ default style from there. No qgis import: the engine writes them."""
 import os
 from html import escape
 
-import numpy as np
-from osgeo import gdal
-
 from .output import write_text
 
 PALETTE = ["#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3",
@@ -24,6 +21,9 @@ def embed_classes(band, dtype, codes, names):
     """A class map that displays in any GIS, not only through its .qml: the colour of
     each class in the file's own colour table (8 and 16-bit maps), and the class names
     as GDAL category names (kept by GTiff in the .aux.xml beside the map)."""
+    # imported here: loading the plugin (algorithms/base.py) reads only qml_path
+    import numpy as np
+    from osgeo import gdal
     top = max(codes)
     if top < 0 or top > 65535:
         return

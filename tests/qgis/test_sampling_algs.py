@@ -61,3 +61,34 @@ def test_missing_field_is_a_processing_exception(qgis_app, tmp_path):
             "CLASS_COUNTS": "1:3", "OUTPUT": str(out)})
     assert "CLASS_COUNTS" in str(e.value)
     assert not out.exists()
+
+
+def test_the_defaults_split_by_polygon_without_an_output_for_validation(qgis_app, tmp_path):
+    """Only inputs and OUTPUT, as a script or qgis_process gives them: the default 30 %
+    validation set is written anyway (to a temporary file, said in the log), whole
+    polygons to one set or the other, and the next step reads it."""
+    import os
+
+    import processing
+    from osgeo import ogr
+    from qgis.core import QgsProcessingFeedback
+    from tests.conftest import ROOT
+    data = os.path.join(ROOT, "sample-data", "landsat")
+
+    class Log(QgsProcessingFeedback):
+        text = ""
+
+        def pushInfo(self, info):  # noqa: N802
+            self.text += info + "\n"
+    log = Log()
+    sel = processing.run("rsdl:sampleselection", {
+        "INPUT": f"{data}/scene.tif", "VECTOR": f"{data}/training.gpkg", "FIELD": "name",
+        "OUTPUT": str(tmp_path / "train.gpkg")}, feedback=log)
+    assert sel["OUTPUT_VALID"] and "OUTPUT_VALID was not given" in log.text
+
+    def polygons(path):
+        ds = ogr.Open(path)
+        return {f["originfid"] for f in ds.GetLayer(0)}
+    train, valid = polygons(sel["OUTPUT"]), polygons(sel["OUTPUT_VALID"])
+    assert train and valid and not train & valid
+    assert sel["VALID"] / (sel["TRAIN"] + sel["VALID"]) == pytest.approx(0.3, abs=0.1)

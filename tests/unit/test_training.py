@@ -55,7 +55,8 @@ def test_train_report_and_serve_from_metadata(patches, tmp_path, arch):
     assert meta["classes"]["names"] == ["crop", "developed", "tree", "water"]
     assert meta["fully_conv"] == (arch == "fcn")
     html = (tmp_path / "report.html").read_text()
-    assert "<svg" in html and "val_loss" in html and "Confusion matrix" in html
+    assert "<svg" in html and "validation" in html and "log scale" in html
+    assert "Confusion matrix" in html and "Learning rate (Adam)" in html
     # served with no receptive field, expression field or names given by hand
     out = tmp_path / "map.tif"
     sres = serve_model(ServeJob(str(tmp_path / "model"), [ServeSource(patches["image"], None)],
