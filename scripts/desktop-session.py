@@ -266,6 +266,10 @@ def session():
         if renderer.type() == "paletted":
             report["class_map_legend"] = [c.label for c in renderer.classes()]
         iface.layerTreeView().refreshLayerSymbology(lyr.id())
+        # the legend open on the map's classes, the scene's three bands folded
+        root = project.layerTreeRoot()
+        root.findLayer(lyr.id()).setExpanded(True)
+        root.findLayer(layer.id()).setExpanded(False)
     # as a user tidies up: the patches images and the panels of the earlier steps go
     for lyr in list(project.mapLayers().values()):
         if lyr.source().endswith(("_patches.tif", "_labels.tif")):
