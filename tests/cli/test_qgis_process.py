@@ -147,3 +147,29 @@ def test_modeler_chain_runs_from_qgis_process(profile, tmp_path):
     assert got.shape == (993, 993, 1)             # 1000 x 1000 scene, receptive field 8
     assert "Overall accuracy" in (tmp_path / "accuracy.html").read_text()
     assert (tmp_path / "model" / "rsdl_metadata.json").exists()
+
+
+def shell_blocks(path):
+    """The ```sh blocks of a Markdown file."""
+    import re
+    with open(os.path.join(ROOT, path), encoding="utf-8") as fh:
+        return re.findall(r"```sh\n(.*?)```", fh.read(), re.S)
+
+
+def test_the_documented_commands_run_as_written(profile, tmp_path):
+    """The qgis_process commands of the README and of docs/sampling, training and
+    classification, pasted into a shell in that order: each runs as written on the
+    shipped data (paths relative to the repository's root, here a folder that links to
+    it, so that the outputs land in the test's folder)."""
+    for name in ("sample-data", "tests"):
+        os.symlink(os.path.join(ROOT, name), tmp_path / name)
+    readme = [b for b in shell_blocks("README.md") if "qgis_process.bin" in b]
+    docs = [shell_blocks(f"docs/{d}.md")[0] for d in ("sampling", "training", "classification")]
+    script = "set -e\n" + "\n".join(readme + docs)
+    r = subprocess.run(["sh", "-c", script], cwd=tmp_path, env=user_env(profile),
+                       capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for out in ("classes.tif", "map.tif", "stats.csv", "model/rsdl_metadata.json",
+                "model2/rsdl_metadata.json", "deep.rsdlc", "deep_classes.tif", "accuracy.html"):
+        assert (tmp_path / out).exists(), out
+    assert "Area-adjusted accuracy" in (tmp_path / "accuracy.html").read_text()

@@ -72,6 +72,7 @@ def test_the_defaults_split_by_polygon_without_an_output_for_validation(qgis_app
     import processing
     from osgeo import ogr
     from qgis.core import QgsProcessingFeedback
+
     from tests.conftest import ROOT
     data = os.path.join(ROOT, "sample-data", "landsat")
 
