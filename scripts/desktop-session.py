@@ -254,6 +254,12 @@ def session():
     # the mode is left to the model's metadata (the dialog's default)
     dlg = open_dialog("rsdl:modelserve", {
         "MODEL": os.path.join(out, "fcn_model"), "SOURCE1": scene, "OUTPUT": classes})
+    # the MODEL widget: a folder (a SavedModel) or a file, from its button's menu
+    from rsdl_qgis.algorithms.widgets import ModelPanel
+    panels = dlg.findChildren(ModelPanel)
+    report["model_widget"] = {
+        "value": panels[0].getValue() if panels else None,
+        "choices": [a.text() for a in panels[0].btnSelect.menu().actions()] if panels else []}
     yield from run_dialog(dlg, "modelserve")
     dlg.close()
     loaded = [lyr for lyr in project.mapLayers().values()

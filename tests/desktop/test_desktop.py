@@ -124,3 +124,13 @@ def test_screenshots_show_a_window(session, name):
     pixels = ds.ReadAsArray()
     # a real window, not a blank screen (the message box has text and an icon only)
     assert len(np.unique(pixels)) > (4 if name == "environment.png" else 20)
+
+
+def test_the_model_widget_takes_a_folder(session):
+    """A SavedModel is a folder: the MODEL widget's button offers a folder or a file, and
+    the folder given ran (the served map above came from it)."""
+    _, report = session
+    widget = report["model_widget"]
+    assert widget["value"].endswith("fcn_model")
+    assert widget["choices"] == ["Model folder (SavedModel)…",
+                                 "Model file (.keras, .onnx, saved_model.pb)…"]

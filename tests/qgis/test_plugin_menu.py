@@ -51,3 +51,21 @@ def test_loading_the_plugin_imports_no_numpy_gdal_or_runtime():
                        cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_chain_model_reads_in_workflow_order(qgis_app):
+    """The shipped chain: a readable name, inputs in workflow order with help, every
+    output labelled, and its steps laid out left to right."""
+    from qgis.core import QgsApplication
+    alg = QgsApplication.processingRegistry().algorithmById("rsdl:landcoverchain").create()
+    assert alg.displayName() == "Land-cover map from training polygons (network)"
+    params = [d for d in alg.parameterDefinitions() if not d.isDestination()]
+    assert [d.name() for d in params] == ["image", "polygons", "field", "valid_fraction",
+                                          "patch", "architecture", "epochs", "seed"]
+    assert all(d.help() for d in params)
+    outputs = [d for d in alg.parameterDefinitions() if d.isDestination()]
+    assert [d.name() for d in outputs] == ["train:model", "train:training_report",
+                                          "serve:class_map", "accuracy:accuracy_report"]
+    assert all(d.description() and ":" not in d.description() for d in outputs)
+    x = {cid: c.position().x() for cid, c in alg.childAlgorithms().items()}
+    assert x["select"] < x["patches_train"] < x["train"] < x["serve"] < x["accuracy"]
