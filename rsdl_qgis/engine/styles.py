@@ -16,7 +16,6 @@ def class_colours(names):
     return [KNOWN.get(str(n).lower(), PALETTE[i % len(PALETTE)]) for i, n in enumerate(names)]
 
 
-
 def embed_classes(band, dtype, codes, names):
     """A class map that displays in any GIS, not only through its .qml: the colour of
     each class in the file's own colour table (8 and 16-bit maps), and the class names

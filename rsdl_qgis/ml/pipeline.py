@@ -417,6 +417,11 @@ def accuracy(job, progress=None):
     sc = scores(matrix)
     names = [names_of.get(int(c), str(int(c))) for c in labels]
     adj = area_adjusted(matrix, [counts.get(int(c), 0) for c in labels])
+    unsampled = [names[i] for i, c in enumerate(labels)
+                 if not matrix[:, i].sum() and counts.get(int(c), 0)]
+    if unsampled:
+        notes.append(f"No reference pixel falls on the map's {', '.join(unsampled)}: the "
+                     "area-adjusted estimates leave that part of the map out")
     unit, pixel_area = area_unit(grid)
     for n in notes:
         progress.info(n)
@@ -453,7 +458,7 @@ def map_class_pixels(band, grid, nodata, progress):
     for r0 in range(0, grid.height, 256):
         block = band.ReadAsArray(0, r0, grid.width, min(256, grid.height - r0)).ravel()
         if nodata is not None:
-            block = block[block != nodata]
+            block = block[~np.isnan(block)] if np.isnan(nodata) else block[block != nodata]
         values, n = np.unique(block.astype(np.int64), return_counts=True)
         for v, k in zip(values.tolist(), n.tolist()):
             counts[v] = counts.get(v, 0) + k

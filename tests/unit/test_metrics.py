@@ -54,3 +54,25 @@ def test_kappa_of_congalton_and_green():
     assert round(sc["OA"], 2) == 0.74 and round(sc["KAPPA"], 2) == 0.65
     got, labels = confusion([1, 1, 2], [1, 2, 2])
     assert got.tolist() == [[1, 1], [0, 1]] and labels.tolist() == [1, 2]
+
+
+def test_the_report_names_what_it_assessed_and_a_map_class_with_no_reference(tmp_path):
+    """A map class that no reference pixel falls on counts in no estimate: the report
+    says so, beside the map, the reference and the class areas (hectares: 2 m pixels)."""
+    from rsdl_qgis.ml.pipeline import AccuracyJob, accuracy
+    from tests.conftest import write_raster
+    mp = np.ones((10, 10, 1), np.uint8)
+    mp[:, 5:] = 2
+    mp[8:, :] = 3
+    ref = mp.copy()
+    ref[8:, :] = 0                                  # no reference on class 3
+    write_raster(tmp_path / "map.tif", mp, nodata=0)
+    write_raster(tmp_path / "ref.tif", ref, nodata=0)
+    res = accuracy(AccuracyJob(str(tmp_path / "map.tif"), str(tmp_path / "ref.tif"),
+                               output_report=str(tmp_path / "r.html")))
+    assert res["OA"] == 1.0 and res["CLASSES"] == ["1", "2", "3"]
+    import html as markup
+    html = markup.unescape((tmp_path / "r.html").read_text())
+    assert "No reference pixel falls on the map's 3" in html
+    assert "map.tif" in html and "ref.tif" in html and "Assessed" in html
+    assert "map area (ha)" in html and "Area-adjusted accuracy" in html
