@@ -546,8 +546,12 @@ def _settings(job, meta, model, counts):
         rows.append((f"Validation patches, source {i + 1}", s.path))
     rows.append(("Validation labels", f"{job.valid_labels} ({counts[1]} patches)"
                  if job.valid_labels else "none"))
-    rows.append(("Network", f"{job.model} (fine-tuned)" if job.model and job.restore else
-                 job.model or f"built-in {meta['architecture']}"))
+    if job.model:
+        network = f"{job.model} (" + ("fine-tuned from its weights)" if job.restore else
+                                      "its architecture, trained from scratch)")
+    else:
+        network = f"built-in {meta['architecture']}"
+    rows.append(("Network", network))
     layers = _layers(model)
     rows.append(("Layers", f"{len(layers)}: " + ", ".join(layers)))
     rows.append(("Parameters", f"{model.count_params():,}"))
@@ -557,7 +561,8 @@ def _settings(job, meta, model, counts):
               f"{meta['best_epoch']} (the model kept)"),
              ("Batch size", job.batch_size), ("Learning rate (Adam)", job.learning_rate),
              ("Balance classes", job.class_weights), ("Augment (flips, rotations)", job.augment),
-             ("Random seed", job.seed), ("Label value ignored", job.label_nodata),
+             ("Random seed", job.seed), ("Label value ignored",
+                                      "none" if job.label_nodata is None else job.label_nodata),
              ("Serving", f"{'fully convolutional' if meta['fully_conv'] else 'patch-based'}, "
                          f"expression field {meta['efield']}")]
     return rows
