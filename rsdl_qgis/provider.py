@@ -39,25 +39,20 @@ class ThreadedModel(QgsProcessingModelAlgorithm):
         copy = ThreadedModel()
         copy.loadVariant(self.toVariant())
         copy.setSourceFilePath(self.sourceFilePath())
-        copy.order_parameters()
+        copy.order_outputs()
         return copy
 
-    def order_parameters(self):
-        """Inputs in the order of their boxes in the model, top to bottom: QGIS 3.22 lists
-        a model's inputs by name, so a dialog asked for the epochs before the image."""
-        where = {name: (0, c.position().y(), c.position().x())
-                 for name, c in self.parameterComponents().items()}
-        # then the outputs ("child:output"), in the order of their steps, left to right
-        for cid, child in self.childAlgorithms().items():
-            for name in child.modelOutputs():
-                where[f"{cid}:{name}"] = (1, child.position().x(), child.position().y())
-        defs = [d.clone() for d in self.parameterDefinitions()]
-        ranked = sorted(range(len(defs)), key=lambda i: (
-            where.get(defs[i].name(), (2, 0.0, 0.0)), i))
+    def order_outputs(self):
+        """The steps' outputs in the order of the steps, left to right. The model's file
+        orders its inputs (parameterOrder); QGIS 3.22 lists the outputs by name."""
+        defs = [d.clone() for d in self.destinationParameterDefinitions()]
+        where = {f"{cid}:{name}": (child.position().x(), child.position().y())
+                 for cid, child in self.childAlgorithms().items()
+                 for name in child.modelOutputs()}
         for d in defs:
             self.removeParameter(d.name())
-        for i in ranked:
-            self.addParameter(defs[i], False)
+        for d in sorted(defs, key=lambda d: where.get(d.name(), (float("inf"), 0.0))):
+            self.addParameter(d, False)
 
 
 class RsdlProvider(QgsProcessingProvider):
@@ -85,7 +80,6 @@ class RsdlProvider(QgsProcessingProvider):
             model = ThreadedModel()
             if model.fromFile(path):
                 model.setSourceFilePath(path)         # its id comes from the file's name
-                model.order_parameters()
                 self.addAlgorithm(model)
             else:
                 QgsMessageLog.logMessage(f"cannot read the model {path}", "rsdl_qgis")

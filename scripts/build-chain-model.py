@@ -86,6 +86,7 @@ def build():
         comp = QgsProcessingModelParameter(p.name())
         comp.setPosition(QPointF(120, 80 + 70 * i))      # top to bottom in workflow order
         m.addModelParameter(p, comp)
+    m.setParameterOrder([p.name() for p in params])    # the dialogs' order (else: by name)
 
     def child(cid, alg, title, column, row, sources, outputs=None):
         c = QgsProcessingModelChildAlgorithm(alg)
