@@ -80,6 +80,7 @@ class RsdlProvider(QgsProcessingProvider):
             model = ThreadedModel()
             if model.fromFile(path):
                 model.setSourceFilePath(path)         # its id comes from the file's name
+                model.order_outputs()
                 self.addAlgorithm(model)
             else:
                 QgsMessageLog.logMessage(f"cannot read the model {path}", "rsdl_qgis")
