@@ -45,16 +45,13 @@ def serve_model(job, progress=None, resume=True, scheduler=""):
     meta = getattr(model, "metadata", None)
     named = bool(meta and job.output_names == ["class"] and meta.get("classes"))
     if named:
-        # a class map of a model trained by rsdl: class names in its metadata, and a
-        # paletted style with them beside it (QGIS loads it with the layer)
-        import json
-        codes, names = meta["classes"]["codes"], meta["classes"]["names"]
-        job = replace(job, classes={"codes": list(codes), "names": list(names)},
-                      metadata=dict(job.metadata, RSDL_CLASSES=json.dumps(
-                          dict(zip(map(str, codes), names)))))
+        # a class map of a model trained by rsdl: the engine writes its classes into the
+        # map (metadata, colour table, category names); a paletted style goes beside it
+        codes, names = list(meta["classes"]["codes"]), list(meta["classes"]["names"])
+        job = replace(job, classes={"codes": codes, "names": names})
     if job.output_type == "automatic":
         from .ml.pipeline import class_nodata
-        nodata, dtype = class_nodata(meta["classes"]["codes"]) if named else (None, "float32")
+        nodata, dtype = class_nodata(codes) if named else (None, "float32")
         job = replace(job, output_type=str(dtype),
                       output_nodata=nodata if job.output_nodata is None else job.output_nodata)
         progress.info(f"Output type: {job.output_type}"
@@ -67,7 +64,7 @@ def serve_model(job, progress=None, resume=True, scheduler=""):
     res = serve(job, model, progress, run)
     from .engine.styles import style_values, write_class_style
     if named:
-        write_class_style(job.output, meta["classes"]["codes"], meta["classes"]["names"])
+        write_class_style(job.output, codes, names)
     else:
         style_values(job.output)
     return res

@@ -30,6 +30,7 @@ from .chunks import Assembler, ChunkStore, chunk_side, clear_state, fingerprint,
 from .grid import SourceGeometry, output_geometry, pixel_index, plan_tile, reference_pixels
 from .progress import Progress
 from .raster import DEFAULT_NODATA, SourceReader, TiledWriter
+from .styles import class_metadata
 from .windows import Window
 
 #: largest automatic tile side: bigger tiles barely speed models up and cost memory
@@ -492,7 +493,9 @@ def _write(plan, run, chunks, store, reused, progress):
     ref = plan.readers[0].grid
     band_names = [n if nb == 1 else f"{n}_{b + 1}"
                   for n, nb in zip(job.output_names, plan.bands) for b in range(nb)]
-    meta = {"RSDL_MODEL": job.model, "RSDL_JOB": json.dumps(job.to_dict()), **job.metadata}
+    meta = {"RSDL_MODEL": job.model, "RSDL_JOB": json.dumps(job.to_dict()), **job.metadata,
+            **(class_metadata(job.classes["codes"], job.classes["names"]) if job.classes
+               else {})}
     todo = [c for c in chunks if c.index not in reused]
     with gdal_cache(plan.cache_bytes(chunks[0].window.width)):
         writer = TiledWriter(job.output, geom.width, geom.height, sum(plan.bands),

@@ -1,5 +1,6 @@
 """QGIS styles written beside rasters as text (map.qml for map.tif): QGIS loads a layer's
 default style from there. No qgis import: the engine writes them."""
+import json
 import os
 from html import escape
 
@@ -14,6 +15,12 @@ KNOWN = {"water": "#1f78b4", "crop": "#ffd92f", "tree": "#1b7837", "forest": "#1
 
 def class_colours(names):
     return [KNOWN.get(str(n).lower(), PALETTE[i % len(PALETTE)]) for i, n in enumerate(names)]
+
+
+def class_metadata(codes, names):
+    """The metadata item of a class map that names its classes: RSDL_CLASSES, a JSON
+    object from code to name (rsdl:accuracy reads it)."""
+    return {"RSDL_CLASSES": json.dumps(dict(zip(map(str, codes), names)))}
 
 
 def embed_classes(band, dtype, codes, names):

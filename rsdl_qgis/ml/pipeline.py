@@ -21,7 +21,7 @@ from ..engine.raster import (
 from ..engine.sampling import spans_of
 from ..engine.selection import training_samples
 from ..engine.serve import RunOptions, serve
-from ..engine.styles import embed_classes, write_class_style, write_ramp_style
+from ..engine.styles import class_metadata, embed_classes, write_class_style, write_ramp_style
 from ..engine.vectors import ClassCodes, lookup_path, read_features
 from ..errors import CancelledError, GridError, ParameterError, RsdlError
 from . import persist
@@ -263,7 +263,7 @@ def classify(job, progress=None, resume=True, scheduler=""):
                 exc.message = exc.message.replace(both, job.output)
                 exc.args = (exc.message,)
                 raise
-            meta = {"RSDL_CLASSES": json.dumps(dict(zip(map(str, codes), names))),
+            meta = {**class_metadata(codes, names),
                     "RSDL_CLASSIFIER": os.path.basename(job.classifier)}
             _split(both, job.output, 1, dtype, nodata, meta, "OUTPUT", (codes, names))
             write_class_style(job.output, codes, names)
@@ -411,9 +411,10 @@ def accuracy(job, progress=None):
         notes.append(f"the {what} is stored as floating point; its values are whole numbers "
                      "and were taken as class codes")
     counts = map_class_pixels(band, grid, map_nodata, progress)
-    labels = np.union1d(np.union1d(ref.astype(np.int64), mp.astype(np.int64)),
-                        np.fromiter(counts, dtype=np.int64))
-    matrix, labels = confusion(ref.astype(np.int64), mp.astype(np.int64), labels)
+    ref, mp = ref.astype(np.int64), mp.astype(np.int64)
+    # every class of the map is a stratum, sampled or not
+    labels = np.union1d(np.union1d(ref, mp), np.fromiter(counts, dtype=np.int64))
+    matrix, labels = confusion(ref, mp, labels)
     sc = scores(matrix)
     names = [names_of.get(int(c), str(int(c))) for c in labels]
     adj = area_adjusted(matrix, [counts.get(int(c), 0) for c in labels])
