@@ -38,9 +38,13 @@ class ThreadedModel(QgsProcessingModelAlgorithm):
     def createInstance(self):  # noqa: N802 (QGIS's name): the copy QGIS runs
         copy = ThreadedModel()
         copy.loadVariant(self.toVariant())
-        copy.setSourceFilePath(self.sourceFilePath())
-        copy.order_outputs()
+        copy.adopt(self.sourceFilePath())
         return copy
+
+    def adopt(self, path):
+        """After loading: the file it came from (its id) and its outputs in step order."""
+        self.setSourceFilePath(path)
+        self.order_outputs()
 
     def order_outputs(self):
         """The steps' outputs in the order of the steps, left to right. The model's file
@@ -79,8 +83,7 @@ class RsdlProvider(QgsProcessingProvider):
         for path in sorted(glob.glob(os.path.join(folder, "*.model3"))):
             model = ThreadedModel()
             if model.fromFile(path):
-                model.setSourceFilePath(path)         # its id comes from the file's name
-                model.order_outputs()
+                model.adopt(path)
                 self.addAlgorithm(model)
             else:
                 QgsMessageLog.logMessage(f"cannot read the model {path}", "rsdl_qgis")
