@@ -113,7 +113,7 @@ def serving_mode(param):
     return param
 
 
-MODEL_FILTER = "Models (saved_model.pb *.keras *.onnx);;All files (*)"
+MODEL_FILTER = "Models (*.keras *.onnx saved_model.pb);;All files (*)"
 
 
 def model_parameter(name, description, optional=False, onnx=True):

@@ -1,6 +1,7 @@
 """Dialog widgets of the algorithms' parameters (QGIS desktop only; imported by QGIS when
 it builds a dialog, from the parameter's 'widget_wrapper' metadata)."""
 import os
+import re
 
 from processing.gui.FileSelectionPanel import FileSelectionPanel
 from processing.gui.wrappers import DIALOG_BATCH, DIALOG_STANDARD, WidgetWrapper
@@ -47,16 +48,17 @@ class ServingModeWrapper(WidgetWrapper):
 
 
 class ModelPanel(FileSelectionPanel):
-    """A path and a '…' button that offers a model folder or a model file."""
+    """A path and a '…' button that offers a model folder or a model file, of the kinds
+    the parameter's file filter names."""
 
-    FILTER = "Models (saved_model.pb *.keras *.onnx);;All files (*)"
-
-    def __init__(self):
+    def __init__(self, file_filter):
         super().__init__(False)
+        self.file_filter = file_filter
+        kinds = re.search(r"\((.*?)\)", file_filter).group(1).replace("*", "").split()
         self.btnSelect.clicked.disconnect()
         menu = QMenu(self.btnSelect)
         menu.addAction("Model folder (SavedModel)…", lambda: self.choose(True))
-        menu.addAction("Model file (.keras, .onnx, saved_model.pb)…", lambda: self.choose(False))
+        menu.addAction(f"Model file ({', '.join(kinds)})…", lambda: self.choose(False))
         self.btnSelect.setMenu(menu)
         self.btnSelect.setPopupMode(QToolButton.InstantPopup)
         self.leText.setPlaceholderText("a SavedModel folder, or a .keras or .onnx file")
@@ -67,7 +69,7 @@ class ModelPanel(FileSelectionPanel):
         if folder:
             path = QFileDialog.getExistingDirectory(self, "Model folder", start)
         else:
-            path = QFileDialog.getOpenFileName(self, "Model file", start, self.FILTER)[0]
+            path = QFileDialog.getOpenFileName(self, "Model file", start, self.file_filter)[0]
         if path:
             self.leText.setText(path)
 
@@ -79,7 +81,7 @@ class ModelPathWrapper(WidgetWrapper):
 
     def createWidget(self):  # noqa: N802
         if self.dialogType in (DIALOG_STANDARD, DIALOG_BATCH):
-            return ModelPanel()
+            return ModelPanel(self.parameterDefinition().fileFilter())
         self.combo = QComboBox()
         self.combo.setEditable(True)
         for value in self.dialog.getAvailableValuesOfType(
