@@ -66,13 +66,11 @@ def area_adjusted(matrix, map_pixels, z=1.96):
         oa_se = float(np.sqrt((w ** 2 * user * (1 - user) / dof).sum()))  # eq. 5
         ref_total = (big_n[:, None] * q).sum(axis=0)                  # N_.j estimated
         producer = np.where(area > 0, np.diag(p) / area, np.nan)     # eq. 3
-        k = len(big_n)
-        prod_var = np.empty(k)
-        for j in range(k):                                            # eq. 7
-            others = [i for i in range(k) if i != j]
-            first = big_n[j] ** 2 * (1 - producer[j]) ** 2 * user[j] * (1 - user[j]) / dof[j]
-            second = producer[j] ** 2 * sum(big_n[i] ** 2 * spread[i, j] for i in others)
-            prod_var[j] = (first + second) / ref_total[j] ** 2 if ref_total[j] > 0 else np.nan
+        # eq. 7: the class's own stratum, then the other strata (i != j) of its column
+        own = big_n ** 2 * (1 - producer) ** 2 * user * (1 - user) / dof
+        others = (big_n[:, None] ** 2 * spread).sum(axis=0) - big_n ** 2 * np.diag(spread)
+        prod_var = np.where(ref_total > 0, (own + producer ** 2 * others) / ref_total ** 2,
+                            np.nan)
     return {"area": area, "area_ci": z * area_se, "user": user, "user_ci": z * user_se,
             "producer": producer, "producer_ci": z * np.sqrt(prod_var),
             "oa": oa, "oa_ci": z * oa_se, "map_share": w}
