@@ -110,10 +110,12 @@ class Features:
         self.fid: Any = []                # a list while read, an array after
         self.value: List[Any] = []
         self.points = np.zeros((0, 2))
-        self.ring_start = np.zeros(1, dtype=np.int64)
-        self.ring_feature = np.zeros(0, dtype=np.int64)
+        # 1-D int64 arrays; annotated as plain arrays so that numpy 2's shape-typed stubs
+        # accept what np.concatenate and np.asarray give
+        self.ring_start: np.ndarray = np.zeros(1, dtype=np.int64)
+        self.ring_feature: np.ndarray = np.zeros(0, dtype=np.int64)
         self.point_xy = np.zeros((0, 2))
-        self.point_feature = np.zeros(0, dtype=np.int64)
+        self.point_feature: np.ndarray = np.zeros(0, dtype=np.int64)
         self.skipped_null = 0
         self.kind = "int"
 
