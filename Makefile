@@ -11,11 +11,15 @@ VERSION      := $(shell sed -n 's/^version=//p' metadata.txt)
 CONFIG_ROOT  := $(if $(QGIS_CUSTOM_CONFIG_PATH),$(QGIS_CUSTOM_CONFIG_PATH),$(HOME)/.local/share/QGIS/QGIS3)
 PROFILE_DIR  ?= $(CONFIG_ROOT)/profiles/default
 PLUGIN_DEST  := $(PROFILE_DIR)/python/plugins/rsdl_qgis
-DEPS_DEST    := $(PROFILE_DIR)/rsdl_qgis/python-deps
-# TensorFlow and ONNX Runtime: GPU builds where an NVIDIA driver is present, CPU builds
-# elsewhere; their versions are pinned in rsdl_qgis/deps.py only.
-ACCEL_PKGS   ?= $(shell $(PYTHON) rsdl_qgis/deps.py packages)
-PIP          := $(PYTHON) -m pip install --disable-pip-version-check --no-warn-script-location -q
+# DEPS_KIND: full (TensorFlow and ONNX Runtime) or apply (apply models only: ONNX Runtime,
+# no TensorFlow). Which packages and versions suit this host (its Python, its numpy, a GPU)
+# is decided in rsdl_qgis/deps.py only; `python3 rsdl_qgis/deps.py plan` says why.
+DEPS_KIND    ?= full
+DEPS_REQS    := $(shell $(PYTHON) rsdl_qgis/deps.py requirements --kind $(DEPS_KIND))
+# one dependency folder per Python, shared by every profile of the settings root
+DEPS_DEST    := $(CONFIG_ROOT)/rsdl_qgis/python-deps/$(shell $(PYTHON) rsdl_qgis/deps.py tag)
+PIP          := $(PYTHON) -m pip install --disable-pip-version-check --no-warn-script-location \
+                --only-binary=:all: -q
 BUILD        := build
 DEPS         := $(BUILD)/deps
 TESTDEPS     := $(BUILD)/testdeps
@@ -24,7 +28,7 @@ PYTEST_ARGS  ?=
 
 SYSTEM_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-pip pyqt5-dev-tools
 # otb-bin: the peer the tests compare with; xvfb, xauth: the real QGIS window of tests/desktop
-TEST_PACKAGES   := $(SYSTEM_PACKAGES) otb-bin xvfb xauth
+TEST_PACKAGES   := $(SYSTEM_PACKAGES) otb-bin? xvfb xauth
 
 .PHONY: FORCE lint all system test-system deps testdeps plugin install zip test demo screenshots clean
 
@@ -37,11 +41,11 @@ test-system:
 	@scripts/ensure-system-packages $(TEST_PACKAGES)
 
 deps: system $(DEPS)/.stamp
-# reinstalled when requirements.txt changes, or when the runtimes to install differ
-$(DEPS)/.stamp: requirements.txt $(if $(filter-out $(ACCEL_PKGS),$(shell cat $(DEPS)/.stamp 2>/dev/null))$(filter-out $(shell cat $(DEPS)/.stamp 2>/dev/null),$(ACCEL_PKGS)),FORCE)
-	rm -rf $(DEPS) && mkdir -p $(DEPS)
-	$(PIP) --target $(DEPS) -r requirements.txt $(foreach p,$(ACCEL_PKGS),"$(p)")
-	echo "$(ACCEL_PKGS)" > $@
+# reinstalled when the requirements this host needs differ from those installed
+$(DEPS)/.stamp: $(if $(filter-out $(DEPS_REQS),$(shell cat $(DEPS)/.stamp 2>/dev/null))$(filter-out $(shell cat $(DEPS)/.stamp 2>/dev/null),$(DEPS_REQS)),FORCE)
+	@test -n "$(DEPS_REQS)" || { echo "rsdl_qgis/deps.py gave no requirements" >&2; exit 1; }
+	$(PYTHON) rsdl_qgis/deps.py install --kind $(DEPS_KIND) --target $(DEPS)
+	$(PYTHON) rsdl_qgis/deps.py requirements --kind $(DEPS_KIND) > $@
 
 testdeps: system $(TESTDEPS)/.stamp
 $(TESTDEPS)/.stamp: requirements-test.txt
@@ -52,7 +56,7 @@ $(TESTDEPS)/.stamp: requirements-test.txt
 plugin: system
 	rm -rf $(PLUGIN) && mkdir -p $(PLUGIN)
 	cp -r rsdl_qgis/. $(PLUGIN)/
-	cp -r metadata.txt LICENSE requirements.txt icons $(PLUGIN)/
+	cp -r metadata.txt LICENSE icons $(PLUGIN)/
 	pyrcc5 -o $(PLUGIN)/resources.py resources.qrc
 	find $(PLUGIN) -name __pycache__ -prune -exec rm -rf {} +
 

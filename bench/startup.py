@@ -72,7 +72,8 @@ def main():
     print(f"STARTUP plugin share of `list` = {on - off:.2f} s ({(on - off) / on:.1%})")
 
     plugins = os.path.join(profile, "profiles", "default", "python", "plugins")
-    deps = os.path.join(profile, "profiles", "default", "rsdl_qgis", "python-deps")
+    from rsdl_qgis.deps import shared_deps_dir
+    deps = shared_deps_dir(profile)
     code = ("import time, sys; from qgis.core import QgsApplication; "
             "app = QgsApplication([], False); app.initQgis(); "
             f"sys.path[:0] = [{deps!r}, {plugins!r}]; "

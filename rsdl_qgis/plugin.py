@@ -2,6 +2,7 @@
 QGIS desktop a menu: install or update the Python dependencies, show the environment."""
 import os
 import subprocess
+import sys
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsTask
 
@@ -22,7 +23,8 @@ class InstallDepsTask(QgsTask):
 
     def run(self):
         try:
-            os.makedirs(self.args[self.args.index("--target") + 1], exist_ok=True)
+            os.makedirs(os.path.dirname(self.args[self.args.index("--target") + 1]),
+                        exist_ok=True)
             proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, bufsize=1)
         except OSError as exc:
@@ -46,9 +48,11 @@ class InstallDepsTask(QgsTask):
     def report(self):
         if self.returncode == 0:
             return True, "Dependencies installed. Restart QGIS to use them."
-        tail = "\n".join(line for line in self.log if "error" in line.lower())[-2000:] or \
-            "\n".join(self.log[-15:])
-        why = self.error or f"pip exited with status {self.returncode}"
+        # the installer's own one line first (deps.py: "rsdl_qgis: ..."), else pip's errors
+        tail = ("\n".join(line for line in self.log if line.startswith("rsdl_qgis:")) or
+                "\n".join(line for line in self.log if "error" in line.lower())[-2000:] or
+                "\n".join(self.log[-15:]))
+        why = self.error or f"the installer exited with status {self.returncode}"
         return False, (f"Installing the dependencies failed ({why}).\n{tail}\n\nCommand: "
                        + " ".join(self.args))
 
@@ -80,8 +84,12 @@ class RsdlPlugin:
         from qgis.PyQt.QtWidgets import QAction
 
         from .algorithms.base import icon
-        for text, slot in (("Install or update Python dependencies", self.install_deps),
-                           ("Environment", self.show_environment)):
+        for text, slot in (
+                ("Install Python dependencies: everything (TensorFlow)",
+                 lambda: self.install_deps("full")),
+                ("Install Python dependencies: apply models only (ONNX Runtime)",
+                 lambda: self.install_deps("apply")),
+                ("Environment", self.show_environment)):
             action = QAction(icon("serving"), text, self.iface.mainWindow())
             action.triggered.connect(slot)
             self.iface.addPluginToMenu(MENU, action)
@@ -95,16 +103,32 @@ class RsdlPlugin:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
 
-    def install_deps(self):
+    def install_deps(self, kind="full"):
+        """Install (or update) the dependencies of `kind` with QGIS's own Python, into the
+        folder shared by the profiles of this QGIS; while QGIS uses the current folder, the
+        new one is swapped in at the next start."""
         from qgis.PyQt.QtWidgets import QMessageBox
         folder = deps.deps_dir()
-        args = deps.install_args(folder)
+        python = deps.find_python()
+        if python is None:
+            QMessageBox.critical(
+                self.iface.mainWindow(), MENU,
+                f"QGIS's Python interpreter was not found (QGIS runs as {sys.executable}, "
+                f"Python in {sys.exec_prefix}). Install with: {deps.install_command(kind=kind)}")
+            return
+        p = deps.plan(kind)
+        args = [python, os.path.join(deps.PLUGIN_DIR, "deps.py"), "install", "--kind", kind,
+                "--target", folder]
+        if folder in sys.path or os.path.isdir(folder):
+            args.append("--next-start")
+        size = "about 1.9 GB" if p.kind == "full" else "about 250 MB"
         answer = QMessageBox.question(
             self.iface.mainWindow(), MENU,
-            f"Install or update TensorFlow, numpy, scikit-learn and skops into\n{folder}?\n\n"
-            f"This downloads about 600 MB with pip and runs in the background.\n\n"
-            + " ".join(args))
-        if answer != QMessageBox.Yes:
+            f"{deps.KINDS[p.kind]}.\n\nInstall or update into\n{folder}\n(shared by the "
+            f"profiles of this QGIS)?\n\n" + "\n".join(p.notes) +
+            f"\n\nThis downloads with pip ({size} installed) and runs in the background; "
+            f"the new packages are used after QGIS restarts.\n\n" + " ".join(args))
+        if answer != QMessageBox.StandardButton.Yes:
             return
         self.task = InstallDepsTask(args, self._install_done)
         QgsApplication.taskManager().addTask(self.task)
@@ -123,7 +147,7 @@ class RsdlPlugin:
         from qgis.PyQt.QtWidgets import QMessageBox
         info = deps.environment()
         text = "\n".join(f"{k}: {v}" for k, v in info.items())
-        box = QMessageBox(QMessageBox.Information, f"{MENU}: environment", text,
-                          QMessageBox.Ok, self.iface.mainWindow())
-        box.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        box.exec_()
+        box = QMessageBox(QMessageBox.Icon.Information, f"{MENU}: environment", text,
+                          QMessageBox.StandardButton.Ok, self.iface.mainWindow())
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.exec()

@@ -17,7 +17,11 @@ def profile(tmp_path_factory):
     r = subprocess.run(["make", "-C", ROOT, "install"], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert os.path.isfile(root / "profiles/default/python/plugins/rsdl_qgis/metadata.txt")
-    assert os.path.isdir(root / "profiles/default/rsdl_qgis/python-deps/tensorflow")
+    # one dependency folder for every profile of this Python, beside profiles/
+    from rsdl_qgis import deps
+    folder = deps.shared_deps_dir(str(root))
+    assert deps.installed(folder)["kind"] in deps.KINDS
+    assert os.path.isdir(os.path.join(folder, "tensorflow")) == (deps.installed(folder)["kind"] == "full")
     return root
 
 

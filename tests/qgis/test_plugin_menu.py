@@ -1,20 +1,61 @@
 """The plugin's desktop side: the dependency installer task and the environment report."""
+import os
 import sys
+
+import pytest
 
 from rsdl_qgis import deps
 
 
+@pytest.mark.tensorflow
 def test_environment_reports_versions_and_devices(qgis_app):
     info = deps.environment()
     assert info["TensorFlow"].startswith("2.") and "CPU" in info["Devices"]
-    assert info["numpy"].startswith("1.26") and info["GDAL"].startswith("3.")
-    assert "GPU" in info
+    assert info["GDAL"].startswith("3.") and "GPU" in info
+    # numpy: the private 1.26 where the host's is too old (QGIS 3.22), else the host's own
+    import numpy
+    assert info["numpy"].startswith(numpy.__version__)
+    assert "Installed" in info and "apply" in info["Install kinds"]
 
 
-def test_install_args_target_the_private_folder(tmp_path):
-    args = deps.install_args(str(tmp_path / "deps"))
-    assert args[args.index("--target") + 1] == str(tmp_path / "deps")
-    assert any(a.startswith("tensorflow") for a in args) and deps.REQUIREMENTS in args
+def test_environment_says_which_kind_is_installed_and_offers_the_other(tmp_path, monkeypatch):
+    folder = tmp_path / "deps"
+    folder.mkdir()
+    (folder / deps.MARKER).write_text('{"kind": "apply"}')
+    monkeypatch.setenv(deps.ENV_VAR, str(folder))
+    info = deps.environment()
+    assert info["Installed"] == deps.KINDS["apply"]
+    assert "everything" in info["To train and use TensorFlow models"] or \
+        "no build for Python" in info["To train and use TensorFlow models"]
+    (folder / deps.MARKER).write_text('{"kind": "full"}')
+    info = deps.environment()
+    assert info["Installed"] == deps.KINDS["full"] and "apply models only" in info["A lighter install"]
+
+
+def test_the_menu_installs_with_qgis_python_into_the_shared_folder(qgis_app, monkeypatch, tmp_path):
+    """The menu's two installs run deps.py with QGIS's own interpreter (never apt or make),
+    into the folder every profile of this QGIS shares; while QGIS uses it, as .next."""
+    from qgis.PyQt.QtWidgets import QMessageBox
+
+    from rsdl_qgis import plugin
+    started = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(plugin.QgsApplication.taskManager(), "addTask",
+                        lambda task: started.append(task))
+    folder = tmp_path / "QGIS3" / "rsdl_qgis" / "python-deps" / deps.host_tag()
+    monkeypatch.setenv(deps.ENV_VAR, str(folder))
+
+    class Iface:
+        def mainWindow(self):
+            return None
+    p = plugin.RsdlPlugin(Iface())
+    p.install_deps("apply")
+    args = started[-1].args
+    assert args[0] == deps.find_python() and os.path.basename(args[1]) == "deps.py"
+    assert args[2:] == ["install", "--kind", "apply", "--target", str(folder)]
+    folder.mkdir(parents=True)
+    p.install_deps("full")
+    assert started[-1].args[-1] == "--next-start" and "full" in started[-1].args
 
 
 def test_install_task_reports_progress_and_failures(qgis_app, tmp_path):
