@@ -109,3 +109,36 @@ def pytest_unconfigure(config):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_STATUS[0])
+
+
+def tensorflow_available():
+    return _tensorflow_missing() is None
+
+
+def _tensorflow_missing():
+    """Why TensorFlow cannot run here (None where it can): Python 3.14 has no build yet,
+    and the 'apply models only' install has none."""
+    import importlib.util
+    if importlib.util.find_spec("tensorflow") is not None:
+        return None
+    from rsdl_qgis import deps
+    if not deps._in(sys.version_info, deps.TENSORFLOW_PYTHONS):
+        return deps.tensorflow_unavailable_message()
+    return "TensorFlow is not installed (the 'apply models only' dependency set)"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "tensorflow: needs TensorFlow (an OTBTF SavedModel, Keras, training, "
+        "export); skipped, with the reason, where this Python has none (QGIS 3.44, Python "
+        "3.14) or the 'apply' set is installed. Every test without it runs there too.")
+
+
+def pytest_collection_modifyitems(config, items):
+    why = _tensorflow_missing()
+    if why is None:
+        return
+    skip = pytest.mark.skip(reason=why)
+    for item in items:
+        if "tensorflow" in item.keywords:
+            item.add_marker(skip)

@@ -53,6 +53,7 @@ def test_help_of_modelserve(profile):
     assert "\n    qgis_process.bin run rsdl:modelserve -- MODEL=" in r.stdout
 
 
+@pytest.mark.tensorflow
 def test_run_modelserve_json(profile, otbtf, tmp_path):
     out = tmp_path / "m4.tif"
     r = qgis_process(profile, "--json", "run", "rsdl:modelserve", "--",
@@ -70,6 +71,7 @@ def test_run_modelserve_json(profile, otbtf, tmp_path):
     assert got.shape == (96, 96, 1)
 
 
+@pytest.mark.tensorflow
 def test_otbtf_and_onnx_models_with_no_numbers_typed(profile, otbtf, tmp_path):
     """OTBTF's model4 with only MODEL, SOURCE1 and the names gives the map of the typed
     64 / 32 fields; the same OTBTF model3 as ONNX gives TensorFlow's map."""
@@ -97,6 +99,7 @@ def test_otbtf_and_onnx_models_with_no_numbers_typed(profile, otbtf, tmp_path):
     assert maps["onnx"].shape == (113, 113, 1) and (maps["onnx"] == maps["tf"]).all()
 
 
+@pytest.mark.tensorflow
 def test_bad_input_is_a_clear_error_without_traceback(profile, otbtf, tmp_path):
     out = tmp_path / "never.tif"
     r = qgis_process(profile, "run", "rsdl:modelserve", "--",
@@ -110,6 +113,7 @@ def test_bad_input_is_a_clear_error_without_traceback(profile, otbtf, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.tensorflow
 def test_a_full_disk_is_one_line_without_traceback(profile, otbtf, tmp_path):
     """ENOSPC while the map is written: one line naming OUTPUT, nothing left on the disk."""
     with small_disk(tmp_path / "disk", "64k") as disk:
@@ -138,6 +142,7 @@ def test_make_zip_is_an_installable_plugin(tmp_path):
     assert not any("__pycache__" in n for n in names)
 
 
+@pytest.mark.tensorflow
 def test_modeler_chain_runs_from_qgis_process(profile, tmp_path):
     """The graphical modeler model shipped with the plugin: polygons to accuracy report."""
     data = os.path.join(ROOT, "sample-data", "landsat")
@@ -160,6 +165,7 @@ def shell_blocks(path):
         return re.findall(r"```sh\n(.*?)```", fh.read(), re.S)
 
 
+@pytest.mark.tensorflow
 def test_the_documented_commands_run_as_written(profile, tmp_path):
     """The qgis_process commands of the README and of docs/sampling, training and
     classification, pasted into a shell in that order: each runs as written on the

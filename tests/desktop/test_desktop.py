@@ -15,8 +15,10 @@ from osgeo import gdal
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.skipif(not shutil.which("xvfb-run") or not shutil.which("qgis"),
-                                reason="needs QGIS desktop and xvfb-run (make test installs them)")
+# the session trains, serves and exports a network: TensorFlow
+pytestmark = [pytest.mark.skipif(not shutil.which("xvfb-run") or not shutil.which("qgis"),
+                                 reason="needs QGIS desktop and xvfb-run (make test installs them)"),
+              pytest.mark.tensorflow]
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +55,13 @@ def test_every_algorithm_and_the_chain_run_from_their_dialogs_in_the_background(
 
 def test_the_plugin_menu_and_its_environment_box(session):
     _, report = session
-    assert report["plugin_menu"] == ["Install or update Python dependencies", "Environment"]
+    assert report["plugin_menu"] == ["Install Python dependencies: everything (TensorFlow)",
+                                     "Install Python dependencies: apply models only (ONNX Runtime)",
+                                     "Environment"]
     env = report["environment"]
     assert "TensorFlow: 2.21.0" in env and "python-deps" in env and "CPU" in env
+    # the install kind, and the lighter one offered
+    assert "Installed: Everything" in env and "apply models only" in env
 
 
 def test_training_runs_in_the_background_with_moving_progress(session):

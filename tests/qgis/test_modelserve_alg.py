@@ -40,6 +40,7 @@ def test_provider_lists_working_algorithms_with_help(qgis_app):
                 f"{a.id()}: the help does not explain {name}"
 
 
+@pytest.mark.tensorflow
 def test_modelserve_fully_conv(qgis_app, otbtf, tmp_path):
     import processing
     out = str(tmp_path / "m3.tif")
@@ -53,6 +54,7 @@ def test_modelserve_fully_conv(qgis_app, otbtf, tmp_path):
     assert "RSDL_JOB" in ds.GetMetadata()          # provenance
 
 
+@pytest.mark.tensorflow
 def test_modelserve_on_a_dask_cluster_from_processing(qgis_app, otbtf, tmp_path, dask_cluster):
     """SCHEDULER and RESUME as the dialog and qgis_process pass them: the cluster's map
     equals the one computed here, and the log gives the cost before the run."""
@@ -80,6 +82,7 @@ def test_modelserve_on_a_dask_cluster_from_processing(qgis_app, otbtf, tmp_path,
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
 
 
+@pytest.mark.tensorflow
 def test_modelserve_bad_name_is_a_processing_exception(qgis_app, otbtf, tmp_path):
     import processing
     from qgis.core import QgsProcessingException
@@ -92,6 +95,7 @@ def test_modelserve_bad_name_is_a_processing_exception(qgis_app, otbtf, tmp_path
     assert not out.exists()
 
 
+@pytest.mark.tensorflow
 def test_modelserve_cancel_leaves_no_output(qgis_app, otbtf, tmp_path):
     import processing
     from qgis.core import QgsProcessingException, QgsProcessingFeedback
@@ -112,6 +116,7 @@ def test_modelserve_cancel_leaves_no_output(qgis_app, otbtf, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.tensorflow
 def test_served_values_load_with_a_colour_ramp(qgis_app, otbtf, tmp_path):
     """A one-band float output (regression, probability) gets a ramp over its values; an
     output of several bands keeps QGIS's rendering, and a stale ramp of ours goes."""

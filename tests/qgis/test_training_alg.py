@@ -1,10 +1,13 @@
 """rsdl:trainmodel through processing.run: the chain from polygons to a served map."""
 import os
 
+import pytest
+
 from tests.conftest import LANDSAT, read_raster
 from tests.polygons import classes_on_crop
 
 
+@pytest.mark.tensorflow
 def test_train_then_cancel_keeps_best_then_serve(qgis_app, tmp_path):
     import processing
     from qgis.core import QgsProcessingFeedback

@@ -18,7 +18,7 @@ import pytest
 from osgeo import gdal, ogr
 
 from tests import disk, hostile
-from tests.conftest import LANDSAT, OTBTF, read_raster, write_raster
+from tests.conftest import LANDSAT, OTBTF, read_raster, tensorflow_available, write_raster
 from tests.polygons import classes_on_crop
 
 ogr.UseExceptions()
@@ -38,16 +38,20 @@ def data(tmp_path_factory):
     patches, labels = str(d / "patches.tif"), str(d / "labels.tif")
     api.extract_patches(api.PatchesJob(points, [api.PatchSource(image, 8, patches)],
                                        field="name", output_labels=labels))
-    model = str(d / "model")
-    api.train_model(api.TrainModelJob([api.TrainSource(patches, "x1")], labels, model,
-                                      architecture="fcn", epochs=1, batch_size=16))
     rf = str(d / "rf.rsdlc")
     api.train_classifier(api.TrainClassifierJob(image, points, "name", rf, "rf",
                                                 {"trees": 10}, samples=40, valid_fraction=0))
-    deep = str(d / "deep.rsdlc")
-    api.train_classifier(api.TrainClassifierJob(image, points, "name", deep, "rf", {"trees": 5},
-                                                samples=30, valid_fraction=0,
-                                                deep=api.DeepFeatures(model)))
+    # the network and the classifier on its features: only where TensorFlow is (the tests
+    # that use them are marked tensorflow; the rest run on every host)
+    model = deep = None
+    if tensorflow_available():
+        model = str(d / "model")
+        api.train_model(api.TrainModelJob([api.TrainSource(patches, "x1")], labels, model,
+                                          architecture="fcn", epochs=1, batch_size=16))
+        deep = str(d / "deep.rsdlc")
+        api.train_classifier(api.TrainClassifierJob(
+            image, points, "name", deep, "rf", {"trees": 5}, samples=30, valid_fraction=0,
+            deep=api.DeepFeatures(model)))
     classes = str(d / "classes.tif")
     api.classify(api.ClassifyJob(image, rf, classes))
     shp = str(d / "polys.shp")
@@ -178,12 +182,14 @@ def same_as_input_cases(d):
     ]
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("case", range(19))
 def test_an_output_that_is_an_input_is_refused(qgis_app, data, case):
     alg, params, param, other = same_as_input_cases(data)[case]
     refused(alg, params, param, [data["dir"]], other, "Choose another file name")
 
 
+@pytest.mark.tensorflow
 def test_an_input_reached_through_a_link_is_refused(qgis_app, data, tmp_path):
     link = tmp_path / "link.tif"
     os.symlink(data["image"], link)
@@ -293,6 +299,7 @@ def test_a_file_given_as_model_folder_is_refused(qgis_app, data, tmp_path):
             "OUTPUT", [data["dir"], tmp_path], "is a file")
 
 
+@pytest.mark.tensorflow
 def test_a_model_written_by_rsdl_is_replaced_in_place(qgis_app, data, tmp_path):
     shutil.copytree(data["model"], tmp_path / "model")
     run_ok("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
@@ -321,6 +328,7 @@ def evil(data, tmp_path_factory):
     return out
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("kind,param", [("tf2", "MODEL"), ("tf1", "MODEL")])
 def test_modelserve_refuses_a_model_that_writes_files(qgis_app, data, evil, tmp_path, kind, param):
     params = dict(MODEL=evil[kind], SOURCE1=data["image"], SOURCE1_RFIELD=1, SOURCE1_NAME="x",
@@ -332,6 +340,7 @@ def test_modelserve_refuses_a_model_that_writes_files(qgis_app, data, evil, tmp_
     assert not evil["target"].exists()
 
 
+@pytest.mark.tensorflow
 def test_a_trusted_model_runs_as_it_is(qgis_app, data, evil, tmp_path):
     """TRUST_MODEL is the user's word: the model then runs, with its effects."""
     run_ok("rsdl:modelserve", dict(MODEL=evil["tf2"], SOURCE1=data["image"], SOURCE1_RFIELD=1,
@@ -341,12 +350,14 @@ def test_a_trusted_model_runs_as_it_is(qgis_app, data, evil, tmp_path):
     evil["target"].unlink()
 
 
+@pytest.mark.tensorflow
 def test_a_keras_lambda_layer_is_refused(qgis_app, data, evil, tmp_path):
     refused("rsdl:modelserve", dict(MODEL=evil["lambda"], SOURCE1=data["image"], SOURCE1_RFIELD=1,
                                     FULLY_CONV=True, OUTPUT=str(tmp_path / "m.tif")),
             "MODEL", [data["dir"], tmp_path], "Lambda")
 
 
+@pytest.mark.tensorflow
 def test_fine_tuning_refuses_a_keras_lambda_layer(qgis_app, data, evil, tmp_path):
     refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"], TRAIN_LABELS=data["labels"],
                                     MODEL=evil["lambda"], EPOCHS=1,
@@ -354,6 +365,7 @@ def test_fine_tuning_refuses_a_keras_lambda_layer(qgis_app, data, evil, tmp_path
             "MODEL", [data["dir"], tmp_path], "Lambda")
 
 
+@pytest.mark.tensorflow
 def test_deep_features_refuse_a_model_that_writes_files(qgis_app, data, evil, tmp_path):
     refused("rsdl:trainclassifier", dict(INPUT=data["image"], VECTOR=data["points"], FIELD="name",
                                          MODEL=evil["tf2"], SOURCE1_RFIELD=1, SOURCE1_NAME="x",
@@ -362,6 +374,7 @@ def test_deep_features_refuse_a_model_that_writes_files(qgis_app, data, evil, tm
     assert not evil["target"].exists()
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("kind", ["rsdlc_tf2", "rsdlc_tf1"])
 def test_a_classifier_file_with_a_hostile_model_is_refused(qgis_app, data, evil, tmp_path, kind):
     """The checksums are recomputed, as anyone can: the scan, not the checksum, stops it."""
@@ -371,6 +384,7 @@ def test_a_classifier_file_with_a_hostile_model_is_refused(qgis_app, data, evil,
     assert not evil["target"].exists()
 
 
+@pytest.mark.tensorflow
 def test_a_zip_bomb_is_refused_before_it_is_inflated(qgis_app, data, tmp_path):
     bomb = hostile.zip_bomb_classifier(data["deep"], tmp_path / "bomb.rsdlc", gib=1)
     assert os.path.getsize(bomb) < 20 << 20
@@ -421,6 +435,7 @@ def test_a_damaged_classifier_file_is_refused(qgis_app, data, tmp_path, where):
 
 # --- 5. silent wrong results become errors ------------------------------------------
 
+@pytest.mark.tensorflow
 def test_an_expression_field_the_model_does_not_have(qgis_app, tmp_path):
     refused("rsdl:modelserve", dict(MODEL=os.path.join(OTBTF, "models", "model4"),
                                     SOURCE1=os.path.join(OTBTF, "pxs_subset2.tif"),
@@ -470,6 +485,7 @@ def test_a_patches_image_given_as_labels_is_refused(qgis_app, data, tmp_path):
 @pytest.mark.parametrize("alg,key", [("rsdl:modelserve", "SOURCE1"), ("rsdl:classify", "INPUT"),
                                      ("rsdl:patchesextraction", "SOURCE1"),
                                      ("rsdl:sampleselection", "INPUT")])
+@pytest.mark.tensorflow
 def test_a_patches_image_given_as_an_image_is_refused(qgis_app, data, tmp_path, alg, key):
     d = data
     params = {"rsdl:modelserve": dict(MODEL=d["model"], OUTPUT=str(tmp_path / "m.tif")),
@@ -482,6 +498,7 @@ def test_a_patches_image_given_as_an_image_is_refused(qgis_app, data, tmp_path, 
     refused(alg, params, key, [d["dir"], tmp_path], "patches image")
 
 
+@pytest.mark.tensorflow
 def test_a_band_count_the_model_does_not_take(qgis_app, data, tmp_path):
     refused("rsdl:modelserve", dict(MODEL=os.path.join(OTBTF, "models", "model1"),
                                     SOURCE1=data["image"], SOURCE1_RFIELD=16, SOURCE1_NAME="x",
@@ -529,6 +546,7 @@ def full_disk_cases(d, disk):
     ]
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("case", range(8))
 @pytest.mark.parametrize("leave", [0, 40 << 10], ids=["no-byte-free", "40-KiB-free"])
 def test_a_full_disk_is_one_clear_error_and_keeps_the_previous_file(qgis_app, data, small_disk,
@@ -556,6 +574,7 @@ api.serve_model(api.ServeJob({model!r}, [api.ServeSource(big, None, "")], {out!r
 """
 
 
+@pytest.mark.tensorflow
 def test_a_killed_run_leaves_a_recognisable_temp_that_the_next_run_removes(qgis_app, data,
                                                                           tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

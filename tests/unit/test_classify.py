@@ -142,6 +142,7 @@ def test_other_classifiers_train_and_classify(landsat, tmp_path, name):
     assert read_raster(tmp_path / "m.tif")[0].shape == (600, 600, 1)
 
 
+@pytest.mark.tensorflow
 def test_deep_features_end_to_end(tmp_path):
     """OTBTF's model3 (FCN, RF 16) outputs as features: train, then classify the image;
     the features at the samples equal the model's output there (served)."""

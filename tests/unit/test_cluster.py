@@ -31,7 +31,8 @@ from tests.conftest import OTBTF, ROOT
 from tests.polygons import rotated_polygons, spectral_classes
 from tests.slowmodel import build
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+# OTBTF's SavedModels and Keras: TensorFlow (conftest skips these without it)
+pytestmark = [pytest.mark.tensorflow, pytest.mark.filterwarnings("ignore")]
 PXS = os.path.join(OTBTF, "pxs_subset.tif")
 MODEL3 = os.path.join(OTBTF, "models", "model3")
 

@@ -9,6 +9,9 @@ from rsdl_qgis.errors import ModelError
 from rsdl_qgis.models import load_model
 from tests.conftest import OTBTF, read_raster
 
+# OTBTF's SavedModels and Keras: TensorFlow (conftest skips these without it)
+pytestmark = pytest.mark.tensorflow
+
 TYPED = [("model1", "pxs_subset.tif", "prediction", 16, 1, False),
          ("model3", "pxs_subset.tif", "prediction", 16, 1, True),
          ("model4", "pxs_subset2.tif", "prediction_fcn", 64, 32, True)]
@@ -77,10 +80,10 @@ def test_two_free_inputs_say_what_to_give(tmp_path):
 
 
 def test_every_adapter_implements_the_engines_model_interface(tmp_path):
-    from tests.unit.test_onnx import keras_fcn, to_onnx_nchw
-    model, _ = keras_fcn(tmp_path / "k.keras")
+    from tests.unit.test_onnx import fcn_weights, keras_fcn, to_onnx_nchw
+    keras_fcn(tmp_path / "k.keras", fcn_weights())
     paths = [f"{OTBTF}/models/model3", str(tmp_path / "k.keras"),
-             to_onnx_nchw(model, tmp_path / "m.onnx")]
+             to_onnx_nchw(fcn_weights(), tmp_path / "m.onnx")]
     for p in paths:
         assert isinstance(load_model(p), Model), p
     from rsdl_qgis.ml.features import FeatureModel, IdentityModel

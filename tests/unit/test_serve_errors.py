@@ -33,26 +33,31 @@ def test_file_that_is_not_a_model(tmp_path, otbtf):
     assert e.param == "MODEL" and ".keras" in str(e)
 
 
+@pytest.mark.tensorflow
 def test_unknown_input_lists_inputs(tmp_path, otbtf):
     e = run(tmp_path, otbtf, sources=[ServeSource(f"{otbtf}/pxs_subset.tif", 16, "input_1")])
     assert e.param == "SOURCE1_NAME" and "x, y" in str(e)
 
 
+@pytest.mark.tensorflow
 def test_ambiguous_empty_input_name(tmp_path, otbtf):
     e = run(tmp_path, otbtf, sources=[ServeSource(f"{otbtf}/pxs_subset.tif", 16, "")])
     assert e.param == "SOURCE1_NAME" and "say which one" in str(e)
 
 
+@pytest.mark.tensorflow
 def test_unknown_output_lists_outputs(tmp_path, otbtf):
     e = run(tmp_path, otbtf, outputs=["predictions"])
     assert e.param == "OUTPUT_NAMES" and "prediction" in str(e)
 
 
+@pytest.mark.tensorflow
 def test_rf_larger_than_image(tmp_path, otbtf):
     e = run(tmp_path, otbtf, sources=[ServeSource(f"{otbtf}/pxs_subset.tif", 200, "x")])
     assert isinstance(e, GridError) and e.param == "SOURCE1_RFIELD" and "128 x 128" in str(e)
 
 
+@pytest.mark.tensorflow
 def test_unreadable_raster(tmp_path, otbtf):
     bad = tmp_path / "bad.tif"
     bad.write_bytes(b"not a tiff")
@@ -60,6 +65,7 @@ def test_unreadable_raster(tmp_path, otbtf):
     assert isinstance(e, RsdlIOError) and e.param == "SOURCE1"
 
 
+@pytest.mark.tensorflow
 def test_sources_that_do_not_overlap(tmp_path, otbtf):
     e = run(tmp_path, otbtf, model=f"{otbtf}/models/model2", sources=[
         ServeSource(f"{otbtf}/xs_subset.tif", 8, "x1"),
@@ -67,6 +73,7 @@ def test_sources_that_do_not_overlap(tmp_path, otbtf):
     assert isinstance(e, GridError) and e.param == "SOURCE2" and "do not overlap" in str(e)
 
 
+@pytest.mark.tensorflow
 def test_ef_that_the_model_does_not_have(tmp_path, otbtf):
     e = run(tmp_path, otbtf, model=f"{otbtf}/models/model3", fully_conv=True, efield=8)
     assert e.param == "OUTPUT_NAMES" and "EFIELD" in str(e)

@@ -8,7 +8,8 @@ import pytest
 
 from bench.serve import LANDSAT, crop_vrt, measure_memory, mosaic_vrt, small_keras_model
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+# OTBTF's SavedModels and Keras: TensorFlow (conftest skips these without it)
+pytestmark = [pytest.mark.tensorflow, pytest.mark.filterwarnings("ignore")]
 
 
 def test_peak_memory_does_not_grow_with_image_size(tmp_path, otbtf):

@@ -13,7 +13,8 @@ from rsdl_qgis.api import ServeJob, ServeSource, serve_model
 from rsdl_qgis.models import load_model
 from tests.conftest import read_raster
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+# OTBTF's SavedModels and Keras: TensorFlow (conftest skips these without it)
+pytestmark = [pytest.mark.tensorflow, pytest.mark.filterwarnings("ignore")]
 
 
 def img(otbtf, name):

@@ -45,6 +45,7 @@ def job(patches, out, **kw):
                          [TrainSource(patches["valid"][0])], patches["valid"][1], **kw)
 
 
+@pytest.mark.tensorflow
 @pytest.mark.parametrize("arch", ["cnn", "fcn"])
 def test_train_report_and_serve_from_metadata(patches, tmp_path, arch):
     res = train_model(job(patches, tmp_path / "model", architecture=arch, epochs=3,
@@ -77,6 +78,7 @@ def test_train_report_and_serve_from_metadata(patches, tmp_path, arch):
     assert oa == pytest.approx(res["OA"], abs=1e-9)
 
 
+@pytest.mark.tensorflow
 def test_fine_tuning_starts_from_the_saved_weights(patches, tmp_path):
     first = tmp_path / "first"
     train_model(job(patches, first, epochs=2, seed=1))
@@ -101,6 +103,7 @@ def test_counts_that_disagree(patches, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.tensorflow
 def test_unknown_input_name_and_too_many_classes(patches, tmp_path):
     first = tmp_path / "first"
     train_model(job(patches, first, epochs=1))
@@ -123,6 +126,7 @@ def test_unknown_input_name_and_too_many_classes(patches, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.tensorflow
 def test_m3_fusion_with_a_time_series(patches, tmp_path):
     """CNN branch on 12 x 12 patches, GRU branch on a one-pixel 'series' (the 3 bands)."""
     d = patches["dir"]
@@ -144,6 +148,7 @@ def test_m3_fusion_with_a_time_series(patches, tmp_path):
     assert read_raster(out)[0].shape == (489, 489, 1)
 
 
+@pytest.mark.tensorflow
 def test_unet_on_dense_labels(patches, tmp_path):
     """Dense label patches from a label raster; served with an expression field of 8."""
     img = gdal.Open(patches["image"])
