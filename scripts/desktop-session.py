@@ -62,8 +62,8 @@ class Heartbeat:
 
 def save(pixmap, name):
     """PNG with a 256-colour palette: a fifth of the size, no visible loss on a UI."""
-    image = pixmap.toImage().convertToFormat(QImage.Format_Indexed8,
-                                             Qt.ThresholdDither | Qt.PreferDither)
+    flags = Qt.ImageConversionFlag.ThresholdDither | Qt.ImageConversionFlag.PreferDither
+    image = pixmap.toImage().convertToFormat(QImage.Format.Format_Indexed8, flags)
     image.save(os.path.join(OUT, name), "PNG", 9)
 
 

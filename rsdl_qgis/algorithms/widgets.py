@@ -60,7 +60,7 @@ class ModelPanel(FileSelectionPanel):
         menu.addAction("Model folder (SavedModel)…", lambda: self.choose(True))
         menu.addAction(f"Model file ({', '.join(kinds)})…", lambda: self.choose(False))
         self.btnSelect.setMenu(menu)
-        self.btnSelect.setPopupMode(QToolButton.InstantPopup)
+        self.btnSelect.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.leText.setPlaceholderText("a SavedModel folder, or a .keras or .onnx file")
 
     def choose(self, folder):
