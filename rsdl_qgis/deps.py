@@ -277,6 +277,10 @@ def find_python(executable=None, exec_prefix=None, system=None, version=None, is
     return None
 
 
+#: on Windows, pip runs without a console window flashing up over QGIS
+NO_WINDOW = {"creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0)}
+
+
 def pip_base(python):
     return [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
             "--only-binary=:all:", "--no-warn-script-location"]
@@ -291,7 +295,7 @@ def check(p, python=None, run=subprocess.run):
         # --target: a dry run into a folder, which PEP 668 allows on Debian's Python too
         cmd = pip_base(python) + ["--dry-run", "--ignore-installed", "-q", "--target", tmp,
                                   *p.requirements]
-        r = run(cmd, capture_output=True, text=True)
+        r = run(cmd, capture_output=True, text=True, **NO_WINDOW)
     if r.returncode == 0:
         return None
     text = (r.stdout or "") + (r.stderr or "")
@@ -330,7 +334,7 @@ def install(target, kind="full", python=None, next_start=False, log=None):
     shutil.rmtree(tmp, ignore_errors=True)
     cmd = pip_base(python) + ["--target", tmp, *p.requirements]
     log(" ".join(cmd))
-    r = subprocess.run(cmd)
+    r = subprocess.run(cmd, **NO_WINDOW)
     if r.returncode:
         shutil.rmtree(tmp, ignore_errors=True)
         raise _error(f"pip exited with status {r.returncode}; nothing was changed in {target}")

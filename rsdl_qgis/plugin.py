@@ -26,7 +26,7 @@ class InstallDepsTask(QgsTask):
             os.makedirs(os.path.dirname(self.args[self.args.index("--target") + 1]),
                         exist_ok=True)
             proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    text=True, bufsize=1)
+                                    text=True, bufsize=1, **deps.NO_WINDOW)
         except OSError as exc:
             self.error = str(exc)
             return False

@@ -248,3 +248,55 @@ def test_tensorflow_missing_says_why_in_one_line(monkeypatch, tmp_path):
     with pytest.raises(DependencyError, match="no build for Python") as e:
         deps.require_tensorflow()
     assert "rsdl:exportonnx" in str(e.value) and "\n" not in str(e.value)
+
+
+def _wheel(folder, name, version, requires=()):
+    """A minimal pure-Python wheel, written by hand (no build backend, no network)."""
+    import zipfile
+    dist = f"{name}-{version}.dist-info"
+    files = {f"{name}/__init__.py": f"__version__ = '{version}'\n",
+             f"{dist}/METADATA": "Metadata-Version: 2.1\nName: {}\nVersion: {}\n{}".format(
+                 name, version, "".join(f"Requires-Dist: {r}\n" for r in requires)),
+             f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\n"
+                              "Tag: py3-none-any\n"}
+    files[f"{dist}/RECORD"] = "".join(f"{n},,\n" for n in files) + f"{dist}/RECORD,,\n"
+    path = os.path.join(folder, f"{name}-{version}-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w") as z:
+        for n, text in files.items():
+            z.writestr(n, text)
+    return path
+
+
+def test_install_resolves_against_the_host_numpy_then_leaves_it_out(tmp_path, monkeypatch):
+    """The real pip, from a local index of hand-made wheels: the folder gets the packages
+    and a marker but no numpy; an update while QGIS uses the folder waits as .next; a
+    failed install changes nothing."""
+    index = tmp_path / "index"
+    index.mkdir()
+    _wheel(index, "numpy", "99.0")
+    _wheel(index, "rsdlfake", "1.0", ["numpy>=98"])
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    plan = deps.Plan("apply", "apply", sys.version_info[:2], "99.0", False,
+                     ["numpy==99.0", "rsdlfake==1.0"], ["note"])
+    monkeypatch.setattr(deps, "plan", lambda kind: plan)
+    target = tmp_path / "QGIS3" / "rsdl_qgis" / "python-deps" / "py"
+    lines = []
+    deps.install(str(target), "apply", python=sys.executable, log=lines.append)
+    held = sorted(p.name for p in target.iterdir())
+    assert "rsdlfake" in held and deps.MARKER in held
+    assert not any(n.startswith("numpy") for n in held), held
+    assert deps.installed(str(target))["requirements"] == plan.requirements
+    assert sorted(p.name for p in target.parent.iterdir()) == ["py"]      # no temp left
+    # an update while the folder is in use: beside it, promoted at the next start
+    deps.install(str(target), "apply", python=sys.executable, next_start=True, log=lines.append)
+    assert (target.parent / "py.next" / deps.MARKER).exists()
+    assert deps.promote_next(str(target)) and not (target.parent / "py.next").exists()
+    # a package with no wheel: one line, nothing changed
+    plan.requirements = ["rsdlfake==2.0"]
+    before = sorted(p.name for p in target.iterdir())
+    with pytest.raises(DependencyError) as e:
+        deps.install(str(target), "apply", python=sys.executable, log=lines.append)
+    assert "No wheel of rsdlfake==2.0" in str(e.value) and "\n" not in str(e.value)
+    assert sorted(p.name for p in target.iterdir()) == before
+    assert sorted(p.name for p in target.parent.iterdir()) == ["py"]
