@@ -27,6 +27,8 @@ ROOT = os.environ.get("RSDL_ROOT", os.getcwd())  # QGIS runs --code without __fi
 DATA = os.path.join(ROOT, "sample-data", "landsat")
 OUT = os.environ["RSDL_DESKTOP_OUT"]
 WIDTH, HEIGHT = 1400, 900
+#: one dialog's run may take this long; the whole session is stopped at DESKTOP_TIMEOUT
+STEP_LIMIT_S = int(os.environ.get("DESKTOP_STEP_LIMIT", "420"))
 report = {"steps": [], "runs": {}}
 
 
@@ -126,8 +128,11 @@ def run_dialog(dlg, name, cancel_at=None):
             cancelled_at = time.perf_counter()
             run["cancelled_at_progress"] = value
             dlg.cancelButton().click()
-        if time.perf_counter() - start > 900:
-            raise RuntimeError(f"{name}: still running after 15 minutes")
+        if time.perf_counter() - start > STEP_LIMIT_S:
+            # what the screen shows then says why (a dialog waiting for an answer, say)
+            grab_screen(f"stuck-{name}.png")
+            raise RuntimeError(f"{name}: not finished after {STEP_LIMIT_S} s "
+                               f"(screen: stuck-{name}.png)")
     manager.taskAdded.disconnect(added)
     # a threaded run is a QgsProcessingAlgRunnerTask; a run in the GUI thread would only
     # show a QgsProxyProgressTask

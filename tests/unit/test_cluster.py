@@ -280,8 +280,9 @@ def test_slurm_recipe_of_the_docs_makes_a_worker_job():
 def test_plain_dask_worker_commands_run_the_jobs(tmp_path):
     """`dask scheduler` and `dask worker` as the docs start them: PYTHONPATH holding the
     dependency folder and the plugin's folder, nothing else (no preload, no plugin)."""
-    import numpy
-    deps = os.path.dirname(os.path.dirname(numpy.__file__))
+    # the dependency folder: where distributed is (numpy may be the host's own)
+    import distributed
+    deps = os.path.dirname(os.path.dirname(distributed.__file__))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([deps, ROOT]))
     sched_file = str(tmp_path / "scheduler.json")
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
