@@ -110,9 +110,14 @@ def run_dialog(dlg, name, cancel_at=None):
     dlg.algorithmFinished.connect(lambda ok, res: done.update(ok=ok, results=res))
     manager, tasks = QgsApplication.taskManager(), []
 
+    ended = {}
+
     def added(task_id):
         task = manager.task(task_id)
         tasks.append(type(task).__name__ if task is not None else "?")
+        if hasattr(task, "executed"):            # the algorithm's own task
+            task.executed.connect(
+                lambda ok, res: ended.update(ok=ok, at=time.perf_counter()))
     manager.taskAdded.connect(added)
     beat = Heartbeat()
     beat.start()
@@ -121,6 +126,11 @@ def run_dialog(dlg, name, cancel_at=None):
     cancelled_at = None
     while "ok" not in done:
         yield 100
+        # QGIS 3.40 and later emit no algorithmFinished for a cancelled run (its
+        # post-processing stops at the cancel): the task's own end says it then
+        if ended.get("ok") is False and time.perf_counter() - ended["at"] > 2:
+            done["ok"] = False
+            break
         value = progress_of(dlg)
         if not run["progress"] or run["progress"][-1][1] != value:
             run["progress"].append((round(time.perf_counter() - start, 2), value))
