@@ -136,8 +136,9 @@ def test_make_zip_is_an_installable_plugin(tmp_path):
     assert r.returncode == 0, r.stderr
     path = os.path.join(ROOT, r.stdout.strip().splitlines()[-1])
     names = zipfile.ZipFile(path).namelist()
-    for needed in ("rsdl_qgis/__init__.py", "rsdl_qgis/metadata.txt", "rsdl_qgis/resources.py",
-                   "rsdl_qgis/icons/rsdl.svg", "rsdl_qgis/engine/serve.py", "rsdl_qgis/LICENSE"):
+    for needed in ("rsdl_qgis/__init__.py", "rsdl_qgis/metadata.txt", "rsdl_qgis/LICENSE",
+                   "rsdl_qgis/icons/rsdl.svg", "rsdl_qgis/engine/serve.py",
+                   "rsdl_qgis/processing_models/land_cover_chain.model3"):
         assert needed in names
     assert not any("__pycache__" in n for n in names)
 
