@@ -340,6 +340,11 @@ def install(target, kind="full", python=None, next_start=False, log=None):
         raise _error(f"pip exited with status {r.returncode}; nothing was changed in {target}")
     if not p.private_numpy:
         prune(tmp, ("numpy",))
+    hidden = [n for n in shadowed(tmp) if not (n == "numpy" and p.private_numpy)]
+    if hidden:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _error(f"the dependencies would shadow QGIS's own {', '.join(hidden)}; "
+                     f"nothing was changed in {target}")
     with open(os.path.join(tmp, MARKER), "w", encoding="utf-8") as f:
         json.dump(p.to_dict(), f, indent=1)
     final = target + ".next" if next_start else target
@@ -381,8 +386,9 @@ def shadowed(folder, host_paths=None):
     what the folder would shadow (empty, unless numpy is private because the host's is
     too old)."""
     from importlib import metadata
-    host_paths = host_paths if host_paths is not None else [
-        p for p in sys.path if p and os.path.abspath(p) != os.path.abspath(folder)]
+    if host_paths is None:        # sys.path less this folder and the one in use
+        skip = {os.path.abspath(p) for p in (folder, deps_dir()) if p}
+        host_paths = [p for p in sys.path if p and os.path.abspath(p) not in skip]
     held = {e.lower() for e in os.listdir(folder)}
     out = []
     for name in HOST_LIBRARIES:
