@@ -184,3 +184,40 @@ def test_the_documented_commands_run_as_written(profile, tmp_path):
                 "model2/rsdl_metadata.json", "deep.rsdlc", "deep_classes.tif", "accuracy.html"):
         assert (tmp_path / out).exists(), out
     assert "Area-adjusted accuracy" in (tmp_path / "accuracy.html").read_text()
+
+
+def test_an_onnx_model_serves_through_qgis_process_on_every_host(profile, tmp_path):
+    """No TensorFlow needed: an ONNX model (written with onnx.helper, NCHW) served by
+    qgis_process gives the numpy oracle's map, on QGIS 3.44 / Python 3.14 too."""
+    import numpy as np
+    from osgeo import gdal
+
+    from tests.conftest import LANDSAT
+    from tests.unit.test_onnx import fcn_weights, numpy_fcn, to_onnx_nchw
+    crop = str(tmp_path / "crop.tif")
+    gdal.Translate(crop, LANDSAT, srcWin=[300, 100, 120, 90])
+    w = fcn_weights()
+    model = to_onnx_nchw(w, tmp_path / "fcn.onnx")
+    r = qgis_process(profile, "run", "rsdl:modelserve", "--", f"MODEL={model}",
+                     f"SOURCE1={crop}", f"OUTPUT={tmp_path}/map.tif")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    got, _, _ = read_raster(tmp_path / "map.tif")
+    pixels, _, _ = read_raster(crop)
+    np_map = numpy_fcn(pixels, w)
+    assert got.shape == np_map.shape
+    np.testing.assert_allclose(got, np_map, atol=1e-5)
+
+
+def test_without_tensorflow_a_tensorflow_model_is_one_line_saying_what_to_do(profile, otbtf,
+                                                                          tmp_path):
+    from tests.conftest import tensorflow_available
+    if tensorflow_available():
+        pytest.skip("TensorFlow is installed here: this is the host without it")
+    r = qgis_process(profile, "run", "rsdl:modelserve", "--", f"MODEL={otbtf}/models/model3",
+                     f"SOURCE1={otbtf}/pxs_subset.tif", "SOURCE1_NAME=x",
+                     f"OUTPUT={tmp_path}/o.tif")
+    out = r.stdout + r.stderr
+    assert r.returncode != 0 and "Traceback" not in out
+    assert "has no build for Python" in out or "applies models only" in out, out[-2000:]
+    assert "rsdl:exportonnx" in out or "everything" in out
+    assert not (tmp_path / "o.tif").exists()
