@@ -54,6 +54,8 @@ KINDS = {
     "full": "Everything: TensorFlow (train, serve, export) and ONNX Runtime",
     "apply": "Apply models only: ONNX Runtime and classical classifiers, no TensorFlow",
 }
+#: what each kind takes on disk, as measured on Linux (docs/hosts.md, Sizes)
+KIND_SIZES = {"full": "about 1.8-1.9 GB", "apply": "about 350-450 MB"}
 #: the packages of each kind (names of PINS)
 KIND_PACKAGES = {
     "apply": ("scikit-learn", "skops", "onnx", "onnxruntime", "dask", "distributed",
@@ -166,10 +168,12 @@ def installed(path=None):
 
 def host_numpy_version(exclude=()):
     """The numpy version of the host Python (QGIS's), looked up without importing it and
-    ignoring the folders in `exclude` (the private dependency folder); None if none."""
+    ignoring the folders in `exclude` and every folder this installer made (it holds
+    MARKER); None if none."""
     from importlib import metadata
     skip = {os.path.abspath(p) for p in exclude if p}
-    paths = [p for p in sys.path if p and os.path.abspath(p) not in skip]
+    paths = [p for p in sys.path if p and os.path.abspath(p) not in skip
+             and not os.path.isfile(os.path.join(p, MARKER))]
     for dist in metadata.distributions(name="numpy", path=paths):
         return dist.version
     return None

@@ -121,12 +121,11 @@ class RsdlPlugin:
                 "--target", folder]
         if folder in sys.path or os.path.isdir(folder):
             args.append("--next-start")
-        size = "about 1.9 GB" if p.kind == "full" else "about 250 MB"
         answer = QMessageBox.question(
             self.iface.mainWindow(), MENU,
             f"{deps.KINDS[p.kind]}.\n\nInstall or update into\n{folder}\n(shared by the "
             f"profiles of this QGIS)?\n\n" + "\n".join(p.notes) +
-            f"\n\nThis downloads with pip ({size} installed) and runs in the background; "
+            f"\n\nThis downloads with pip ({deps.KIND_SIZES[p.kind]} installed) and runs in the background; "
             f"the new packages are used after QGIS restarts.\n\n" + " ".join(args))
         if answer != QMessageBox.StandardButton.Yes:
             return

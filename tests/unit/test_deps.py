@@ -301,3 +301,18 @@ def test_install_resolves_against_the_host_numpy_then_leaves_it_out(tmp_path, mo
     assert "No wheel of rsdlfake==2.0" in str(e.value) and "\n" not in str(e.value)
     assert sorted(p.name for p in target.iterdir()) == before
     assert sorted(p.name for p in target.parent.iterdir()) == ["py"]
+
+
+def test_host_numpy_ignores_every_folder_the_installer_made(tmp_path, monkeypatch):
+    """A dependency folder on sys.path (its marker says the installer made it) is not the
+    host, whichever folder QGIS is configured with."""
+    ours = tmp_path / "deps"
+    (ours / "numpy-1.26.4.dist-info").mkdir(parents=True)
+    (ours / "numpy-1.26.4.dist-info" / "METADATA").write_text("Name: numpy\nVersion: 1.26.4\n")
+    host = tmp_path / "host"
+    (host / "numpy-2.2.4.dist-info").mkdir(parents=True)
+    (host / "numpy-2.2.4.dist-info" / "METADATA").write_text("Name: numpy\nVersion: 2.2.4\n")
+    monkeypatch.setattr(sys, "path", [str(ours), str(host)])
+    assert deps.host_numpy_version() == "1.26.4"          # no marker: taken as the host's
+    (ours / deps.MARKER).write_text("{}")
+    assert deps.host_numpy_version() == "2.2.4"
