@@ -1,6 +1,8 @@
 # rsdl_qgis: build, install, test and demo.
-#   make install   plugin + private Python dependencies into a QGIS profile, enabled
+#   make install   the plugin into a QGIS profile, enabled; its Python dependencies into the
+#                  folder the profiles share (rsdl_qgis/deps.py chooses them for this host)
 #   make test      whatever set-up is missing, the lint and type gates, then the test suite
+#   make test-hosts  make test here (QGIS 3.22) and in Debian 13 / testing roots (3.40, 3.44)
 #   make demo      the workflow on the bundled sample data, through qgis_process
 #   make zip       a ZIP for QGIS's "Install from ZIP"
 # QGIS_CUSTOM_CONFIG_PATH selects the profile folder, as it does for QGIS itself.
