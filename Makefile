@@ -51,16 +51,19 @@ $(DEPS)/.stamp: $(if $(filter-out $(DEPS_REQS),$(shell cat $(DEPS)/.stamp 2>/dev
 	$(PYTHON) rsdl_qgis/deps.py install --kind $(DEPS_KIND) --target $(DEPS)
 	$(PYTHON) rsdl_qgis/deps.py requirements --kind $(DEPS_KIND) > $@
 
+# the tool folders are reinstalled when their requirements file's content differs from the
+# copy kept as the stamp (not its time: a fresh copy of the tree, as in a Debian root,
+# keeps what was installed)
 testdeps: system $(TESTDEPS)/.stamp
-$(TESTDEPS)/.stamp: requirements-test.txt
+$(TESTDEPS)/.stamp: $(if $(shell cmp -s requirements-test.txt $(TESTDEPS)/.stamp || echo changed),FORCE)
 	rm -rf $(TESTDEPS) && mkdir -p $(TESTDEPS)
 	$(PIP) --target $(TESTDEPS) -r requirements-test.txt
-	touch $@
+	cp requirements-test.txt $@
 
-$(QT6CHECK)/.stamp: requirements-qt6check.txt
+$(QT6CHECK)/.stamp: $(if $(shell cmp -s requirements-qt6check.txt $(QT6CHECK)/.stamp || echo changed),FORCE)
 	rm -rf $(QT6CHECK) && mkdir -p $(QT6CHECK)
 	$(PIP) --ignore-requires-python --no-deps --target $(QT6CHECK) -r requirements-qt6check.txt
-	touch $@
+	cp requirements-qt6check.txt $@
 
 plugin: system
 	rm -rf $(PLUGIN) && mkdir -p $(PLUGIN)
