@@ -57,12 +57,8 @@ KINDS = {
 #: what each kind takes on disk, as measured on Linux (docs/hosts.md, Sizes)
 KIND_SIZES = {"full": "about 1.8-1.9 GB", "apply": "about 350-450 MB"}
 #: the packages of each kind (names of PINS)
-KIND_PACKAGES = {
-    "apply": ("scikit-learn", "skops", "onnx", "onnxruntime", "dask", "distributed",
-              "dask-jobqueue"),
-    "full": ("scikit-learn", "skops", "onnx", "onnxruntime", "dask", "distributed",
-             "dask-jobqueue", "tensorflow", "tf2onnx"),
-}
+_APPLY = ("scikit-learn", "skops", "onnx", "onnxruntime", "dask", "distributed", "dask-jobqueue")
+KIND_PACKAGES = {"apply": _APPLY, "full": _APPLY + ("tensorflow", "tf2onnx")}
 
 
 def _version_tuple(text):
