@@ -11,6 +11,12 @@ Output information (OTBTF's TensorflowMultisourceModelFilter):
   centre of the first valid reference pixel, moved back by ``EF // 2`` output pixels;
 - the output size is ``floor(extent / output spacing) + EF - 1``, cut down to a multiple
   of EF; the output spacing is the reference spacing times SCALE.
+- a finer output (SCALE < 1, super-resolution: a patch of RF input pixels gives EF output
+  pixels with RF = EF x SCALE) is placed so that each block covers its patch exactly.
+
+Full coverage (:func:`cover_geometry`, PAD): the output grid is SOURCE1's own grid (times
+SCALE), from its top-left corner to its bottom-right one, whatever the fields; the sources
+are read beyond their edges (mirrored) and the last, partial blocks are cut to the grid.
 
 Region propagation: the output is computed in blocks of EF x EF pixels. The input patch
 of a block, in each source, is centred (index ``RF // 2`` of the patch) on the source
@@ -178,9 +184,39 @@ def output_geometry(sources, efield=1, scale=1.0, names=None):
         raise GridError(f"the output would be smaller than the expression field {efield}: "
                         "the images are too small for these receptive and expression "
                         "fields and scale", "EFIELD")
-    shift = scale * (efield // 2)
-    return OutputGeometry(size[0], size[1], c_inf + 0.5 - shift, r_inf + 0.5 - shift,
-                          float(scale), efield)
+    if scale < 1:
+        # a finer output: block pixel EF // 2 lies in the patch's centre pixel, and the
+        # block's first pixel starts where the patch does (exact when RF = EF x SCALE)
+        first = scale / 2 - scale * (efield // 2)
+    else:
+        first = 0.5 - scale * (efield // 2)       # OTBTF's: centres on input centres
+    return OutputGeometry(size[0], size[1], c_inf + first, r_inf + first, float(scale), efield)
+
+
+def cover_geometry(sources, efield=1, scale=1.0, names=None):
+    """The output grid that covers SOURCE1 (``sources[0]``) whole: its extent, spacing x
+    SCALE, first pixel at its top-left corner. Blocks near the far edges may run past
+    it: the engine computes them whole and keeps what lies on the grid."""
+    names = names or [f"SOURCE{i + 1}" for i in range(len(sources))]
+    if efield < 1:
+        raise ParameterError(f"the expression field must be at least 1, got {efield}", "EFIELD")
+    if not scale > 0:
+        raise ParameterError(f"the scale factor must be positive, got {scale}", "SCALE")
+    for s, name in zip(sources, names):
+        if s.rfield < 1:
+            raise ParameterError(f"the receptive field must be at least 1, got {s.rfield}",
+                                 f"{name}_RFIELD")
+    ref = sources[0]
+    width = max(1, math.ceil(ref.width / scale - EPS))
+    height = max(1, math.ceil(ref.height / scale - EPS))
+    return OutputGeometry(width, height, scale / 2, scale / 2, float(scale), efield)
+
+
+def aligned(tile, efield):
+    """The window of whole EF blocks that holds `tile` (its offsets are multiples of EF):
+    what is computed for a tile that ends on the grid's last, partial blocks."""
+    e = efield
+    return Window(tile.col_off, tile.row_off, -(-tile.width // e) * e, -(-tile.height // e) * e)
 
 
 @dataclass(frozen=True)

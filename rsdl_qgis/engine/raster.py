@@ -104,15 +104,90 @@ def require_same_grid(grid, ref, what, param, ref_name="INPUT"):
                         f"Raster > Projections > Warp, using {ref_name} as the target", param)
 
 
+def parse_bands(text, param=None):
+    """A band list as OTB writes channel lists: "1,2,3", "1 2 3" or "1-3" (1-based);
+    empty: None (every band that is not an alpha band)."""
+    text = str(text or "").strip()
+    if not text:
+        return None
+    bands: list = []
+    for part in text.replace(",", " ").split():
+        lo, _, hi = part.partition("-")
+        try:
+            first, last = int(lo), int(hi or lo)
+        except ValueError:
+            raise GridError(f"'{text}' is not a band list: give band numbers from 1, e.g. "
+                            "1,2,3 or 1-3", param) from None
+        if first < 1 or last < first:
+            raise GridError(f"'{part}' in the band list '{text}' is not a range of band "
+                            "numbers from 1 (e.g. 1,2,3 or 1-3)", param)
+        bands += range(first, last + 1)
+    return bands
+
+
+def alpha_band(ds):
+    """The 1-based index of the dataset's alpha band (RGBA orthophotos), else None."""
+    for b in range(1, ds.RasterCount + 1):
+        if ds.GetRasterBand(b).GetColorInterpretation() == gdal.GCI_AlphaBand:
+            return b
+    return None
+
+
+def data_bands(ds):
+    """The bands of a dataset that are data (all but an alpha band): what is read by
+    default, and how many bands an image counts for models and classifiers."""
+    alpha = alpha_band(ds)
+    return [b for b in range(1, ds.RasterCount + 1) if b != alpha]
+
+
+def choose_bands(ds, bands, bands_param, param, log=None):
+    """(the 1-based bands to read, the alpha band or None) for a source whose band list
+    is `bands` (None: every band but an alpha band); errors name `bands_param`."""
+    count = ds.RasterCount
+    alpha = alpha_band(ds)
+    if bands:
+        bad = [b for b in bands if b > count]
+        if bad:
+            raise GridError(f"the image has {count} band(s): there is no band "
+                            f"{', '.join(map(str, bad))}", bands_param)
+        if alpha in bands:
+            raise GridError(f"band {alpha} is the image's alpha band: it is read as its "
+                            "mask (alpha 0 = nodata), never fed to a model; leave it out of "
+                            "the band list", bands_param)
+        return [int(b) for b in bands], alpha
+    chosen = data_bands(ds)
+    if not chosen:
+        raise GridError("the image has no band besides its alpha band", param)
+    if alpha and log:
+        log(f"{param}: band {alpha} is an alpha band: read as the mask (alpha 0 = nodata), "
+            f"not as data; bands {','.join(map(str, chosen))} are read")
+    return chosen, alpha
+
+
+def reflect(start, count, size):
+    """Indices start .. start + count - 1 folded onto 0 .. size - 1 by reflection about
+    the edge pixels (numpy's 'reflect'), as often as needed."""
+    i = np.arange(start, start + count)
+    if size == 1:
+        return np.zeros(count, np.int64)
+    period = 2 * (size - 1)
+    j = np.mod(i, period)
+    return np.where(j >= size, period - j, j)
+
+
 class SourceReader:
     """Reads windows of one source as (rows, cols, bands) arrays.
 
     Parts of a window outside the image are filled with the source's nodata value (0
-    when it has none). A source in another CRS than the reference is warped on the fly
-    (nearest neighbour) into the reference CRS at its own resolution.
+    when it has none), or, with `mirror`, with the image reflected about its edge pixels.
+    A source in another CRS than the reference is warped on the fly (nearest neighbour)
+    into the reference CRS at its own resolution. `bands` (1-based) selects the bands
+    read; by default every band but an alpha band. An alpha band is never read as data:
+    it is the source's mask (alpha 0 = nodata).
     """
 
-    def __init__(self, path, param, nodata=None, ref_wkt=None, log=None, mirror=0):
+    def __init__(self, path, param, nodata=None, ref_wkt=None, log=None, mirror=False,
+                 bands=None, bands_param=None):
         self.path = str(path)
         self.param = param
         self.ds = open_raster(path, param, "image")
@@ -127,30 +202,20 @@ class SourceReader:
                     "(nearest neighbour) into SOURCE1's CRS")
         self.grid = grid_of(self.ds)
         self.grid.check_north_up(param)
-        self.bands = self.ds.RasterCount
-        band_nodata = self.ds.GetRasterBand(1).GetNoDataValue()
+        self.mirror = bool(mirror)
+        self.band_list, self.alpha = choose_bands(self.ds, bands, bands_param or
+                                                  f"{param}_BANDS", param, log)
+        self.bands = len(self.band_list)
+        first = self.ds.GetRasterBand(self.band_list[0])
+        band_nodata = first.GetNoDataValue()
         self.nodata = band_nodata if nodata is None else nodata
-        self.dtype = NUMPY_TYPES.get(self.ds.GetRasterBand(1).DataType, "float64")
+        self.dtype = NUMPY_TYPES.get(first.DataType, "float64")
         self.image = self.grid               # the file's own grid
-        self.margin = (mirror // 2, mirror - 1 - mirror // 2) if mirror > 1 else (0, 0)
-        if mirror > 1:
-            self._mirror_grid(param)
 
-    def _mirror_grid(self, param):
-        """`mirror` = a receptive field: the image seen through a grid grown by RF // 2
-        pixels before and RF - 1 - RF // 2 after on each axis, whose outer pixels mirror
-        the image's (reflection about the edge pixels), so that every pixel of the image
-        is the centre of a whole patch."""
-        before, after = self.margin
-        g = self.grid
-        if before >= min(g.width, g.height) or after >= min(g.width, g.height):
-            raise GridError(f"the image ({g.width} x {g.height} pixels) is too small to be "
-                            f"mirrored by {before} pixels: untick PAD", param)
-        gt = list(g.geotransform)
-        gt[0] -= before * gt[1]
-        gt[3] -= before * gt[5]
-        self.grid = Grid(g.width + before + after, g.height + before + after, tuple(gt),
-                         g.crs_wkt)
+    @property
+    def masked(self):
+        """Whether some pixels are nodata: a nodata value, or an alpha band."""
+        return self.nodata is not None or self.alpha is not None
 
     def block_row_bytes(self, width):
         """Bytes of one row of this source's blocks across `width` of its pixels: what
@@ -160,64 +225,65 @@ class SourceReader:
         cols = min(self.grid.width, int(width) + bx)
         return cols * min(by, self.grid.height) * self.bands * np.dtype(self.dtype).itemsize
 
-    def read(self, window, dtype=np.float32):
+    def read(self, window, dtype=np.float32, band_list=None):
         """The window as a (height, width, bands) array, padded outside the image."""
         dtype = np.dtype(dtype)
-        if any(self.margin):
-            return self._read_mirrored(window, dtype)
+        band_list = band_list or self.band_list
         inside = crop(window, self.grid.width, self.grid.height)
         if inside == window:
-            return self._read(window, dtype)
+            return self._read(window, dtype, band_list)
+        if self.mirror:
+            return self._read_mirrored(window, dtype, band_list)
         fill = 0 if self.nodata is None else self.nodata
-        out = np.full((window.height, window.width, self.bands), fill, dtype=dtype)
+        out = np.full((window.height, window.width, len(band_list)), fill, dtype=dtype)
         if not inside.empty:
-            out[inside.relative_to(window).slices()] = self._read(inside, dtype)
+            out[inside.relative_to(window).slices()] = self._read(inside, dtype, band_list)
         return out
 
-    def _read_mirrored(self, window, dtype):
-        """A window of the mirrored grid: image pixels where it lies on the image, their
-        reflection in the margins, nodata beyond."""
-        before = self.margin[0]
-        w, h = self.image.width, self.image.height
-        orig = Window(window.col_off - before, window.row_off - before, window.width,
-                      window.height)
-        if crop(orig, w, h) == orig:                      # the common case: no margin
-            return self._read(orig, dtype)
-
-        def source(start, n, size, grown):
-            i = np.arange(start, start + n)
-            ok = (i >= -before) & (i < size + grown - before)
-            j = np.where(i < 0, -i, np.where(i >= size, 2 * (size - 1) - i, i))
-            return j, ok & (j >= 0) & (j < size)
-
-        cols, cok = source(orig.col_off, orig.width, w, self.grid.width)
-        rows, rok = source(orig.row_off, orig.height, h, self.grid.height)
-        fill = 0 if self.nodata is None else self.nodata
-        out = np.full((window.height, window.width, self.bands), fill, dtype=dtype)
-        if cok.any() and rok.any():
-            c0, c1 = cols[cok].min(), cols[cok].max() + 1
-            r0, r1 = rows[rok].min(), rows[rok].max() + 1
-            data = self._read(Window(int(c0), int(r0), int(c1 - c0), int(r1 - r0)), dtype)
-            out[np.ix_(np.flatnonzero(rok), np.flatnonzero(cok))] = \
-                data[np.ix_(rows[rok] - r0, cols[cok] - c0)]
+    def mask(self, window):
+        """Where the alpha band says nodata (alpha 0) in a window, as (rows, cols) bools;
+        None for a source without alpha band. Outside the image: nodata (mirrored with
+        `mirror`)."""
+        if self.alpha is None:
+            return None
+        inside = crop(window, self.grid.width, self.grid.height)
+        if inside == window or self.mirror:
+            return self.read(window, np.uint8, [self.alpha])[..., 0] == 0
+        out = np.ones((window.height, window.width), bool)
+        if not inside.empty:
+            out[inside.relative_to(window).slices()] = \
+                self._read(inside, np.dtype(np.uint8), [self.alpha])[..., 0] == 0
         return out
 
-    def _read(self, win, dtype):
+    def _read_mirrored(self, window, dtype, band_list):
+        """A window reaching past the image: image pixels where it lies on the image, their
+        reflection about the edge pixels elsewhere."""
+        cols = reflect(window.col_off, window.width, self.grid.width)
+        rows = reflect(window.row_off, window.height, self.grid.height)
+        c0, c1 = int(cols.min()), int(cols.max()) + 1
+        r0, r1 = int(rows.min()), int(rows.max()) + 1
+        data = self._read(Window(c0, r0, c1 - c0, r1 - r0), dtype, band_list)
+        return data[np.ix_(rows - r0, cols - c0)]
+
+    def _read(self, win, dtype, band_list=None):
         """GDAL writes the pixels straight into a (rows, cols, bands) array of `dtype`:
         one pass, converting as it goes, instead of a band-by-band array moved and cast."""
+        band_list = band_list or self.band_list
         native = np.dtype(self.dtype)
         if dtype.name not in GDAL_TYPES:            # a type GDAL does not write (int8...)
-            return self._read(win, np.dtype("float64")).astype(dtype)
+            return self._read(win, np.dtype("float64"), band_list).astype(dtype)
         if dtype.kind == "f" and native != dtype and native.name in GDAL_TYPES:
             # integers (or doubles) to float: numpy converts a third faster than GDAL
-            return self._read(win, native).astype(dtype)
-        out = np.empty((win.height, win.width, self.bands), dtype)
+            return self._read(win, native, band_list).astype(dtype)
+        n = len(band_list)
+        out = np.empty((win.height, win.width, n), dtype)
         item = dtype.itemsize
         try:
             self.ds.ReadRaster(win.col_off, win.row_off, win.width, win.height,
                                buf_type=GDAL_TYPES[dtype.name], buf_obj=out,
-                               buf_pixel_space=item * self.bands,
-                               buf_line_space=item * self.bands * win.width,
+                               band_list=band_list,
+                               buf_pixel_space=item * n,
+                               buf_line_space=item * n * win.width,
                                buf_band_space=item)
         except RuntimeError as exc:
             raise RsdlIOError(f"cannot read {win} of '{self.path}': {exc}", self.param) from exc
@@ -261,6 +327,7 @@ class TiledWriter:
     def __init__(self, path, width, height, bands, dtype, geotransform, crs_wkt, nodata,
                  band_names=None, metadata=None, block=256, max_pending=2, param="OUTPUT",
                  classes=None):
+        """`classes`: per band, None or {"codes", "names"} (category names, colours)."""
         self.path = str(path)
         self.param = param
         self.dtype = np.dtype(dtype)
@@ -292,10 +359,11 @@ class TiledWriter:
                         band.SetDescription(band_names[b])
                 if metadata:
                     self.ds.SetMetadata({k: str(v) for k, v in metadata.items()})
-                if classes:
-                    from .styles import embed_classes
-                    embed_classes(self.ds.GetRasterBand(1), self.dtype, classes["codes"],
-                                  classes["names"])
+                for b, cls in enumerate(classes or []):     # one entry per band
+                    if cls:
+                        from .styles import embed_classes
+                        embed_classes(self.ds.GetRasterBand(b + 1), self.dtype,
+                                      cls["codes"], cls["names"], colours=b == 0)
         except RsdlIOError:
             self._close_quietly()
             self.out.abort()

@@ -27,7 +27,15 @@ from osgeo import gdal
 from ..errors import CancelledError, GridError, ModelError, ParameterError, check_choice
 from .choices import OUTPUT_TYPES
 from .chunks import Assembler, ChunkStore, chunk_side, clear_state, fingerprint, layout
-from .grid import SourceGeometry, output_geometry, pixel_index, plan_tile, reference_pixels
+from .grid import (
+    SourceGeometry,
+    aligned,
+    cover_geometry,
+    output_geometry,
+    pixel_index,
+    plan_tile,
+    reference_pixels,
+)
 from .progress import Progress
 from .raster import DEFAULT_NODATA, SourceReader, TiledWriter
 from .styles import class_metadata
@@ -44,6 +52,7 @@ class ServeSource:
     name: str = ""
     nodata: Optional[float] = None
     param: str = ""                     # the parameter errors name (default SOURCEn)
+    bands: Optional[List[int]] = None   # 1-based bands read; None: all but an alpha band
 
 
 @dataclass
@@ -52,16 +61,18 @@ class ServeJob:
     sources: List[ServeSource]
     output: str
     output_names: List[str] = field(default_factory=list)
-    efield: int = 1
-    scale: float = 1.0
-    fully_conv: bool = False
+    efield: Optional[int] = 1           # None: from the model (api.resolve_job), else 1
+    scale: Optional[float] = 1.0        # None: from the model (super-resolution), else 1
+    fully_conv: Optional[bool] = False
     tile_size: int = 0
     batch_size: int = 256
     output_type: str = "float32"
     output_nodata: Optional[float] = None
     memory_mb: int = 512
     chunk_size: int = 0                 # output pixels a chunk's side; 0 picks it
-    pad: bool = False                   # mirror the sources' edges: a full-extent map
+    pad: Optional[bool] = None          # a map on SOURCE1's whole grid, the sources
+    #                                     mirrored at their edges; None: tile models
+    #                                     (api.apply_metadata), else OTBTF's extent
     trust_model: bool = False           # skip the scan of what the model may run
     metadata: dict = field(default_factory=dict)    # more metadata items of the output
     classes: dict = field(default_factory=dict)     # {"codes", "names"}: a class map's
@@ -96,6 +107,10 @@ class ServePlan:
     """Everything known about a job before any pixel is computed."""
 
     def __init__(self, job, model, progress):
+        # what the Python API may leave unset (api.resolve_job fills it from the model)
+        job = replace(job, scale=1.0 if job.scale is None else job.scale,
+                      efield=1 if job.efield is None else job.efield,
+                      pad=bool(job.pad), fully_conv=bool(job.fully_conv))
         self.job, self.model, self.progress = job, model, progress
         if not job.sources:
             raise GridError("at least one source is needed", "SOURCE1")
@@ -107,13 +122,15 @@ class ServePlan:
             for i, s in enumerate(job.sources):
                 ref_wkt = self.readers[0].grid.crs_wkt if self.readers else None
                 self.readers.append(SourceReader(s.path, self.param(i), s.nodata, ref_wkt,
-                                                 progress.info,
-                                                 mirror=s.rfield if job.pad else 0))
+                                                 progress.info, mirror=bool(job.pad),
+                                                 bands=s.bands,
+                                                 bands_param=param_of(i, "_BANDS")))
             ref = self.readers[0].grid
             self.sgeoms = [SourceGeometry.of(r.grid, ref, s.rfield)
                            for r, s in zip(self.readers, job.sources)]
-            self.geom = output_geometry(self.sgeoms, job.efield, job.scale,
-                                        [self.param(i) for i in range(len(job.sources))])
+            geometry = cover_geometry if job.pad else output_geometry
+            self.geom = geometry(self.sgeoms, job.efield, job.scale,
+                                 [self.param(i) for i in range(len(job.sources))])
             self._check_fields()
             self.input_names = [s.name for s in job.sources]
             self._check_bands(model)
@@ -133,7 +150,9 @@ class ServePlan:
         e = self.job.efield
         for i, s in enumerate(self.sgeoms):
             ratio = self.geom.scale / s.kx
-            need = 1 + (e - 1) * ratio
+            # input pixels an EF block spans: its pixels' centres, or, for a finer output,
+            # the pixels it covers (a 64-pixel patch gives 128 pixels at SCALE 0.5)
+            need = e * ratio if ratio < 1 else 1 + (e - 1) * ratio
             if need > s.rfield + 1e-9:
                 raise GridError(
                     f"the receptive field {s.rfield} cannot hold an expression field of {e} "
@@ -153,9 +172,8 @@ class ServePlan:
         for i, (name, reader) in enumerate(zip(self.input_names, self.readers)):
             shape = (getattr(model, "inputs", {}) or {}).get(name, (None, None))[0]
             if shape and len(shape) == 4 and shape[-1] is not None and shape[-1] != reader.bands:
-                raise GridError(f"the image has {reader.bands} band(s) but the model's input "
-                                f"'{name}' takes {shape[-1]}: give an image with the bands the "
-                                "model was trained on", self.param(i))
+                raise band_mismatch(i, name, shape[-1], reader.band_list,
+                                    bool(self.job.sources[i].bands), reader.alpha)
 
     def output_pixels(self, xy):
         """(col, row, inside) of map points xy (N, 2), in SOURCE1's CRS, on the output grid."""
@@ -172,35 +190,52 @@ class ServePlan:
         return list(feeds)
 
     def _zeros_feeds(self, tile):
-        plans = plan_tile(self.geom, self.sgeoms, tile)
+        plans = plan_tile(self.geom, self.sgeoms, aligned(tile, self.geom.efield))
         arrays = [np.zeros((p.window.height, p.window.width, r.bands), dt)
                   for p, r, dt in zip(plans, self.readers, self.input_dtypes)]
         return self._feeds(tile, plans, arrays)
 
     def _probe_bands(self):
-        """Run the model once on zeros to learn how many bands each output has."""
+        """Run the model once on zeros to learn how many bands each output has, and how
+        many pixels of margin it returns around what is kept (`crops`): a model that
+        returns its whole input tile (512 x 512 for 512 x 512) served with an expression
+        field of 448 keeps the central 448 x 448 of each output, so tiles overlap."""
         e = self.geom.efield
-        side = e if not self.job.fully_conv else e * 2
-        tile = Window(0, 0, min(side, self.geom.width), min(side, self.geom.height))
+        fc = bool(self.job.fully_conv)
+        tile = Window(0, 0, e * 2 if fc else e, e * 2 if fc else e)
         feeds = next(iter(self._zeros_feeds(tile)))
         results = self.model.run(feeds, self.output_names)
-        bands = []
+        bands, self.crops = [], []
         for name, res in zip(self.output_names, results):
             arr = np.asarray(res)
             n = arr.size
-            per_pixel = tile.size if self.job.fully_conv else e * e
-            if not self.job.fully_conv and arr.ndim in (3, 4) and arr.shape[0] == 1 and \
-                    arr.shape[1] == arr.shape[2] and arr.shape[1] > 1 and arr.shape[1] != e:
-                raise ModelError(
-                    f"output '{name}' has {arr.shape[1]} x {arr.shape[2]} pixels per patch, but "
-                    f"the expression field is {e}: set EFIELD to {arr.shape[1]}, or serve the "
-                    "model fully convolutionally (FULLY_CONV)", "EFIELD")
+            per_pixel = tile.size if fc else e * e
+            side = tile.width if fc else e
+            crop = 0
+            if arr.ndim in (3, 4) and arr.shape[0] == 1 and arr.shape[1] == arr.shape[2] \
+                    and arr.shape[1] != side and (fc or arr.shape[1] > 1):
+                extra = arr.shape[1] - side
+                if extra > 0 and extra % 2 == 0:
+                    crop = extra // 2
+                    per_pixel = arr.shape[1] * arr.shape[2]
+                elif not fc:
+                    raise ModelError(
+                        f"output '{name}' has {arr.shape[1]} x {arr.shape[2]} pixels per "
+                        f"patch, but the expression field is {e}: set EFIELD to "
+                        f"{arr.shape[1]}, or serve the model fully convolutionally "
+                        "(FULLY_CONV)", "EFIELD")
             if n == 0 or n % per_pixel:
                 raise ModelError(
                     f"output '{name}' gave {n} values for {tile.width} x {tile.height} "
                     f"output pixels: not a whole number of bands. Check SOURCEn_RFIELD, "
                     f"EFIELD, SCALE and FULLY_CONV", "OUTPUT_NAMES")
             bands.append(n // per_pixel)
+            self.crops.append(crop)
+            if crop:
+                self.progress.info(
+                    f"Output '{name}': the model returns {arr.shape[1]} x {arr.shape[2]} "
+                    f"pixels for {side} x {side} kept; the {crop} pixel(s) at each side are "
+                    "dropped (tiles overlap, no seam)")
         return bands
 
     def _tile_size(self):
@@ -272,26 +307,33 @@ class ServePlan:
             yield feeds
 
     def prepare(self, tile):
-        """Reader side: read the tile's regions; None feeds when it is all nodata."""
-        plans = plan_tile(self.geom, self.sgeoms, tile)
+        """Reader side: read the tile's regions; None feeds when it is all nodata. A tile
+        on the grid's last, partial blocks is computed whole (`aligned`)."""
+        full = aligned(tile, self.geom.efield)
+        plans = plan_tile(self.geom, self.sgeoms, full)
         arrays = [r.read(p.window, dt) for r, p, dt in zip(self.readers, plans, self.input_dtypes)]
         ref, win = self.readers[0], plans[0].window
         valid = None
-        if ref.nodata is not None:
-            cols, rows = reference_pixels(self.geom, self.sgeoms[0], tile)
+        if ref.masked:
+            cols, rows = reference_pixels(self.geom, self.sgeoms[0], full)
             rows, cols = rows - win.row_off, cols - win.col_off
             if rows.min() < 0 or cols.min() < 0 or rows.max() >= win.height or cols.max() >= win.width:
-                raise GridError(f"reference pixels of tile {tile} fall outside its region {win}")
-            valid = ~ref.nodata_mask(arrays[0][_index(rows), :][:, _index(cols)])
+                raise GridError(f"reference pixels of tile {full} fall outside its region {win}")
+            ri, ci = _index(rows), _index(cols)
+            invalid = ref.nodata_mask(arrays[0][ri, :][:, ci])
+            alpha = ref.mask(win)
+            if alpha is not None:
+                invalid |= alpha[ri, :][:, ci]
+            valid = ~invalid
             if not valid.any():
                 return tile, None, valid
             # SOURCE1 has valid pixels here, so not every source is all nodata
-            return tile, list(self._feeds(tile, plans, arrays)), valid
+            return tile, list(self._feeds(full, plans, arrays)), valid
         with_nodata = [(r, a) for r, a in zip(self.readers, arrays) if r.nodata is not None]
         if with_nodata and len(with_nodata) == len(arrays) and all(
                 r.nodata_mask(a).all() for r, a in with_nodata):
-            return tile, None, np.zeros((tile.height, tile.width), bool)
-        return tile, list(self._feeds(tile, plans, arrays)), valid
+            return tile, None, np.zeros((full.height, full.width), bool)
+        return tile, list(self._feeds(full, plans, arrays)), valid
 
     def compute(self, tile, feeds, valid, on_batch=None, out=None):
         """Model side: run the model and assemble the output tile (rows, cols, bands),
@@ -303,32 +345,38 @@ class ServePlan:
             out[...] = self.out_nodata
             return out
         e = self.geom.efield
+        full = aligned(tile, e)
         parts: List[List[np.ndarray]] = [[] for _ in self.output_names]
         for k, f in enumerate(feeds):
             if self.progress.cancelled():
                 raise CancelledError()
-            for acc, res in zip(parts, self.model.run(f, self.output_names)):
-                acc.append(np.asarray(res).reshape(-1))
+            results = self.model.run(f, self.output_names)
+            for acc, res, crop in zip(parts, results, self.crops):
+                acc.append(_cropped(np.asarray(res), crop))
             if on_batch is not None and len(feeds) > 1:
                 on_batch((k + 1) / len(feeds))
+        dest = out if full == tile else np.empty(
+            (full.height, full.width, sum(self.bands)), self.out_dtype)
         band = 0
         for name, acc, nb in zip(self.output_names, parts, self.bands):
             flat = acc[0] if len(acc) == 1 else np.concatenate(acc)
-            if flat.size != tile.size * nb:
+            if flat.size != full.size * nb:
                 raise ModelError(
-                    f"output '{name}' gave {flat.size} values for a {tile.width} x "
-                    f"{tile.height} pixel tile of {nb} band(s) ({tile.size * nb} expected). "
+                    f"output '{name}' gave {flat.size} values for a {full.width} x "
+                    f"{full.height} pixel tile of {nb} band(s) ({full.size * nb} expected). "
                     "Check SOURCEn_RFIELD, EFIELD, SCALE and FULLY_CONV against the model",
                     "OUTPUT_NAMES")
             if self.job.fully_conv:
-                block = flat.reshape(tile.height, tile.width, nb)
+                block = flat.reshape(full.height, full.width, nb)
             else:
-                block = (flat.reshape(tile.height // e, tile.width // e, e, e, nb)
-                         .transpose(0, 2, 1, 3, 4).reshape(tile.height, tile.width, nb))
-            out[:, :, band:band + nb] = cast(block, self.out_dtype)
+                block = (flat.reshape(full.height // e, full.width // e, e, e, nb)
+                         .transpose(0, 2, 1, 3, 4).reshape(full.height, full.width, nb))
+            dest[:, :, band:band + nb] = cast(block, self.out_dtype)
             band += nb
         if valid is not None and not valid.all():
-            out[~valid] = self.out_nodata
+            dest[~valid] = self.out_nodata
+        if dest is not out:
+            out[...] = dest[:tile.height, :tile.width]
         return out
 
     def close(self):
@@ -368,6 +416,34 @@ def runs_fully_conv(job, model, blocks=4):
     finally:
         for plan in plans:
             plan.close()
+
+
+def band_mismatch(i, name, takes, band_list, chosen, alpha):
+    """The error of source i, whose bands `band_list` (chosen by the user or not) are not
+    the `takes` bands of the model's input `name`: it names SOURCEn_BANDS."""
+    read = (f"bands {','.join(map(str, band_list))} of it are read" if chosen else
+            f"it has {len(band_list)} band(s)" + (" besides its alpha band" if alpha else ""))
+    return GridError(f"the model's input '{name}' takes {takes} band(s), but {read}: give "
+                     f"the bands the model was trained on in {param_of(i, '_BANDS')} (e.g. "
+                     f"{','.join(str(b) for b in range(1, takes + 1))})", param_of(i, "_BANDS"))
+
+
+def _band_classes(classes, bands):
+    """The classes of each output band: one class map, or one per band (a model with
+    several segmentation outputs); None where a band has none."""
+    if not classes:
+        return None
+    if classes.get("bands"):
+        return list(classes["bands"])[:bands]
+    return [classes] if bands == 1 else None
+
+
+def _cropped(arr, crop):
+    """A model output's values in row-major order, without its `crop` pixels of margin
+    at each side of each (batch, rows, cols[, bands]) block."""
+    if crop:
+        arr = arr[:, crop:arr.shape[1] - crop, crop:arr.shape[2] - crop]
+    return arr.reshape(-1)
 
 
 def _step(starts):
@@ -501,7 +577,7 @@ def _write(plan, run, chunks, store, reused, progress):
         writer = TiledWriter(job.output, geom.width, geom.height, sum(plan.bands),
                              plan.out_dtype, geom.geotransform(ref), ref.crs_wkt,
                              plan.out_nodata, band_names, meta, max_pending=1,
-                             classes=job.classes if len(band_names) == 1 else None)
+                             classes=_band_classes(job.classes, len(band_names)))
         try:
             assembler = Assembler(chunks, writer, plan.out_dtype, store, reused, progress.info)
             if run.scheduler:

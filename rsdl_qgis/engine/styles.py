@@ -23,7 +23,7 @@ def class_metadata(codes, names):
     return {"RSDL_CLASSES": json.dumps(dict(zip(map(str, codes), names)))}
 
 
-def embed_classes(band, dtype, codes, names):
+def embed_classes(band, dtype, codes, names, colours=True):
     """A class map that displays in any GIS, not only through its .qml: the colour of
     each class in the file's own colour table (8 and 16-bit maps), and the class names
     as GDAL category names (kept by GTiff in the .aux.xml beside the map)."""
@@ -33,7 +33,7 @@ def embed_classes(band, dtype, codes, names):
     top = max(codes)
     if top < 0 or top > 65535:
         return
-    if np.dtype(dtype).name in ("uint8", "uint16"):
+    if colours and np.dtype(dtype).name in ("uint8", "uint16"):   # GTiff: band 1 only
         table = gdal.ColorTable()
         for code, colour in zip(codes, class_colours(names)):
             rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
