@@ -39,6 +39,13 @@ def reason(exc):
     skip = ("Graph execution error", "Detected at node", "Stack trace", "File ", "[[", "<",
             "Traceback", "Error in user-defined function", "Node:")
     lines = [ln.strip() for ln in str(exc).splitlines()]
+    if lines and lines[0].startswith("[ONNXRuntimeError]"):
+        # ONNX Runtime says what is wrong over several lines ("Got invalid dimensions for
+        # input: x for the following indices / index: 1 Got: 4 Expected: 3 / Please fix
+        # either the inputs or the model."): keep them all, in one line
+        text = " ".join(ln for ln in lines if ln)
+        text = text.split("] : ", 1)[-1] if "] : " in text else text
+        return text[:500]
     useful = [ln for ln in lines if ln and not ln.startswith(skip) and not ln.endswith(":")]
     text = (useful or lines or [type(exc).__name__])[0]
     return text[:300]
@@ -86,6 +93,33 @@ class ModelAdapter:
     def input_dtype(self, name):
         dt = self.inputs[name][1]
         return "float32" if dt in ("string", "object", "bool") else dt
+
+    def fixed_batch(self):
+        """The batch size the model's inputs are fixed to (ONNX exports often take
+        exactly 1), else None (any batch)."""
+        sizes = {s[0] for s, _ in self.inputs.values() if s and s[0] is not None}
+        return sizes.pop() if len(sizes) == 1 else None
+
+    def run(self, feeds, output_names):
+        """The outputs for `feeds` (batch first); a model whose batch size is fixed is fed
+        batches of exactly that size (the last one filled up with copies of its last
+        item, whose outputs are dropped)."""
+        b = self.fixed_batch()
+        n = len(next(iter(feeds.values()))) if feeds else 0
+        if b is None or n == b:
+            return self._run(feeds, output_names)
+        parts: list = []
+        for k in range(0, n, b):
+            chunk = {name: np.asarray(v)[k:k + b] for name, v in feeds.items()}
+            m = len(next(iter(chunk.values())))
+            if m < b:
+                chunk = {name: np.concatenate([v, np.repeat(v[-1:], b - m, axis=0)])
+                         for name, v in chunk.items()}
+            parts.append([np.asarray(r)[:m] for r in self._run(chunk, output_names)])
+        return [np.concatenate([p[i] for p in parts]) for i in range(len(output_names))]
+
+    def _run(self, feeds, output_names):
+        raise NotImplementedError
 
     @staticmethod
     def failed(feeds, exc, param="MODEL"):
@@ -151,7 +185,7 @@ class TF1Model(ModelAdapter):
         shape = None if t.shape.rank is None else tuple(t.shape.as_list())
         return shape, _dtype_name(t.dtype)
 
-    def run(self, feeds, output_names):
+    def _run(self, feeds, output_names):
         fd = {self._tensor(k): v for k, v in feeds.items()}
         fetches = [self._tensor(n) for n in output_names]
         key = tuple(t.name for t in fetches)
@@ -180,7 +214,7 @@ class TF2Model(ModelAdapter):
         self.outputs = {k: (tuple(v.shape.as_list()) if v.shape.rank is not None else None,
                             _dtype_name(v.dtype)) for k, v in self.fn.structured_outputs.items()}
 
-    def run(self, feeds, output_names):
+    def _run(self, feeds, output_names):
         try:
             res = self.fn(**{k: self.tf.constant(v) for k, v in feeds.items()})
         except Exception as exc:
@@ -205,7 +239,7 @@ class KerasModel(ModelAdapter):
                         for n, t in zip(self.model.output_names, self.model.outputs)}
         self._fn = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
-    def run(self, feeds, output_names):
+    def _run(self, feeds, output_names):
         x = [self.tf.constant(feeds[t.name]) for t in self.model.inputs]
         try:
             res = self._fn(x if len(x) > 1 else x[0])
