@@ -37,21 +37,30 @@ def serve_model(job, progress=None, resume=True, scheduler=""):
     model = load_model(job.model, trusted=job.trust_model)
     progress.info(f"Model: {model.describe()}")
     job = resolve_job(job, model, progress)
+    deepness_notes(job, model, progress)
     if runs_fully_conv(job, model):
         progress.info("This model gives the same values in fully-convolutional mode (to "
                       "1e-5, checked on a probe in the middle of the image): set FULLY_CONV "
                       "to true (in the dialog, Mode: fully convolutional) for a much faster "
                       "run")
-    meta = getattr(model, "metadata", None)
-    named = bool(meta and job.output_names == ["class"] and meta.get("classes"))
+    meta = getattr(model, "metadata", None) or {}
+    heads = meta.get("heads") or ({"class": meta["classes"]} if meta.get("classes") else {})
+    named = bool(job.output_names) and all(n in heads for n in job.output_names)
     if named:
-        # a class map of a model trained by rsdl: the engine writes its classes into the
-        # map (metadata, colour table, category names); a paletted style goes beside it
-        codes, names = list(meta["classes"]["codes"]), list(meta["classes"]["names"])
-        job = replace(job, classes={"codes": codes, "names": names})
+        # class maps (a model trained by rsdl, an ONNX model naming its classes): the
+        # engine writes their classes into the map (metadata, colour table, category
+        # names); a paletted style goes beside it
+        per_band = [heads[n] for n in job.output_names]
+        codes, names = list(per_band[0]["codes"]), list(per_band[0]["names"])
+        classes = {"codes": codes, "names": names}
+        if len(per_band) > 1:
+            classes["bands"] = [{"codes": list(h["codes"]), "names": list(h["names"])}
+                                for h in per_band]
+        job = replace(job, classes=classes)
     if job.output_type == "automatic":
         from .ml.pipeline import class_nodata
-        nodata, dtype = class_nodata(codes) if named else (None, "float32")
+        every = sorted({c for n in job.output_names if n in heads for c in heads[n]["codes"]})
+        nodata, dtype = class_nodata(every) if named else (None, "float32")
         job = replace(job, output_type=str(dtype),
                       output_nodata=nodata if job.output_nodata is None else job.output_nodata)
         progress.info(f"Output type: {job.output_type}"
@@ -83,7 +92,8 @@ def resolve_job(job, model, progress=None):
     settings, names = model_settings(model, [s.name for s in job.sources], job.output_names,
                                      [s.rfield for s in job.sources],
                                      [s.path for s in job.sources],
-                                     progress.info if progress else None, job.efield)
+                                     progress.info if progress else None, job.efield,
+                                     [s.bands for s in job.sources])
     job = replace(job, sources=[replace(s, name=n) for s, n in zip(job.sources, names)])
     job = apply_metadata(job, settings, progress)
     sources = [replace(s, name=model.resolve_input(s.name, f"SOURCE{i + 1}_NAME"))
@@ -103,10 +113,16 @@ def apply_metadata(job, meta, progress=None):
     from .models.metadata import fully_conv, source_settings
     rfields, names = source_settings(meta, [s.rfield for s in job.sources],
                                      [s.name for s in job.sources])
+    meta = meta or {}
+    tile_model = bool(meta.get("cover")) or meta.get("deepness") is not None
     job = replace(
         job, sources=[replace(s, rfield=r, name=n)
                       for s, r, n in zip(job.sources, rfields, names)],
-        efield=int((meta or {}).get("efield", 1)) if job.efield is None else job.efield,
+        efield=int(meta.get("efield", 1)) if job.efield is None else job.efield,
+        scale=float(meta.get("scale", 1.0)) if job.scale is None else job.scale,
+        # a tile model's map covers the image (as Deepness's do); else OTBTF's extent
+        pad=tile_model if job.pad is None else job.pad,
+        tile_size=job.tile_size or int(meta.get("tile_size") or 0),
         fully_conv=fully_conv(meta, job.fully_conv),
         output_names=list(meta.get("default_outputs", [])) if meta and not [
             n for n in job.output_names if n.strip()] else list(job.output_names))
@@ -114,9 +130,59 @@ def apply_metadata(job, meta, progress=None):
         source = "the model (inferred)" if meta.get("how") else "the model's metadata"
         progress.info(f"From {source}: receptive field(s) "
                       f"{[s.rfield for s in job.sources]}, expression field {job.efield}, "
-                      f"{'fully-convolutional' if job.fully_conv else 'patch-based'}, "
-                      f"outputs {', '.join(job.output_names)}")
+                      + (f"SCALE {job.scale:g}, " if job.scale != 1 else "")
+                      + f"{'fully-convolutional' if job.fully_conv else 'patch-based'}, "
+                      f"outputs {', '.join(job.output_names)}"
+                      + ("; the map covers the whole image (PAD)" if job.pad else ""))
     return job
+
+
+def deepness_notes(job, model, progress):
+    """What a model made to Deepness's contract says, in the log: its type, input
+    scaling, tile and overlap, and whether SOURCE1's resolution is the model's."""
+    deep = (getattr(model, "metadata", None) or {}).get("deepness")
+    if deep is None or progress is None:
+        return
+    norm = model.metadata.get("standardization") or {}
+    kind = deep.get("model_type", "segmentation (from its class names)"
+                    if deep.get("heads") else "not given")
+    progress.info(
+        f"Deepness model: type {kind}; inputs scaled as Deepness does (pixels / 255"
+        + (f", then (x - {norm.get('mean')}) / {norm.get('std')}"
+           if norm.get("mean") not in (None, 0.0) or norm.get("std") not in (None, 1.0) else "")
+        + ")"
+        + (f"; tile {int(deep['tile_size'])} px" if deep.get("tile_size") else "")
+        + (f", overlap {deep['tiles_overlap']:g} %" if deep.get("tiles_overlap") is not None
+           else "")
+        + (f"; class threshold {deep['seg_thresh']:g}" if deep.get("seg_thresh") is not None
+           else ""))
+    res = deep.get("resolution")
+    if not res:
+        return
+    from osgeo import osr
+
+    from .engine.raster import open_raster
+    ds = open_raster(job.sources[0].path, "SOURCE1")
+    spacing = abs(ds.GetGeoTransform()[1])
+    srs = osr.SpatialReference()
+    wkt = ds.GetProjectionRef()
+    ds = None
+    if not wkt or srs.ImportFromWkt(wkt) != 0 or not srs.IsProjected():
+        progress.info(f"The model was made for {res:g} cm per pixel; SOURCE1's CRS is not "
+                      "projected, so its resolution cannot be compared: check it")
+        return
+    cm = spacing * srs.GetLinearUnits() * 100
+    ratio = cm / res
+    if abs(ratio - 1) > 0.05:
+        progress.info(
+            f"Warning: the model was made for {res:g} cm per pixel and SOURCE1 has "
+            f"{cm:.3g} cm per pixel ({ratio:.2f} x {'coarser' if ratio > 1 else 'finer'}); "
+            "objects will look smaller or larger to the model than it learnt. Resample "
+            f"SOURCE1 to {res:g} cm (Raster > Projections > Warp, resolution "
+            f"{res / 100:g} m) for the results the model was made for")
+    else:
+        progress.info(f"SOURCE1's resolution ({cm:.3g} cm per pixel) is the model's "
+                      f"({res:g} cm)")
 
 
 def export_onnx(model, output, trusted=False, progress=None):

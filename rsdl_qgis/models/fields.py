@@ -17,6 +17,14 @@ OTBTF's users used to work out by hand are inferred:
   smallest input that gives one output, and the log says it could also run fully
   convolutionally at SCALE = step.
 
+Tile models, whose output is an image of their input's size (a U-Net, a Deepness
+segmentation model), are served with overlapping tiles: the receptive field is the tile
+and the expression field its central part, ``tiles_overlap`` percent (Deepness's
+metadata, else ``DEFAULT_OVERLAP``) smaller, so that no output pixel comes from a tile's
+edge; their maps cover the whole image (``cover``). A model whose output is finer than
+its input (super-resolution, 64 x 64 in, 128 x 128 out) is served at SCALE = input /
+output.
+
 A model with several inputs of free size is not probed (each input's field depends on
 the others): the error says which numbers to give. Whatever the user gives wins; only
 what was left unset is filled.
@@ -28,6 +36,20 @@ import numpy as np
 from ..errors import ModelError
 
 MAX_PROBE = 160
+#: the overlap of tile models' tiles (percent of the tile) when the model says none
+DEFAULT_OVERLAP = 10
+#: the tile of free-size tile models (a U-Net) when the model says none
+DEFAULT_TILE = 512
+
+
+def margin(tile, overlap, quantum=1):
+    """Pixels dropped at each side of a tile's output so that tiles overlapping by
+    `overlap` percent keep only their centres (Deepness's stride and half overlap), a
+    multiple of `quantum` / 2 so that the tile stays a size the model takes."""
+    stride = int(tile * (1 - overlap / 100.0))
+    m = max(0, (tile - stride) // 2)
+    step = quantum // 2 if quantum % 2 == 0 else quantum
+    return -(-m // step) * step if m else 0
 
 
 def _side(arr, batch=1):
@@ -47,17 +69,42 @@ def _static_patch(shape):
     return h if h is not None and h == w else None
 
 
-def infer(model, names, output, bands):
+def infer(model, names, output, bands, hints=None):
     """What the model says of its geometry: a dict shaped like rsdl metadata
-    (``inputs`` with ``rfield``, ``efield``, ``scale``, ``fully_conv``) and ``how``, one
-    sentence for the log. `names`: the model input of each source; `output`: the output
-    probed; `bands`: the band count of each source."""
+    (``inputs`` with ``rfield``, ``efield``, ``scale``, ``fully_conv``, and ``cover``
+    for tile models) and ``how``, one sentence for the log. `names`: the model input of
+    each source; `output`: the output probed; `bands`: the band count of each source;
+    `hints`: ``tile_size`` and ``tiles_overlap`` (percent) the model's metadata gives."""
+    hints = hints or {}
+    overlap = hints.get("tiles_overlap")
+    overlap = DEFAULT_OVERLAP if overlap is None else float(overlap)
     shapes = [model.inputs.get(n, (None, None))[0] for n in names]
     patches = [_static_patch(s) for s in shapes]
     if all(p is not None for p in patches):
         feeds = {n: np.zeros((1, p, p, b), np.dtype(model.input_dtype(n)))
                  for n, p, b in zip(names, patches, bands)}
         side = _side(model.run(feeds, [output])[0]) or 1
+        p = patches[0]
+        if len(names) == 1 and side > p and side % p == 0:
+            r = side // p
+            m = margin(p, overlap)
+            if p - 2 * m < 1:
+                m = 0
+            return {"inputs": [{"name": names[0], "rfield": p}], "efield": side - 2 * m * r,
+                    "scale": p / side, "fully_conv": False, "cover": True,
+                    "how": f"from its fixed input shape ({p} x {p}, giving {side} x {side}): "
+                           f"super-resolution, patch-based, SCALE {p / side:g}; tiles "
+                           f"overlapping by {overlap:g} %, the central "
+                           f"{side - 2 * m * r} x {side - 2 * m * r} of each output kept"}
+        if len(names) == 1 and side == p > 1:
+            m = margin(p, overlap)
+            if p - 2 * m < 1:
+                m = 0
+            return {"inputs": [{"name": names[0], "rfield": p}], "efield": p - 2 * m,
+                    "scale": 1.0, "fully_conv": False, "cover": True,
+                    "how": f"from its fixed input shape ({p} x {p}, giving {p} x {p}): "
+                           f"tiles of {p} x {p} overlapping by {overlap:g} %, the central "
+                           f"{p - 2 * m} x {p - 2 * m} of each kept"}
         return {"inputs": [{"name": n, "rfield": p} for n, p in zip(names, patches)],
                 "efield": side, "scale": 1.0, "fully_conv": False,
                 "how": f"from its fixed input shape{'s' if len(names) > 1 else ''} "
@@ -80,14 +127,30 @@ def infer(model, names, output, bands):
         side = _side(res)
         if side:
             sizes[s] = side
-    return _fit(sizes, name)
+    return _fit(sizes, name, hints.get("tile_size"), overlap)
 
 
-def _fit(sizes, name):
+def _fit(sizes, name, tile=None, overlap=DEFAULT_OVERLAP):
     """The output-size law from {input side: output side}."""
     if not sizes:
         raise ModelError(f"the model gave no output for inputs of 1 to {MAX_PROBE} pixels: "
                          "give SOURCE1_RFIELD, EFIELD and FULLY_CONV", "SOURCE1_RFIELD")
+    q = math.gcd(*sizes)                     # the input sizes it takes: multiples of q
+    ratio = sizes[max(sizes)] // max(sizes)
+    if len(sizes) > 1 and ratio >= 1 and all(o == s * ratio for s, o in sizes.items()):
+        # a tile model: an output of the input's size (ratio 1), or finer (super-resolution)
+        tile = int(tile or DEFAULT_TILE)
+        m = margin(tile, overlap, q) if ratio == 1 else max(1, q)
+        law = "output side = input side" if ratio == 1 else \
+            f"output side = {ratio} x input side"
+        return {"inputs": [{"name": name, "rfield": q + 2 * m}], "efield": q * ratio,
+                "scale": 1.0 / ratio, "fully_conv": True, "cover": True,
+                "tile_size": max(q, (tile - 2 * m) // q * q) * ratio,
+                "how": f"by running it on 1 to {MAX_PROBE} pixel inputs ({law}"
+                       + (f", sizes multiple of {q}" if q > 1 else "") + "): a tile model, "
+                       f"fully convolutional on tiles of {tile} x {tile} input pixels that "
+                       f"overlap by {m} pixel(s) at each side"
+                       + ("" if ratio == 1 else f"; super-resolution, SCALE {1 / ratio:g}")}
     big = sorted(sizes)[-max(2, len(sizes) // 2):]     # small sizes can behave oddly
     lo, hi = big[0], big[-1]
     # where the output grows by one step (or block): the slope between those is the step

@@ -14,7 +14,8 @@ def model_folder(path):
     return path
 
 
-def model_settings(model, names, output_names, rfields, paths, log=None, efield=None):
+def model_settings(model, names, output_names, rfields, paths, log=None, efield=None,
+                   band_lists=None):
     """The metadata that fills what the user left unset: the model's own (rsdl metadata,
     ONNX metadata_props), else, when a receptive field is missing, what models/fields.py
     infers from the model. Returns (metadata or None, resolved input names)."""
@@ -29,12 +30,21 @@ def model_settings(model, names, output_names, rfields, paths, log=None, efield=
     wanted = [n.strip() for n in output_names if n.strip()] or [
         n for n in (meta or {}).get("default_outputs", [])] or [""]
     output = model.resolve_output(wanted[0], "OUTPUT_NAMES")
+    from ..engine.raster import alpha_band
+    from ..engine.serve import band_mismatch
     bands = []
-    for i, p in enumerate(paths):
+    for i, (p, n) in enumerate(zip(paths, names)):
+        chosen = (band_lists or [None] * len(paths))[i]
         ds = open_raster(p, f"SOURCE{i + 1}")
-        bands.append(ds.RasterCount)
+        alpha = alpha_band(ds)
+        listed = list(chosen) if chosen else [b for b in range(1, ds.RasterCount + 1)
+                                               if b != alpha]
         ds = None
-    inferred = infer(model, names, output, bands)
+        shape = model.inputs.get(n, (None, None))[0]
+        if shape and len(shape) == 4 and shape[-1] is not None and shape[-1] != len(listed):
+            raise band_mismatch(i, n, shape[-1], listed, bool(chosen), alpha)
+        bands.append(len(listed))
+    inferred = infer(model, names, output, bands, (meta or {}).get("deepness"))
     if efield is not None and inferred["fully_conv"] and efield != inferred["efield"]:
         # an expression field the user gives: the same context (RF - EF) around it
         for i in inferred["inputs"]:

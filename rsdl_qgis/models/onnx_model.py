@@ -8,13 +8,24 @@
   producer (tf2onnx: NHWC) or the rsdl metadata; the engine always sees NHWC, and 4-D
   outputs of an NCHW model are turned back.
 - Metadata: rsdl metadata stored in ``metadata_props`` (key ``rsdl_metadata``, written by
-  rsdl's ONNX export) and Deepness metadata (``class_names``, ``model_type``,
-  ``resolution``, ``tile_size``, ``standardization_mean``/``_std``) are read. A model
-  with class names and no ``class`` output gets one: the index of the largest value of
-  its first output, as the class code.
+  rsdl's ONNX export), else Deepness's model contract (docs/formats.md):
+
+  - input scaling: pixels / 255, then ``(x - standardization_mean) / standardization_std``
+    when the model gives them;
+  - ``model_type``: Segmentor (class maps), Regressor (values x ``reg_output_scaling``),
+    Superresolution (values on a finer grid); Detector and Recognition are refused with
+    a message;
+  - ``class_names``: one dictionary (one output) or a list of one per output. Each
+    segmentation output gets a class output (``class``; ``class_2``... for the next
+    ones): a one-channel (sigmoid) output is 1 (the class) where its value reaches
+    ``seg_thresh`` (0.5 by default), else 0 (background); a softmax output's values
+    under ``seg_thresh`` are set to 0, then the class is the index of the largest;
+  - ``resolution`` (cm per pixel), ``tile_size`` and ``tiles_overlap`` (percent) are kept
+    for the serving settings (api.py).
 - Before the model is loaded, its graph is checked (models/safety.py): no operator from a
   custom domain, no external data outside the model's folder.
 """
+import ast
 import json
 
 import numpy as np
@@ -100,14 +111,41 @@ class OnnxModel(ModelAdapter):
                 shape = (shape[0], shape[2], shape[3], shape[1])
             self.outputs[o.name] = (shape, ORT_TYPES.get(o.type, "float32"))
         self._real = [o.name for o in self.session.get_outputs()]
-        classes = (self.metadata or {}).get("classes")
-        if classes and CLASS not in self.outputs and self._real:
+        meta = self.metadata or {}
+        deep = meta.get("deepness")
+        # class outputs: {name: (real output, codes, names, binary)}
+        self.class_outputs = {}
+        if deep is not None:
+            kind = deep.get("model_type", "")
+            if kind in ("detection", "recognition"):
+                raise ModelError(_UNSUPPORTED[kind], param)
+            heads = deep.get("heads") or []
+            if kind in ("", "segmentation") and heads:
+                for i, (out, head) in enumerate(zip(self._real, heads)):
+                    channels = _channels(self.outputs[out][0], self.nchw)
+                    name = CLASS if i == 0 else f"{CLASS}_{i + 1}"
+                    self.class_outputs[name] = (out,) + _head_classes(head, channels)
+                    self.outputs[name] = (None, "int32")
+                first = next(iter(self.class_outputs.values()))
+                meta["classes"] = {"codes": first[1], "names": first[2]}
+                meta["heads"] = {n: {"codes": c[1], "names": c[2]}
+                                 for n, c in self.class_outputs.items()}
+                meta["default_outputs"] = list(self.class_outputs)
+            else:
+                meta.pop("classes", None)
+                meta["default_outputs"] = list(self._real)
+        elif meta.get("classes") and CLASS not in self.outputs and self._real:
+            codes = list(meta["classes"]["codes"])
+            self.class_outputs[CLASS] = (self._real[0], codes, list(meta["classes"]["names"]),
+                                         False)
             self.outputs[CLASS] = (None, "int32")
-        norm = (self.metadata or {}).get("standardization")
+        norm = meta.get("standardization")
         self.norm = None
         if norm:
             self.norm = (np.asarray(norm["mean"], np.float32), np.asarray(norm["std"], np.float32),
                          float(norm.get("scale", 1.0)))
+        self.seg_thresh = float((deep or {}).get("seg_thresh", 0.5))
+        self.value_scale = float((deep or {}).get("reg_output_scaling", 1.0))
 
     def describe(self):
         text = super().describe()
@@ -116,70 +154,166 @@ class OnnxModel(ModelAdapter):
                                               for n, lay in self.layouts.items())
         return text
 
-    def run(self, feeds, output_names):
+    def _run(self, feeds, output_names):
         fd = {}
         for name, value in feeds.items():
             a = np.asarray(value)
             if self.norm is not None and a.ndim == 4:
                 mean, std, scale = self.norm
-                a = (a.astype(np.float32) * scale - mean) / std
+                a = (a.astype(np.float32) * np.float32(scale) - mean) / std
             if self.layouts.get(name) == "NCHW":
                 a = np.transpose(a, (0, 3, 1, 2))
             fd[name] = np.ascontiguousarray(a, dtype=self.inputs[name][1])
-        wanted = [n for n in output_names if n != CLASS or CLASS in self._real]
-        fetch = list(dict.fromkeys(wanted + ([self._real[0]] if len(wanted) < len(output_names)
-                                             else [])))
+        fetch = list(dict.fromkeys(self.class_outputs[n][0] if n in self.class_outputs else n
+                                   for n in output_names))
         try:
             res = dict(zip(fetch, self.session.run(fetch, fd)))
         except Exception as exc:
             raise self.failed(feeds, exc, self.param) from exc
         out = []
         for n in output_names:
-            if n == CLASS and CLASS not in self._real:
-                a = res[self._real[0]]
-                axis = 1 if (self.nchw and a.ndim == 4) else -1
-                codes = np.asarray(self.metadata["classes"]["codes"])
-                out.append(codes[np.argmax(a, axis=axis)].astype(np.int32))
+            if n in self.class_outputs:
+                real, codes, _, binary = self.class_outputs[n]
+                out.append(self._classes(self._nhwc(res[real]), codes, binary))
                 continue
-            a = res[n]
-            if self.nchw and a.ndim == 4:
-                a = np.transpose(a, (0, 2, 3, 1))
+            a = self._nhwc(res[n])
+            if self.value_scale != 1.0 and a.dtype.kind == "f":
+                a = a * np.float32(self.value_scale)
             out.append(a)
         return out
 
+    def _nhwc(self, a):
+        """An output in the engine's layout: channels last (an NCHW model's 4-D outputs
+        turned back); a 3-D (batch, rows, cols) output is kept: one channel."""
+        a = np.asarray(a)
+        if self.nchw and a.ndim == 4:
+            a = np.transpose(a, (0, 2, 3, 1))
+        return a
+
+    def _classes(self, a, codes, binary):
+        """Class codes from scores (batch, rows, cols[, channels]), as Deepness makes
+        them: values under seg_thresh set to 0; one channel: 1 where the value remains,
+        else 0; several: the index of the largest."""
+        if self.metadata and self.metadata.get("deepness") is not None:
+            if a.ndim == 3:
+                a = a[..., None]
+            a = np.where(a < self.seg_thresh, 0, a)
+            if binary or a.shape[-1] == 1:
+                return (a[..., 0] != 0).astype(np.int32)
+        elif a.ndim == 3:
+            a = a[..., None]
+        return np.asarray(codes)[np.argmax(a, axis=-1)].astype(np.int32)
+
+
+_UNSUPPORTED = {
+    "detection": "this is an object detection model (Deepness model_type Detector): "
+                 "rsdl:modelserve makes rasters (class maps, values), not boxes; serve a "
+                 "segmentation or regression model, or use Deepness for detection",
+    "recognition": "this is an image recognition model (Deepness model_type Recognition): "
+                   "it compares whole images, it does not map pixels; rsdl:modelserve "
+                   "serves segmentation, regression and super-resolution models",
+}
+
+#: Deepness's model_type values (any case), and rsdl's words
+MODEL_TYPES = {"segmentor": "segmentation", "segmentation": "segmentation",
+               "regressor": "regression", "regression": "regression",
+               "superresolution": "superresolution", "super-resolution": "superresolution",
+               "super_resolution": "superresolution", "detector": "detection",
+               "detection": "detection", "recognition": "recognition"}
+#: the metadata keys of Deepness's contract: one of them makes a model Deepness's
+DEEPNESS_KEYS = ("model_type", "class_names", "resolution", "tile_size", "tiles_size",
+                 "tiles_overlap", "seg_thresh", "seg_small_segment", "reg_output_scaling",
+                 "det_conf", "det_iou_thresh", "det_type", "standardization_mean",
+                 "standardization_std")
+
+
+def _channels(shape, nchw):
+    """The channel count of a 4-D output shape, None when free or not 4-D (3-D: 1)."""
+    if shape is None:
+        return None
+    if len(shape) == 3:
+        return 1
+    return shape[-1] if len(shape) == 4 else None
+
+
+def _head_classes(head, channels):
+    """(codes, names, binary) of one segmentation output whose class_names are `head`
+    ({index: name}) and which has `channels` channels (None: unknown)."""
+    items = sorted(head.items())
+    binary = channels == 1 or (channels is None and len(items) == 1)
+    if binary:
+        names = [n for _, n in items]
+        names = names if len(names) == 2 else ["background", names[0] if names else "class"]
+        return [0, 1], names, True
+    count = max(channels or 0, (items[-1][0] + 1) if items else 0)
+    named = dict(items)
+    return list(range(count)), [named.get(i, f"class {i}") for i in range(count)], False
+
+
+def _value(text):
+    """A metadata value as Deepness writes it: JSON, or a Python literal (class names
+    with integer keys), read without evaluating code; else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def _names(value):
+    """{index: name} from one class_names dictionary (or list), else None."""
+    if isinstance(value, dict):
+        try:
+            return {int(k): str(v) for k, v in value.items()}
+        except (TypeError, ValueError):
+            return None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return dict(enumerate(value))
+    return None
+
 
 def _metadata(props):
-    """rsdl metadata from metadata_props, or what Deepness-style keys say (None: none)."""
+    """rsdl metadata from metadata_props, or what Deepness's keys say (None: none)."""
     if "rsdl_metadata" in props:
         try:
             return json.loads(props["rsdl_metadata"])
         except ValueError:
             return None
-    meta = {}
-    names = props.get("class_names")
-    if names:
+    if not any(k in props for k in DEEPNESS_KEYS + ("names",)):
+        return None
+    deep: dict = {}
+    meta: dict = {"deepness": deep}
+    for key in ("resolution", "tile_size", "tiles_overlap", "seg_thresh", "reg_output_scaling"):
+        raw = props.get(key if key != "tile_size" or key in props else "tiles_size")
+        if raw is None:
+            continue
+        value = _value(raw)
         try:
-            parsed = json.loads(names)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            items = sorted((int(k), str(v)) for k, v in parsed.items())
-        elif isinstance(parsed, list):
-            items = list(enumerate(map(str, parsed)))
-        else:
-            items = []
-        if items:
-            meta["classes"] = {"codes": [k for k, _ in items], "names": [v for _, v in items]}
-            meta["default_outputs"] = [CLASS]
-    if "standardization_mean" in props and "standardization_std" in props:
-        try:
-            meta["standardization"] = {"mean": json.loads(props["standardization_mean"]),
-                                       "std": json.loads(props["standardization_std"]),
-                                       "scale": 1 / 255.0}
-        except ValueError:
-            pass
-    deepness = {k: props[k] for k in ("model_type", "resolution", "tile_size", "tiles_overlap")
-                if k in props}
-    if deepness:
-        meta["deepness"] = deepness
-    return meta or None
+            deep[key] = float(value)
+        except (TypeError, ValueError):
+            raise ModelError(f"the model's metadata '{key}' is '{raw[:40]}', not a number: fix "
+                             "it in the ONNX file's metadata_props", "MODEL") from None
+    if "model_type" in props:
+        kind = str(_value(props["model_type"])).strip().lower()
+        if kind not in MODEL_TYPES:
+            raise ModelError(f"the model's metadata says model_type '{kind}', which is none of "
+                             "Segmentor, Regressor, Superresolution, Detector, Recognition",
+                             "MODEL")
+        deep["model_type"] = MODEL_TYPES[kind]
+    raw = props.get("class_names", props.get("names"))
+    if raw:
+        value = _value(raw)
+        heads = [_names(v) for v in value] if isinstance(value, list) and value and \
+            all(isinstance(v, dict) for v in value) else [_names(value)]
+        if any(h is None for h in heads):
+            raise ModelError(f"the model's class_names '{raw[:60]}' are neither a dictionary "
+                             "{index: name} nor a list of them (one per output)", "MODEL")
+        deep["heads"] = heads
+    mean = props.get("standardization_mean")
+    std = props.get("standardization_std")
+    meta["standardization"] = {"mean": _value(mean) if mean else 0.0,
+                               "std": _value(std) if std else 1.0, "scale": 1 / 255.0}
+    return meta
