@@ -358,7 +358,7 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                     required=1, hidden=False):
         """The numbered source blocks, SOURCEn and its per-source settings, for n = first
         .. MAX_SOURCES: the raster (from n = rasters_from; n <= required is mandatory) and
-        `fields` among RFIELD, NAME, NODATA and PATCH_SIZE. `hidden`: all advanced."""
+        `fields` among RFIELD, NAME, BANDS, NODATA and PATCH_SIZE. `hidden`: all advanced."""
         def add(param):
             self.addParameter(advanced(param) if hidden else param)
         for i in range(first, MAX_SOURCES + 1):
@@ -377,6 +377,10 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                     add(QgsProcessingParameterString(
                         f"{key}_NAME", f"{what}: model input name", defaultValue="",
                         optional=True))
+                elif f == "BANDS":
+                    add(QgsProcessingParameterString(
+                        f"{key}_BANDS", f"{what}: bands (e.g. 1,2,3; empty = all but an "
+                        "alpha band)", defaultValue="", optional=True))
                 elif f == "NODATA":
                     add(QgsProcessingParameterNumber(
                         f"{key}_NODATA", f"{what}: nodata value",
@@ -409,13 +413,25 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             "MEMORY_MB", "Memory budget for automatic tiles (MB)",
             QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
 
-    def add_pad(self):
-        """PAD: mirror the sources' edges so that the map covers the whole image."""
-        pad = QgsProcessingParameterBoolean(
-            "PAD", "Full extent: mirror the image's edges (the map covers the whole image)",
-            defaultValue=False)
-        pad.setHelp("Off (as OTBTF): the map loses half a receptive field at each edge. On: "
-                    "the sources are mirrored at their edges so every pixel gets a value.")
+    def add_pad(self, automatic=False):
+        """PAD: mirror the sources' edges so that the map covers the whole image.
+        `automatic`: unset lets the model decide (tile models cover the whole image)."""
+        if automatic:
+            pad = QgsProcessingParameterBoolean(
+                "PAD", "Map extent (empty: the whole image for tile models)", optional=True)
+            pad.setMetadata({"widget_wrapper": {
+                "class": "rsdl_qgis.algorithms.widgets.EdgesWrapper"}})
+            pad.setHelp("Empty: tile models (a U-Net, a Deepness model) map the whole image, "
+                        "others as OTBTF does. False: OTBTF's extent, which loses half a "
+                        "receptive field at each edge. True: the sources are mirrored at "
+                        "their edges and the map is on SOURCE1's whole grid.")
+        else:
+            pad = QgsProcessingParameterBoolean(
+                "PAD", "Full extent: mirror the image's edges (the map covers the whole "
+                "image)", defaultValue=False)
+            pad.setHelp("Off (as OTBTF): the map loses half a receptive field at each edge. "
+                        "On: the sources are mirrored at their edges so every pixel gets a "
+                        "value.")
         self.addParameter(pad)
 
     def add_distribution(self):
@@ -465,6 +481,11 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         if parameters.get(key) in (None, ""):
             return None
         return self.parameterAsBool(parameters, key, context)
+
+    def bands(self, parameters, key, context):
+        """A band list parameter (SOURCEn_BANDS) as 1-based band numbers, None if empty."""
+        from ..engine.raster import parse_bands
+        return parse_bands(self.parameterAsString(parameters, key, context), key)
 
     def optional_int(self, parameters, key, context):
         if parameters.get(key) in (None, ""):

@@ -38,14 +38,15 @@ that it only computes, and refuses a model that writes or reads files, calls Pyt
 uses the network, naming the operation. Tick it only for a model you trust.</li>
 </ul>
 <h3>Features</h3>
-<p>Without <b>MODEL</b>: the pixel values of INPUT. With MODEL (a SavedModel or .keras
+<p>Without <b>MODEL</b>: the pixel values of INPUT (its bands <b>SOURCE1_BANDS</b>,
+e.g. 1,2,3; empty: all but an alpha band, which is a mask). With MODEL (a SavedModel or .keras
 file): its outputs, computed only at the samples, with the same parameters as Apply a
-model: <b>SOURCE1_RFIELD</b>, <b>SOURCE1_NAME</b>, <b>SOURCE1_NODATA</b>, extra sources
-<b>SOURCE2..SOURCE4</b> with <b>SOURCEn_RFIELD</b>, <b>SOURCEn_NAME</b>,
-<b>SOURCEn_NODATA</b>, <b>OUTPUT_NAMES</b>, <b>EFIELD</b> and <b>SCALE</b> (both must be 1:
-one feature vector per pixel) and <b>FULLY_CONV</b>. For a model trained by Train a model
-the receptive fields, input names, mode and outputs (its probabilities) come from its
-metadata: give only MODEL.</p>
+model: <b>SOURCE1_RFIELD</b>, <b>SOURCE1_NAME</b>, <b>SOURCE1_BANDS</b>,
+<b>SOURCE1_NODATA</b>, extra sources <b>SOURCE2..SOURCE4</b> with <b>SOURCEn_RFIELD</b>,
+<b>SOURCEn_NAME</b>, <b>SOURCEn_BANDS</b>, <b>SOURCEn_NODATA</b>, <b>OUTPUT_NAMES</b>,
+<b>EFIELD</b> and <b>SCALE</b> (both must be 1: one feature vector per pixel) and
+<b>FULLY_CONV</b>. For a model trained by Train a model the receptive fields, input
+names, mode and outputs (its probabilities) come from its metadata: give only MODEL.</p>
 <h3>Classifier</h3>
 <ul>
 <li><b>CLASSIFIER</b>: rf, svm, gbt, knn, dt or bayes. Main settings: <b>RF_TREES</b>,
@@ -99,7 +100,7 @@ class TrainClassifier(RsdlAlgorithm):
         self.addParameter(model_parameter(
             "MODEL", "Deep model for features (optional)", optional=True))
         # SOURCE1 of the deep model is INPUT: its raster is not asked again
-        self.add_sources(("RFIELD", "NAME", "NODATA"), "Deep model: source {i}",
+        self.add_sources(("RFIELD", "NAME", "BANDS", "NODATA"), "Deep model: source {i}",
                          rasters_from=2, required=0, hidden=True)
         self.add_output_names("Deep model: output names (comma separated)", hidden=True)
         self.addParameter(advanced(QgsProcessingParameterNumber(
@@ -146,7 +147,9 @@ class TrainClassifier(RsdlAlgorithm):
                 output_names=self.parameterAsString(parameters, "OUTPUT_NAMES", context).split(","),
                 efield=self.parameterAsInt(parameters, "EFIELD", context),
                 scale=self.parameterAsDouble(parameters, "SCALE", context),
-                fully_conv=self.optional_bool(parameters, "FULLY_CONV", context))
+                fully_conv=self.optional_bool(parameters, "FULLY_CONV", context),
+                bands=[self.bands(parameters, f"SOURCE{i}_BANDS", context)
+                       for i in range(1, n + 1)])
         job = api.TrainClassifierJob(
             image=self.raster_path(parameters, "INPUT", context),
             vector=self.vector_path(parameters, "VECTOR", context, feedback),
@@ -157,7 +160,8 @@ class TrainClassifier(RsdlAlgorithm):
             valid_fraction=self.parameterAsDouble(parameters, "VALID_FRACTION", context),
             seed=self.parameterAsInt(parameters, "SEED", context), deep=deep,
             report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None,
-            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
+            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context),
+            bands=self.bands(parameters, "SOURCE1_BANDS", context))
         return self.run_engine(api.train_classifier, job, FeedbackProgress(feedback))
 
 

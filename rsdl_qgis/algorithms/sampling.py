@@ -210,6 +210,9 @@ CRSs: each source's patch is centred on the pixel of that source that contains t
 <li><b>SOURCEn_PATCH_SIZE</b>: patch side in pixels of that source (default 8: 240 m of a
 30 m image; 16 to 64 suit finer images). It becomes the receptive field of a network
 trained on the patches.</li>
+<li><b>SOURCEn_BANDS</b>: the bands cut, as OTB's channel lists (1,2,3 or 1-3). Empty:
+every band but an alpha band; a sample whose patch has alpha 0 is rejected, as nodata.
+Serve the model with the same band list.</li>
 <li><b>SOURCEn_NODATA</b>: value marking nodata (default: the raster's own). A sample is
 rejected when any source's patch leaves its image or contains this value in any band.</li>
 <li><b>OUTPUT_SOURCE1..OUTPUT_SOURCE4</b>: the patches images.</li>
@@ -240,7 +243,7 @@ class PatchesExtraction(RsdlAlgorithm):
             "VECTOR", "Sample points", [QgsProcessing.TypeVectorPoint]))
         self.addParameter(QgsProcessingParameterField(
             "FIELD", "Class field", parentLayerParameterName="VECTOR", optional=True))
-        self.add_sources(("PATCH_SIZE", "NODATA"))
+        self.add_sources(("PATCH_SIZE", "BANDS", "NODATA"))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "LABEL_RASTER", "Label raster (dense labels)", optional=True))
         self.addParameter(QgsProcessingParameterNumber(
@@ -272,7 +275,8 @@ class PatchesExtraction(RsdlAlgorithm):
             sources.append(api.PatchSource(
                 self.raster_path(parameters, key, context),
                 self.parameterAsInt(parameters, f"{key}_PATCH_SIZE", context), out,
-                self.optional_double(parameters, f"{key}_NODATA", context)))
+                self.optional_double(parameters, f"{key}_NODATA", context),
+                bands=self.bands(parameters, f"{key}_BANDS", context)))
         label_raster = self.raster_path(parameters, "LABEL_RASTER", context)
         job = api.PatchesJob(
             vector=self.vector_path(parameters, "VECTOR", context, feedback),

@@ -47,6 +47,21 @@ class ServingModeWrapper(WidgetWrapper):
 
 
 
+class EdgesWrapper(ServingModeWrapper):
+    """PAD as three choices: automatic (the model decides), OTBTF's extent, whole image."""
+
+    CHOICES = (("Automatic: the whole image for tile models, else OTBTF's", None),
+               ("OTBTF's extent: only where whole patches fit", False),
+               ("The whole image (edges mirrored)", True))
+
+    def createWidget(self):  # noqa: N802 (QGIS's name)
+        combo = super().createWidget()
+        combo.setToolTip("PAD: the map's extent. Tile models (a U-Net, a Deepness model) "
+                         "map the whole image; OTBTF's extent loses half a receptive "
+                         "field at each edge")
+        return combo
+
+
 class ModelPanel(FileSelectionPanel):
     """A path and a '…' button that offers a model folder or a model file, of the kinds
     the parameter's file filter names."""

@@ -17,7 +17,16 @@ from ..errors import CancelledError, GridError, ParameterError, RsdlIOError
 from .grid import pixel_index
 from .output import AtomicFile, gdal_checked, io_error, remove_quietly, temp_path
 from .progress import Progress
-from .raster import GDAL_TYPES, NUMPY_TYPES, compression, grid_of, open_raster, same_crs, smallest_int_type
+from .raster import (
+    GDAL_TYPES,
+    NUMPY_TYPES,
+    choose_bands,
+    compression,
+    grid_of,
+    open_raster,
+    same_crs,
+    smallest_int_type,
+)
 from .vectors import ClassCodes, PointWriter, lookup_path, read_features, vector_driver
 
 gdal.UseExceptions()
@@ -29,6 +38,7 @@ class PatchSource:
     patch_size: int
     output: str
     nodata: Optional[float] = None
+    bands: Optional[List[int]] = None   # 1-based bands cut; None: all but an alpha band
 
 
 @dataclass
@@ -48,10 +58,13 @@ class PatchesJob:
 class _Source:
     """One raster: its grid, and where each sample's patch sits in it."""
 
-    def __init__(self, path, size, nodata, param, ref_wkt):
+    def __init__(self, path, size, nodata, param, ref_wkt, bands=None, log=None):
         self.param = param
         self.path = str(path)
         self.ds = open_raster(path, param, "image")
+        # the bands cut, then the alpha band (read for the nodata check only)
+        self.band_list, self.alpha = choose_bands(self.ds, bands, f"{param}_BANDS", param, log)
+        self.read_list = self.band_list + ([self.alpha] if self.alpha else [])
         self.grid = grid_of(self.ds)
         self.grid.check_north_up(param)
         if size < 1:
@@ -60,8 +73,8 @@ class _Source:
             raise GridError(f"patch size {size} is larger than the raster "
                             f"({self.grid.width} x {self.grid.height})", f"{param}_PATCH_SIZE")
         self.size = int(size)
-        self.bands = self.ds.RasterCount
-        band = self.ds.GetRasterBand(1)
+        self.bands = len(self.band_list)
+        band = self.ds.GetRasterBand(self.band_list[0])
         self.dtype = np.dtype(NUMPY_TYPES.get(band.DataType, "float64"))
         self.nodata = band.GetNoDataValue() if nodata is None else nodata
         self.ct = None
@@ -85,13 +98,17 @@ class _Source:
         return x0, y0, inside
 
     def nodata_in(self, patches):
-        """For (n, bands, size, size) patches: True where any value is nodata."""
+        """For (n, bands read, size, size) patches: True where any value is nodata, or
+        where the alpha band (read last) is 0."""
+        bad = np.zeros(len(patches), dtype=bool)
+        if self.alpha:
+            bad |= (patches[:, -1] == 0).reshape(len(patches), -1).any(axis=1)
         if self.nodata is None:
-            return np.zeros(len(patches), dtype=bool)
-        flat = patches.reshape(len(patches), -1)
+            return bad
+        flat = patches[:, :self.bands].reshape(len(patches), -1)
         if np.isnan(self.nodata):
-            return np.isnan(flat).any(axis=1)
-        return (flat == self.nodata).any(axis=1)
+            return bad | np.isnan(flat).any(axis=1)
+        return bad | (flat == self.nodata).any(axis=1)
 
 
 #: side of the blocks (pixels of SOURCE1) that order the reads
@@ -117,13 +134,14 @@ def _read_groups(src, ds, groups, x0, y0, buf):
             # one read of the bounding window costs about as much as a few reads of a
             # patch (measured: a 272 x 272 x 3 window ~ 2.5 patch reads), so neighbours
             # share a read unless they are very far apart
-            if len(group) > 1 and w * h * src.bands <= 100000 * len(group):
-                win = ds.ReadAsArray(xmin, ymin, w, h).reshape(src.bands, h, w)
+            n = len(src.read_list)
+            if len(group) > 1 and w * h * n <= 100000 * len(group):
+                win = ds.ReadAsArray(xmin, ymin, w, h, band_list=src.read_list).reshape(n, h, w)
                 for j, x, y in zip(group.tolist(), (gx - xmin).tolist(), (gy - ymin).tolist()):
                     buf[j] = win[:, y:y + s, x:x + s]
             else:
                 for j, x, y in zip(group.tolist(), gx.tolist(), gy.tolist()):
-                    ds.ReadAsArray(x, y, s, s, buf_obj=buf[j])
+                    ds.ReadAsArray(x, y, s, s, buf_obj=buf[j], band_list=src.read_list)
     except RuntimeError as exc:
         raise RsdlIOError(f"cannot read '{src.path}': {exc}", src.param) from exc
 
@@ -238,7 +256,7 @@ def extract_patches(job, progress=None):
     Returns counts of kept and rejected samples, and the output paths.
     """
     progress = progress or Progress()
-    srcs, label_src = _open_sources(job)
+    srcs, label_src = _open_sources(job, progress.info)
     feats = _read_points(job, srcs[0].grid.crs_wkt, progress)
     codes, labels_all, value_of_point = _point_labels(job, feats)
     xy = feats.point_xy
@@ -295,7 +313,7 @@ def extract_patches(job, progress=None):
     return result
 
 
-def _open_sources(job):
+def _open_sources(job, log=None):
     """The sources (and the label raster), each with its output, checked before reading."""
     if not job.sources:
         raise GridError("give at least SOURCE1", "SOURCE1")
@@ -305,7 +323,7 @@ def _open_sources(job):
         if not s.output:
             raise GridError(f"{param} is given: give OUTPUT_{param} too", f"OUTPUT_{param}")
         srcs.append(_Source(s.path, s.patch_size, s.nodata, param,
-                            srcs[0].grid.crs_wkt if srcs else None))
+                            srcs[0].grid.crs_wkt if srcs else None, s.bands, log))
     if job.output_points:
         vector_driver(job.output_points, "OUTPUT_POINTS")
     label_src = None
@@ -399,7 +417,8 @@ def _cut(job, readers, label_src, corners, inside, out, progress):
     order (blocks of SOURCE1, so every image block is decoded once and neighbours come
     from one read), reject those with nodata, and append the rest to the spools. Returns
     (the point index of each spool record, rejections per source)."""
-    bufs = [np.empty((job.batch, r.bands, r.size, r.size), dtype=r.dtype) for r in readers]
+    bufs = [np.empty((job.batch, len(r.read_list), r.size, r.size), dtype=r.dtype)
+            for r in readers]
     candidates = np.flatnonzero(inside)
     x0s, y0s = corners[0][0][candidates], corners[0][1][candidates]
     candidates = candidates[np.lexsort((x0s, y0s, x0s // CHUNK, y0s // CHUNK))]
@@ -418,7 +437,7 @@ def _cut(job, readers, label_src, corners, inside, out, progress):
                 ok &= ~bad
         keep = np.flatnonzero(ok)
         for k, sp in enumerate(out.spools):
-            sp.append(bufs[k][keep])
+            sp.append(bufs[k][keep][:, :readers[k].bands])
         read.append(idx[keep])
         progress.set(0.9 * min(1.0, (b0 + len(idx)) / max(1, len(candidates))))
     return (np.concatenate(read) if read else np.zeros(0, np.int64)), nodata_by

@@ -130,6 +130,8 @@ class FeatureRecipe:
     output_names: List[str] = field(default_factory=list)
     output_bands: List[int] = field(default_factory=list)
     fully_conv: Optional[bool] = False     # None until a deep model's metadata says
+    band_lists: List[Optional[List[int]]] = field(default_factory=lambda: [None])
+    #                                        the bands of each source; None: all but alpha
 
     def to_dict(self):
         return dict(self.__dict__)
@@ -148,7 +150,8 @@ def feature_model(recipe, model_path=None, trusted=False, param="MODEL", paths=N
     from ..models.metadata import feature_outputs, fully_conv, model_settings, source_settings
     model = load_model(model_path, param, trusted=trusted)
     meta, recipe.names = model_settings(model, recipe.names, recipe.output_names,
-                                        recipe.rfields, paths or [], None)
+                                        recipe.rfields, paths or [], None,
+                                        band_lists=_lists(recipe, len(recipe.names)))
     recipe.rfields, recipe.names = source_settings(meta, recipe.rfields, recipe.names)
     recipe.fully_conv = fully_conv(meta, recipe.fully_conv)
     if not [n for n in recipe.output_names if n.strip()]:
@@ -159,13 +162,20 @@ def feature_model(recipe, model_path=None, trusted=False, param="MODEL", paths=N
     return model
 
 
+def _lists(recipe, n):
+    """The band list of each of n sources (None: every band but an alpha band)."""
+    return (list(recipe.band_lists or []) + [None] * n)[:n]
+
+
 def serve_job(recipe, paths, output="", mask=None):
     """The serving job that computes a recipe's features over `paths` (one per source)."""
     if len(paths) != len(recipe.rfields):
         raise GridError(f"the features need {len(recipe.rfields)} source(s); "
                         f"{len(paths)} given", "INPUT")
-    sources = [ServeSource(p, rf, n, nd, "INPUT" if i == 0 else "") for i, (p, rf, n, nd) in
-               enumerate(zip(paths, recipe.rfields, recipe.names, recipe.nodata))]
+    sources = [ServeSource(p, rf, n, nd, "INPUT" if i == 0 else "", bands=b)
+               for i, (p, rf, n, nd, b) in enumerate(zip(
+                   paths, recipe.rfields, recipe.names, recipe.nodata,
+                   _lists(recipe, len(paths))))]
     if mask:
         sources.append(ServeSource(mask, 1, MASK_INPUT, None, "MASK"))
     fully = True if recipe.kind == "raw" else recipe.fully_conv

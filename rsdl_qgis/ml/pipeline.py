@@ -12,6 +12,7 @@ from ..engine.output import AtomicFile, gdal_checked, remove_quietly, temp_path
 from ..engine.progress import Progress
 from ..engine.raster import (
     GDAL_TYPES,
+    choose_bands,
     compression,
     grid_of,
     open_raster,
@@ -46,6 +47,7 @@ class DeepFeatures:
     efield: int = 1
     scale: float = 1.0
     fully_conv: Optional[bool] = None
+    bands: List[Optional[List[int]]] = field(default_factory=lambda: [None])  # per source
 
 
 @dataclass
@@ -62,14 +64,19 @@ class TrainClassifierJob:
     deep: Optional[DeepFeatures] = None
     report: Optional[str] = None
     trust_model: bool = False
+    bands: Optional[List[int]] = None     # the image's bands (raw features, or the deep
+    #                                       model's SOURCE1); None: all but an alpha band
 
 
 def _recipe(job, progress):
     """The feature recipe and its inner model."""
     ds = open_raster(job.image, "INPUT", "image")
+    chosen, _ = choose_bands(ds, job.bands, "SOURCE1_BANDS", "INPUT")
     if job.deep is None:
-        nodata = ds.GetRasterBand(1).GetNoDataValue()
-        recipe = FeatureRecipe("raw", ds.RasterCount, [1], ["x"], [nodata], ["x"], [ds.RasterCount], True)
+        nodata = ds.GetRasterBand(chosen[0]).GetNoDataValue()
+        count = len(chosen)              # an alpha band is a mask, not a feature
+        recipe = FeatureRecipe("raw", count, [1], ["x"], [nodata], ["x"], [count], True,
+                               [job.bands])
         return recipe, feature_model(recipe), [job.image]
     d = job.deep
     if d.efield != 1 or d.scale != 1:
@@ -80,8 +87,9 @@ def _recipe(job, progress):
     paths = [job.image] + list(d.sources)
     n = len(paths)
     pad = lambda seq, v: (list(seq) + [v] * n)[:n]  # noqa: E731
-    recipe = FeatureRecipe("deep", ds.RasterCount, pad(d.rfields, None), pad(d.names, ""),
-                           pad(d.nodata, None), list(d.output_names), [], d.fully_conv)
+    recipe = FeatureRecipe("deep", len(chosen), pad(d.rfields, None), pad(d.names, ""),
+                           pad(d.nodata, None), list(d.output_names), [], d.fully_conv,
+                           [job.bands] + pad(d.bands, None)[1:])
     inner = feature_model(recipe, d.model, job.trust_model, paths=paths)
     progress.info(f"Deep features from {inner.describe()}: receptive field(s) "
                   f"{recipe.rfields}, input(s) {', '.join(recipe.names)}, "
@@ -233,9 +241,13 @@ def classify(job, progress=None, resume=True, scheduler=""):
         m, recipe = model.loaded.manifest, model.recipe
         codes, names = m["classes"]["codes"], m["classes"]["names"]
         ds = open_raster(job.image, "INPUT", "image")
-        if ds.RasterCount != recipe.bands:
+        first = (recipe.band_lists or [None])[0]
+        count = len(choose_bands(ds, first, "INPUT", "INPUT")[0])
+        if count != recipe.bands:
             raise GridError(f"the classifier was trained on {recipe.bands} band(s) "
-                            f"({m.get('trained_on', '?')}); INPUT has {ds.RasterCount}", "INPUT")
+                            f"({m.get('trained_on', '?')}); INPUT has {count}"
+                            + (" besides its alpha band" if count < ds.RasterCount else ""),
+                            "INPUT")
         ds = None
         nodata, dtype = class_nodata(codes)
         paths = [job.image] + list(job.sources)
