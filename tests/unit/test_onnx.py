@@ -223,7 +223,10 @@ def test_deepness_class_names_reach_the_class_map(scene, tmp_path):
         "model_type": "segmentor", "class_names": json.dumps(names), "resolution": "3000"})
     got, _, _ = serve(onnx_path, scene["image"], tmp_path / "classes.tif", outputs=["class"])
     probs, _, _ = serve(onnx_path, scene["image"], tmp_path / "probs.tif", outputs=["probs"])
-    np.testing.assert_array_equal(got[..., 0], probs.argmax(axis=-1))
+    # Deepness's classes: scores under its threshold (0.5 by default) set to 0, then the
+    # largest (tests/unit/test_deepness.py checks the rest of its contract)
+    np.testing.assert_array_equal(got[..., 0], np.where(probs < 0.5, 0, probs).argmax(axis=-1))
+    assert got.shape[:2] == (180, 200)             # a Deepness model maps the whole image
     from osgeo import gdal
     ds = gdal.Open(str(tmp_path / "classes.tif"))
     assert json.loads(ds.GetMetadataItem("RSDL_CLASSES")) == names
