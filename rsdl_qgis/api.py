@@ -10,6 +10,7 @@ from .engine.progress import Progress  # noqa: F401
 from .engine.selection import SelectionJob, class_statistics, sample_selection  # noqa: F401
 from .engine.serve import RunOptions, ServeJob, ServeSource, runs_fully_conv, serve  # noqa: F401
 from .errors import ModelError
+from .ml.design import DesignJob, sampling_design  # noqa: F401
 from .ml.pipeline import (  # noqa: F401
     AccuracyJob,
     ClassifyJob,

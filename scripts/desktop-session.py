@@ -314,6 +314,12 @@ def session():
     results = yield from run_dialog(dlg, "accuracy")
     dlg.close()
     report["accuracy"] = {k: v for k, v in results.items() if k in ("OA", "KAPPA", "F1_MEAN")}
+    # the points of a probability sample of the map, to interpret for good practice
+    dlg = open_dialog("rsdl:samplingdesign", {
+        "INPUT": classes, "OUTPUT": os.path.join(out, "design.gpkg")})
+    results = yield from run_dialog(dlg, "samplingdesign")
+    dlg.close()
+    report["design"] = {k: results.get(k) for k in ("SAMPLES", "ALLOCATION")}
     report["steps"].append("accuracy")
 
     # 7. deep features: a random forest on the network's outputs (settings from the

@@ -2,7 +2,7 @@
 
 Only algorithms that work are listed here.
 """
-from .classification import Accuracy, Classify, TrainClassifier
+from .classification import Accuracy, Classify, SamplingDesign, TrainClassifier
 from .sampling import ClassStatistics, PatchesExtraction, SampleSelection
 from .serving import ModelServe
 from .training import ExportOnnx, TrainModel
@@ -15,6 +15,7 @@ ALGORITHMS = [
     ExportOnnx,
     TrainClassifier,
     Classify,
+    SamplingDesign,
     Accuracy,
     ModelServe,
 ]

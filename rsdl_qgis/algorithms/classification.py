@@ -13,6 +13,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
 )
 
 from ..ml.classifiers import CLASSIFIERS
@@ -247,11 +248,75 @@ map's grid. Pixels on the map's or the reference raster's nodata
 <li><b>OUTPUT_MATRIX</b>: CSV, rows = reference, columns = predicted, labelled.</li>
 <li><b>OUTPUT_REPORT</b>: HTML report.</li>
 </ul>
-<p>Results: OA, KAPPA, F1_MEAN, and PRECISION_c, RECALL_c, F1_c for each class c.</p>
+<p><b>Good practice.</b> With a sample drawn by Sampling design for accuracy (its points
+interpreted, FIELD = <i>reference</i>), the report gives design-based, unbiased
+estimates of the overall, user's and producer's accuracies and of the class areas with
+95 % confidence intervals (Olofsson et al. 2014; Stehman 2014 for a map other than the
+one the strata came from). Polygons or a raster are not a probability sample: their
+area-adjusted figures come without intervals, and the report says why.</p>
+<p>Results: OA, KAPPA, F1_MEAN, OA_AREA_ADJUSTED (with a sampling design also OA_CI, the
+half width of its 95 % interval), and PRECISION_c, RECALL_c, F1_c for each class c.</p>
 <h3>Example</h3>
 <pre>qgis_process.bin run rsdl:accuracy -- INPUT=classes.tif REFERENCE=valid.gpkg
   FIELD=class OUTPUT_MATRIX=matrix.csv OUTPUT_REPORT=accuracy.html</pre>
 """
+
+
+DESIGN_HELP = """<p>Draws a stratified random sample of points from a class map for an
+accuracy assessment by good practice (Olofsson et al. 2014, <i>Remote Sensing of
+Environment</i> 148: 42-57): the map's classes are the strata, every pixel of a class is
+as likely to be drawn, and the sample's design travels with the points. Interpret each
+point (type the class you see in its <i>reference</i> field), then run Accuracy
+assessment with the layer as reference: it gives unbiased estimates of the overall,
+user's and producer's accuracies and of each class's area, with 95 % confidence
+intervals, for this map or any other map of the same area.</p>
+<h3>Parameters</h3>
+<ul>
+<li><b>INPUT</b>: the class map whose classes are the strata.</li>
+<li><b>SAMPLES</b>: points in all (default 300).</li>
+<li><b>MINIMUM</b>: points per class at least (default 30; Olofsson et al. suggest 50 to
+100 for rare classes); the rest go to the classes in proportion to their areas.</li>
+<li><b>SEED</b>: the same seed gives the same points.</li>
+<li><b>OUTPUT</b>: the points, in a random order, with <i>sample_id</i>, their stratum
+(<i>stratum</i>, <i>stratum_name</i>), the stratum's size in pixels and its number of
+points (<i>stratum_pixels</i>, <i>stratum_samples</i>), the inclusion probability and
+weight, and an empty <i>reference</i> field (text: a class name of the map, or its
+code).</li>
+</ul>
+<h3>Example</h3>
+<pre>qgis_process.bin run rsdl:samplingdesign -- INPUT=map.tif SAMPLES=300 MINIMUM=30
+  SEED=1 OUTPUT=sample.gpkg</pre>
+"""
+
+
+class SamplingDesign(RsdlAlgorithm):
+    NAME = "samplingdesign"
+    DISPLAY = "Sampling design for accuracy (stratified random points)"
+    GROUP = "classification"
+    HELP = DESIGN_HELP
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Class map (strata)"))
+        self.addParameter(QgsProcessingParameterNumber(
+            "SAMPLES", "Points in all", QgsProcessingParameterNumber.Integer,
+            defaultValue=300, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber(
+            "MINIMUM", "Points per class at least", QgsProcessingParameterNumber.Integer,
+            defaultValue=30, minValue=0))
+        self.add_seed()
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            "OUTPUT", "Sample points to interpret", QgsProcessing.TypeVectorPoint))
+
+    def process(self, parameters, context, feedback):
+        job = api.DesignJob(
+            image=self.raster_path(parameters, "INPUT", context),
+            output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
+            samples=self.parameterAsInt(parameters, "SAMPLES", context),
+            minimum=self.parameterAsInt(parameters, "MINIMUM", context),
+            seed=self.parameterAsInt(parameters, "SEED", context))
+        res = self.run_engine(api.sampling_design, job, FeedbackProgress(feedback))
+        res["ALLOCATION"] = ", ".join(f"{k}: {v}" for k, v in res["ALLOCATION"].items())
+        return res
 
 
 class Accuracy(RsdlAlgorithm):

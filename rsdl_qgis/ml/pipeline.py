@@ -107,7 +107,8 @@ def train_classifier(job, progress=None):
     pipeline, settings = build(job.classifier, job.settings, job.seed)
     recipe, inner, paths = _recipe(job, progress)
     recipe.output_bands = probe_bands(recipe, inner, paths)
-    x, code, train, codes = _training_features(job, recipe, inner, paths, progress)
+    x, code, train, codes, split_notes = _training_features(job, recipe, inner, paths,
+                                                            progress)
     k = int(settings.get("k", 0)) if job.classifier == "knn" else 0
     if k > int(train.sum()):
         raise ParameterError(f"k-NN with KNN_K {k} needs at least {k} training samples; there "
@@ -122,7 +123,8 @@ def train_classifier(job, progress=None):
     names = [codes.name_of(c) for c in labels]
     notes = [f"Features: {recipe.kind} ({x.shape[1]})", f"Settings: {settings}",
              f"Training samples: {int(train.sum())}; fit in {time.monotonic() - t0:.1f} s",
-             "Validation samples come from other polygons than training ones"]
+             "Validation samples come from other polygons than training ones"] + \
+        [f"Warning: {n}" for n in split_notes]
     metrics = _validate_classifier(job, pipeline, x, code, train, labels, names, notes,
                                    result, progress)
     manifest = {"recipe": recipe.to_dict(), "classes": {"codes": [int(c) for c in labels],
@@ -138,9 +140,13 @@ def train_classifier(job, progress=None):
 
 def _training_features(job, recipe, inner, paths, progress):
     """Samples split by polygon and their features: (features, codes, training mask,
-    ClassCodes), samples without features (nodata, edges) dropped."""
+    ClassCodes, notes on the split), samples without features (nodata, edges) dropped."""
+    split_notes: list = []
     xy, code, sets, codes = training_samples(job.image, job.vector, job.field, job.samples,
-                                             job.valid_fraction, job.seed, progress)
+                                             job.valid_fraction, job.seed, progress,
+                                             split_notes)
+    for note in split_notes:
+        progress.info(f"Warning: {note}")
     progress.info(f"{len(xy)} samples of {len(codes.codes)} classes "
                   f"({int(np.count_nonzero(sets == 1))} for validation, split by polygon)")
     x, kept = features_at(recipe, inner, paths, xy, progress)
@@ -160,7 +166,7 @@ def _training_features(job, recipe, inner, paths, progress):
                       "sample left (all their polygons went to validation)")
     if progress.cancelled():
         raise CancelledError()
-    return x, code, train, codes
+    return x, code, train, codes, split_notes
 
 
 def _validate_classifier(job, pipeline, x, code, train, labels, names, notes, result, progress):
@@ -390,26 +396,117 @@ def _pairs_from_vector(job, grid, band, names_of, progress):
     return ref_vals, map_vals
 
 
+def design_sample(reference):
+    """True when `reference` is a point layer written by Sampling design for accuracy
+    (its points carry their stratum, the stratum's size and its number of points)."""
+    if not reference or _is_raster(reference):
+        return False
+    from ..engine.vectors import field_names, open_layer
+    from .design import DESIGN_FIELDS
+    try:
+        ds, lyr = open_layer(reference, "REFERENCE")
+    except RsdlError:
+        return False
+    ok = all(f in field_names(lyr) for f in DESIGN_FIELDS)
+    del lyr, ds
+    return ok
+
+
+def _design_points(job, grid, band, names_of, progress):
+    """(map codes, reference codes, strata, {stratum: N_h}, notes) of the interpreted
+    points of a design sample; points whose reference is empty are left out and counted."""
+    from osgeo import ogr
+
+    from ..engine.grid import pixel_index
+    from ..engine.vectors import class_field, open_layer, transform_to
+    from .design import STRATUM, STRATUM_PIXELS
+    if not job.field:
+        raise GridError("choose the field that holds the interpreted classes (reference)",
+                        "FIELD")
+    ds, lyr = open_layer(job.reference, "REFERENCE")
+    idx, kind = class_field(lyr, job.field)
+    ct = transform_to(lyr, grid.crs_wkt)
+    by_name = {v: k for k, v in names_of.items()}
+    xy, ref, strata, sizes, empty, unknown = [], [], [], {}, 0, set()
+    for f in lyr:
+        g = f.GetGeometryRef()
+        if g is None or g.GetGeometryType() not in (ogr.wkbPoint, ogr.wkbPoint25D):
+            raise GridError("a sampling design's reference holds points only", "REFERENCE")
+        if not f.IsFieldSetAndNotNull(idx) or str(f.GetField(idx)).strip() == "":
+            empty += 1
+            continue
+        value = f.GetField(idx)
+        if kind == "text":
+            text = str(value).strip()
+            if text.lstrip("-").isdigit():
+                code = int(text)
+            elif text in by_name:
+                code = by_name[text]
+            else:
+                unknown.add(text)
+                continue
+        else:
+            code = int(value)
+        h = int(f.GetField(STRATUM))
+        sizes[h] = int(f.GetField(STRATUM_PIXELS))
+        if ct is not None:
+            g = g.Clone()
+            g.Transform(ct)
+        xy.append((g.GetX(), g.GetY()))
+        ref.append(code)
+        strata.append(h)
+    del lyr, ds
+    if unknown:
+        raise GridError(f"interpreted classes {sorted(unknown)} are not classes of the map "
+                        f"({', '.join(sorted(by_name)) or 'the map has no class names'}): "
+                        "type a class name of the map or its code", "FIELD")
+    if not xy:
+        raise GridError(f"none of the sample's points has a '{job.field}' value yet: "
+                        "interpret them first (open the layer's attribute table, type the "
+                        "class you see at each point)", "FIELD")
+    cols, rows = pixel_index(grid.geotransform, np.asarray(xy, np.float64))
+    inside = (cols >= 0) & (rows >= 0) & (cols < grid.width) & (rows < grid.height)
+    if not inside.all():
+        raise GridError(f"{int((~inside).sum())} sample points lie outside the map: the sample "
+                        "was drawn over another area", "REFERENCE")
+    mp = np.array([band.ReadAsArray(int(c), int(r), 1, 1)[0, 0] for c, r in zip(cols, rows)])
+    notes = []
+    if empty:
+        notes.append(f"{empty} of the sample's points have no '{job.field}' value yet and were "
+                     "left out; the estimates hold for the interpreted points only, which are "
+                     "no longer a random sample if the others were skipped for a reason")
+    return mp, np.asarray(ref, np.int64), np.asarray(strata, np.int64), sizes, notes
+
+
 def accuracy(job, progress=None):
-    """Confusion matrix of a class map against reference polygons, points or a raster."""
+    """Confusion matrix of a class map against reference polygons, points or a raster;
+    with a sample drawn by Sampling design, design-based estimates with intervals."""
     progress = progress or Progress()
     ds = open_raster(job.image, "INPUT", "classes")
     grid = grid_of(ds)
     band = ds.GetRasterBand(1)
     map_nodata = band.GetNoDataValue()
     names_of = _map_names(ds)
-    if _is_raster(job.reference):
+    design = design_sample(job.reference)
+    strata, sizes, design_notes = None, {}, []
+    if design:
+        mp_d, ref_d, strata, sizes, design_notes = _design_points(job, grid, band, names_of,
+                                                                  progress)
+        ref_vals, map_vals = [ref_d], [mp_d]
+    elif _is_raster(job.reference):
         ref_vals, map_vals = _pairs_from_raster(job, grid, band)
     else:
         ref_vals, map_vals = _pairs_from_vector(job, grid, band, names_of, progress)
     ref = np.concatenate(ref_vals) if ref_vals else np.zeros(0)
     mp = np.concatenate(map_vals) if map_vals else np.zeros(0)
-    notes = []
+    notes = list(design_notes)
     if map_nodata is not None:
         skip = mp == map_nodata
         if skip.any():
             notes.append(f"{int(skip.sum())} reference pixels on the map's nodata were left out")
             ref, mp = ref[~skip], mp[~skip]
+            if strata is not None:
+                strata = strata[~skip]
     if not len(ref):
         raise GridError("no reference pixel falls on classified pixels of the map", "REFERENCE")
     for values, key, what in ((mp, "INPUT", "class map"), (ref, "REFERENCE_RASTER", "reference")):
@@ -429,28 +526,45 @@ def accuracy(job, progress=None):
     matrix, labels = confusion(ref, mp, labels)
     sc = scores(matrix)
     names = [names_of.get(int(c), str(int(c))) for c in labels]
-    adj = area_adjusted(matrix, [counts.get(int(c), 0) for c in labels])
-    unsampled = [names[i] for i, c in enumerate(labels)
-                 if not matrix[:, i].sum() and counts.get(int(c), 0)]
-    if unsampled:
-        notes.append(f"No reference pixel falls on the map's {', '.join(unsampled)}: the "
-                     "area-adjusted estimates leave that part of the map out")
     unit, pixel_area = area_unit(grid)
+    if strata is not None:
+        from .design import stratified_estimates
+        adj = stratified_estimates(mp, ref, strata, sizes, labels)
+        # the map's own class areas are known exactly: the table shows them
+        map_total = sum(counts.values())
+        adj["map_share"] = np.array([counts.get(int(c), 0) / map_total for c in labels])
+        headline = (f"estimated OA {100 * adj['oa']:.1f} % +/- {100 * adj['oa_ci']:.1f} "
+                    f"(95 %, stratified random sample of {len(ref)} points)")
+    else:
+        adj = area_adjusted(matrix, [counts.get(int(c), 0) for c in labels])
+        unsampled = [names[i] for i, c in enumerate(labels)
+                     if not matrix[:, i].sum() and counts.get(int(c), 0)]
+        if unsampled:
+            notes.append(f"No reference pixel falls on the map's {', '.join(unsampled)}: the "
+                         "area-adjusted estimates leave that part of the map out")
+        # not a probability sample: no interval is given, since none would be honest
+        headline = (f"area-adjusted OA {100 * adj['oa']:.1f} % (no interval: the reference "
+                    "is not a probability sample)")
     for n in notes:
         progress.info(n)
-    progress.info(f"OA {100 * sc['OA']:.2f} %, kappa {sc['KAPPA']:.4f} on {sc['SAMPLES']} pixels; "
-                  f"area-adjusted OA {100 * adj['oa']:.1f} % +/- {100 * adj['oa_ci']:.1f}")
+    progress.info(f"OA {100 * sc['OA']:.2f} %, kappa {sc['KAPPA']:.4f} on {sc['SAMPLES']} "
+                  f"{'points' if strata is not None else 'pixels'}; {headline}")
     if job.output_matrix:
         write_matrix_csv(job.output_matrix, matrix, names)
     if job.output_report:
         total = sum(counts.values()) * pixel_area
         head = assessed_html(job.image, job.reference, job.field)
         html_report(job.output_report, "Accuracy assessment", matrix, names, sc,
-                    notes + [SAMPLE_NOTE], head_html=head,
-                    extra_html=area_html(adj, names, total, unit), columns="the map")
+                    notes + ([DESIGN_NOTE] if strata is not None else [SAMPLE_NOTE]),
+                    head_html=head,
+                    extra_html=area_html(adj, names, total, unit,
+                                         probability=strata is not None),
+                    columns="the map")
     progress.set(1.0)
     res = {"OA": sc["OA"], "KAPPA": sc["KAPPA"], "F1_MEAN": sc["F1_MEAN"],
            "SAMPLES": sc["SAMPLES"], "OA_AREA_ADJUSTED": adj["oa"],
+           "OA_CI": adj["oa_ci"] if strata is not None else None,
+           "PROBABILITY_SAMPLE": strata is not None,
            "OUTPUT_MATRIX": job.output_matrix, "OUTPUT_REPORT": job.output_report,
            "MATRIX": matrix.tolist(), "CLASSES": names}
     for i, n in enumerate(names):
@@ -460,9 +574,15 @@ def accuracy(job, progress=None):
     return res
 
 
-SAMPLE_NOTE = ("The area-adjusted figures treat the reference pixels as a stratified random "
-               "sample of the map classes. Pixels taken from polygons are clustered and were "
-               "not drawn at random: the intervals are then narrower than they should be.")
+SAMPLE_NOTE = ("The reference is not a probability sample (pixels of polygons drawn where the "
+               "interpreter chose, clustered): the area-adjusted figures weight it by the map's "
+               "class areas, but no confidence interval is given, because none would be "
+               "honest. Draw a sample with Sampling design for accuracy, interpret its points, "
+               "and assess the map with it for estimates with intervals.")
+DESIGN_NOTE = ("The reference is a stratified random sample (Sampling design for accuracy): "
+               "the estimates are design-based (Stehman 2014; Olofsson et al. 2014 when the "
+               "strata are this map's classes), unbiased, with 95 % confidence intervals; "
+               "the matrix above counts the sample's points.")
 
 
 def map_class_pixels(band, grid, nodata, progress):

@@ -46,22 +46,40 @@ def _pm(value, ci, scale=100.0, digits=1):
     return f"{scale * value:,.{digits}f}{half}"
 
 
-def area_html(adj, names, total, unit):
+def area_html(adj, names, total, unit, probability=False):
     """The area-adjusted table (Olofsson et al. 2014): map area, estimated area, user's
-    and producer's accuracy, each with its 95 % confidence interval."""
+    and producer's accuracy; with their 95 % confidence intervals when the reference is a
+    probability sample (`probability`), without when it is not (no honest interval)."""
     e = html.escape
     digits = 0 if unit == "pixels" or total > 1000 else 1
+
+    def cell(value, ci, scale=None, d=1):
+        if probability:
+            return _pm(value, ci, scale, d) if scale is not None else _pm(value, ci)
+        if value != value:
+            return "n/a"
+        return f"{value * scale:,.{d}f}" if scale is not None else f"{100 * value:.1f}"
+
     rows = []
     for i, n in enumerate(names):
         rows.append(
             f"<tr><th>{e(str(n))}</th><td>{adj['map_share'][i] * total:,.{digits}f}</td>"
-            f"<td>{_pm(adj['area'][i], adj['area_ci'][i], total, digits)}</td>"
-            f"<td>{_pm(adj['user'][i], adj['user_ci'][i])}</td>"
-            f"<td>{_pm(adj['producer'][i], adj['producer_ci'][i])}</td></tr>")
+            f"<td>{cell(adj['area'][i], adj['area_ci'][i], total, digits)}</td>"
+            f"<td>{cell(adj['user'][i], adj['user_ci'][i])}</td>"
+            f"<td>{cell(adj['producer'][i], adj['producer_ci'][i])}</td></tr>")
+    if probability:
+        intro = ("Design-based estimates from a stratified random sample (Olofsson et al. "
+                 "2014, <i>Remote Sensing of Environment</i> 148: 42-57; Stehman 2014, "
+                 "<i>International Journal of Remote Sensing</i> 35: 4923-4939): unbiased, "
+                 "&plusmn; gives the 95 % confidence interval. Overall accuracy "
+                 f"<b>{_pm(adj['oa'], adj['oa_ci'])} %</b>.")
+    else:
+        intro = ("The map's classes weighted by their share of the map (Olofsson et al. "
+                 "2014). <b>No confidence interval</b>: the reference is not a probability "
+                 "sample (see the notes), so none would be honest. Area-adjusted overall "
+                 f"accuracy {100 * adj['oa']:.1f} %.")
     return f"""<h2>Area-adjusted accuracy and class areas</h2>
-<p>Good practice of Olofsson et al. (2014, <i>Remote Sensing of Environment</i> 148: 42-57):
-the map's classes are the strata, weighted by their share of the map; &plusmn; gives the
-95 % confidence interval. Overall accuracy <b>{_pm(adj['oa'], adj['oa_ci'])} %</b>.</p>
+<p>{intro}</p>
 <table><tr><th>class</th><th>map area ({unit})</th><th>estimated area ({unit})</th>
 <th>user's accuracy (%)</th><th>producer's accuracy (%)</th></tr>
 {''.join(rows)}</table>"""

@@ -103,6 +103,8 @@ def test_the_class_map_loads_paletted_with_class_names(session):
     assert report["class_map_legend"] == ["bare soil", "crop", "forest", "grassland", "urban",
                                           "water"]
     assert report["runs"]["accuracy"]["ok"]
+    # a probability sample drawn from the map, from its dialog's defaults: 300 points
+    assert report["runs"]["samplingdesign"]["ok"] and report["design"]["SAMPLES"] == 300
     # on the test polygons, in blocks no step trained on: a real figure, not 100 %
     assert 0.6 <= report["accuracy"]["OA"] < 0.99, report["accuracy"]
 

@@ -1,0 +1,243 @@
+"""Accuracy by good practice: a stratified random sample of a map, and its estimators.
+
+Olofsson et al. (2014, Remote Sensing of Environment 148: 42-57) recommend assessing a
+map with a probability sample: here a stratified random sample whose strata are the
+classes of a map, allocated as the paper does (a minimum per class, the rest in
+proportion to the classes' areas). :func:`sampling_design` draws it (reading the map
+block by block, so memory does not grow with the map) and writes a point layer that
+carries its design: for each point its stratum (the map class it was drawn from), the
+stratum's size N_h in pixels and its number of points n_h, the inclusion probability
+n_h / N_h, and an empty reference field to fill by photo-interpretation.
+
+:func:`stratified_estimates` then estimates, from such a sample and ANY map of the same
+area (the map the strata came from or another one), the error matrix in area
+proportions, the overall, user's and producer's accuracies and the area of each class,
+with standard errors: Stehman (2014, International Journal of Remote Sensing 35:
+4923-4939), the estimators for stratified random sampling when the strata are not the
+map's classes, which reduce to Olofsson et al.'s when they are.
+
+No qgis import here.
+"""
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..engine.progress import Progress
+from ..errors import CancelledError, GridError, ParameterError
+
+#: the fields that make a point layer a sample of this design (rsdl:accuracy reads them)
+STRATUM, STRATUM_NAME, STRATUM_PIXELS, STRATUM_SAMPLES = (
+    "stratum", "stratum_name", "stratum_pixels", "stratum_samples")
+INCLUSION, WEIGHT, REFERENCE = "inclusion_probability", "weight", "reference"
+DESIGN_FIELDS = (STRATUM, STRATUM_PIXELS, STRATUM_SAMPLES)
+
+
+@dataclass
+class DesignJob:
+    image: str                      # the class map whose classes are the strata
+    output: str                     # the point layer written
+    samples: int = 300              # points in all
+    minimum: int = 30               # points per class at least (fewer where a class is smaller)
+    seed: int = 0
+
+
+def allocate(counts: Dict[int, int], total: int, minimum: int) -> Dict[int, int]:
+    """Points per stratum: `minimum` each, the rest of `total` in proportion to the
+    strata's sizes (largest remainders), never more than a stratum's pixels."""
+    codes = [c for c in sorted(counts) if counts[c] > 0]
+    if not codes:
+        raise GridError("the map has no classified pixel: nothing to sample", "INPUT")
+    if total < 1:
+        raise ParameterError("SAMPLES must be at least 1", "SAMPLES")
+    if minimum < 0:
+        raise ParameterError("MINIMUM must be 0 or more", "MINIMUM")
+    sizes = np.array([counts[c] for c in codes], dtype=np.float64)
+    base = np.minimum(minimum, sizes).astype(np.int64)
+    if base.sum() > total:
+        raise ParameterError(
+            f"{len(codes)} classes x MINIMUM {minimum} = {int(base.sum())} points, more than "
+            f"SAMPLES {total}: raise SAMPLES or lower MINIMUM", "SAMPLES")
+    n = base.copy()
+    left = total - int(n.sum())
+    while left > 0:
+        room = sizes - n
+        open_ = room > 0
+        if not open_.any():
+            break                   # the map has fewer pixels than points asked for
+        share = np.where(open_, sizes, 0) / sizes[open_].sum() * left
+        add = np.minimum(np.floor(share).astype(np.int64), room.astype(np.int64))
+        rest = left - int(add.sum())
+        if rest > 0:                # largest remainders get one more each
+            frac = np.where(open_ & (add < room), share - np.floor(share), -1.0)
+            for i in np.argsort(-frac, kind="stable")[:rest]:
+                if frac[i] >= 0:
+                    add[i] += 1
+        if not add.sum():
+            break
+        n += add
+        left = total - int(n.sum())
+    return {c: int(k) for c, k in zip(codes, n)}
+
+
+def draw(band, width, height, nodata, allocation, counts, seed, progress=None):
+    """(cols, rows, codes) of a stratified random sample without replacement of pixels:
+    `allocation[c]` pixels of class c, each pixel of the class as likely. The pixels are
+    chosen by rank among their class's pixels in row-major order, then found in one pass
+    over the map, 256 rows at a time."""
+    progress = progress or Progress()
+    rng = np.random.default_rng(seed)
+    ranks = {c: np.sort(rng.choice(counts[c], size=k, replace=False))
+             for c, k in sorted(allocation.items()) if k > 0}
+    seen = {c: 0 for c in ranks}
+    cols: List[np.ndarray] = []
+    rows: List[np.ndarray] = []
+    codes: List[np.ndarray] = []
+    for r0 in range(0, height, 256):
+        if progress.cancelled():
+            raise CancelledError()
+        h = min(256, height - r0)
+        block = band.ReadAsArray(0, r0, width, h)
+        valid = np.ones(block.shape, bool)
+        if nodata is not None:
+            valid = ~np.isnan(block) if np.isnan(nodata) else block != nodata
+        flat = np.where(valid, block, 0).astype(np.int64).ravel()
+        vflat = valid.ravel()
+        for c, want in ranks.items():
+            idx = np.flatnonzero((flat == c) & vflat)
+            lo, hi = seen[c], seen[c] + len(idx)
+            a, b = np.searchsorted(want, [lo, hi])
+            if b > a:
+                pick = idx[want[a:b] - lo]
+                cols.append(pick % width)
+                rows.append(r0 + pick // width)
+                codes.append(np.full(len(pick), c, np.int64))
+            seen[c] = hi
+        progress.set(0.9 * (r0 + h) / height)
+    if not cols:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(cols), np.concatenate(rows), np.concatenate(codes)
+
+
+def sampling_design(job: DesignJob, progress: Optional[Progress] = None) -> dict:
+    """Draw the sample of `job` and write it (engine/vectors.PointWriter)."""
+    from ..engine.grid import pixel_centre
+    from ..engine.raster import grid_of, open_raster
+    from ..engine.vectors import PointWriter
+    from .pipeline import _map_names, area_unit, map_class_pixels
+    progress = progress or Progress()
+    ds = open_raster(job.image, "INPUT", "classes")
+    grid = grid_of(ds)
+    band = ds.GetRasterBand(1)
+    nodata = band.GetNoDataValue()
+    counts = map_class_pixels(band, grid, nodata, progress)
+    allocation = allocate(counts, job.samples, job.minimum)
+    names = _map_names(ds)
+    cols, rows, codes = draw(band, grid.width, grid.height, nodata, allocation, counts,
+                             job.seed, progress)
+    x, y = pixel_centre(grid.geotransform, cols, rows)
+    # points in a random order: the interpreter does not see the strata one after another
+    order = np.random.default_rng(job.seed + 1).permutation(len(x))
+    x, y, codes = x[order], y[order], codes[order]
+    size = np.array([counts[int(c)] for c in codes], np.int64)
+    taken = np.array([allocation[int(c)] for c in codes], np.int64)
+    fields = [("sample_id", "int32"), (STRATUM, "int"), (STRATUM_NAME, "text"),
+              (STRATUM_PIXELS, "int"), (STRATUM_SAMPLES, "int"), (INCLUSION, "real"),
+              (WEIGHT, "real"), (REFERENCE, "text")]
+    writer = PointWriter(job.output, grid.crs_wkt, fields, "OUTPUT")
+    try:
+        writer.write(x, y, [np.arange(1, len(x) + 1), codes,
+                            [names.get(int(c), str(int(c))) for c in codes], size, taken,
+                            taken / size, size / taken, [None] * len(x)])
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    unit, pixel_area = area_unit(grid)
+    lines = [f"{names.get(c, str(c))}: {allocation[c]} of {counts[c]:,} pixels"
+             for c in sorted(allocation)]
+    progress.info(f"Stratified random sample of {len(x)} points (seed {job.seed}): "
+                  + "; ".join(lines))
+    progress.info(f"Fill the '{REFERENCE}' field of each point by photo-interpretation "
+                  "(the class you see, by name or code), then run Accuracy assessment with "
+                  "this layer as reference and FIELD 'reference'")
+    progress.set(1.0)
+    return {"OUTPUT": job.output, "SAMPLES": int(len(x)),
+            "ALLOCATION": {names.get(c, str(c)): allocation[c] for c in sorted(allocation)},
+            "MAP_AREA": float(sum(counts.values()) * pixel_area), "UNIT": unit}
+
+
+def _stratum_stats(y, x, strata, sizes):
+    """Per stratum h: N_h, n_h, means of y and x, variances and covariance (ddof 1)."""
+    out = []
+    for h in np.unique(strata):
+        m = strata == h
+        n_h = int(m.sum())
+        yh, xh = y[m], x[m]
+        vy = yh.var(ddof=1) if n_h > 1 else np.nan
+        vx = xh.var(ddof=1) if n_h > 1 else np.nan
+        cxy = np.cov(yh, xh, ddof=1)[0, 1] if n_h > 1 else np.nan
+        out.append((float(sizes[h]), n_h, yh.mean(), xh.mean(), vy, vx, cxy))
+    return out
+
+
+def _total(stats, fpc=True):
+    """Estimated total of y and its variance (stratified random sampling)."""
+    t = sum(big * my for big, _, my, _, _, _, _ in stats)
+    v = sum(big ** 2 * ((1 - n / big) if fpc else 1.0) * vy / n
+            for big, n, _, _, vy, _, _ in stats if n)
+    return t, v
+
+
+def _ratio(stats, fpc=True):
+    """Ratio estimator R = Y / X and its variance (Stehman 2014, eq. 27-28)."""
+    ty = sum(big * my for big, _, my, _, _, _, _ in stats)
+    tx = sum(big * mx for big, _, _, mx, _, _, _ in stats)
+    if tx <= 0:
+        return np.nan, np.nan
+    r = ty / tx
+    v = sum(big ** 2 * ((1 - n / big) if fpc else 1.0) * (vy + r * r * vx - 2 * r * cxy) / n
+            for big, n, _, _, vy, vx, cxy in stats if n) / tx ** 2
+    return r, max(v, 0.0) if v == v else v      # 0 less rounding (y = x in a stratum)
+
+
+def stratified_estimates(map_codes, ref_codes, strata, stratum_sizes, labels, z=1.96,
+                         fpc=True):
+    """Accuracy and area estimates from a stratified random sample (Stehman 2014).
+
+    `map_codes`, `ref_codes`, `strata`: per sample point, the class the assessed map gives,
+    the reference class, and the stratum it was drawn in; `stratum_sizes`: {stratum: N_h
+    pixels}; `labels`: the classes, in the order of the results. Returns the keys of
+    metrics.area_adjusted (area proportions, user's, producer's and overall accuracy, each
+    with the half width of its `z` interval) plus ``matrix`` (the error matrix in
+    estimated area proportions, rows = reference, columns = map) and ``se`` (the standard
+    errors). Where a stratum holds one point, its variance is unknown: NaN.
+    """
+    mp, rf, st = (np.asarray(a) for a in (map_codes, ref_codes, strata))
+    labels = list(labels)
+    total = float(sum(stratum_sizes[h] for h in np.unique(st)))
+    one = np.ones(len(mp))
+
+    def share(y):
+        t, v = _total(_stratum_stats(y.astype(float), one, st, stratum_sizes), fpc)
+        return t / total, np.sqrt(v) / total
+
+    k = len(labels)
+    matrix = np.zeros((k, k))
+    for i, r in enumerate(labels):
+        for j, m in enumerate(labels):
+            matrix[i, j] = share((rf == r) & (mp == m))[0]
+    oa, oa_se = share(rf == mp)
+    area, area_se, user, user_se, prod, prod_se, map_share = (np.zeros(k) for _ in range(7))
+    for i, c in enumerate(labels):
+        area[i], area_se[i] = share(rf == c)
+        map_share[i] = share(mp == c)[0]
+        hit = ((rf == c) & (mp == c)).astype(float)
+        u, uv = _ratio(_stratum_stats(hit, (mp == c).astype(float), st, stratum_sizes), fpc)
+        p, pv = _ratio(_stratum_stats(hit, (rf == c).astype(float), st, stratum_sizes), fpc)
+        user[i], user_se[i] = u, np.sqrt(uv) if uv == uv else np.nan
+        prod[i], prod_se[i] = p, np.sqrt(pv) if pv == pv else np.nan
+    return {"area": area, "area_ci": z * area_se, "user": user, "user_ci": z * user_se,
+            "producer": prod, "producer_ci": z * prod_se, "oa": float(oa),
+            "oa_ci": float(z * oa_se), "map_share": map_share, "matrix": matrix,
+            "se": {"oa": float(oa_se), "area": area_se, "user": user_se, "producer": prod_se}}
