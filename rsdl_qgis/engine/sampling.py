@@ -288,17 +288,61 @@ def select(spans, span_class, counts, required, sampler, seed, mask=None, step=1
     return span_idx, spans.row[span_idx], cols
 
 
-def split_sets(sample_class, sample_group, valid_fraction, test_fraction, by_group, seed):
+def split_sets(sample_class, sample_group, valid_fraction, test_fraction, by_group, seed,
+               notes=None, name_of=str):
     """Assign each sample to 0 (train), 1 (validation) or 2 (test), per class.
 
     With `by_group`, whole groups (polygons) go to one set: per class, groups are
     shuffled and given to validation, then test, until each set holds its fraction of
-    the class's samples; without, samples are shuffled individually.
+    the class's samples; without, samples are shuffled individually. A class never loses
+    its training samples: a class of one polygon stays whole in training, and of several
+    at least one polygon does. What a small class gets is said in `notes` (a list, names
+    by `name_of(code)`): kept whole, or without validation samples.
     """
     n = len(sample_class)
     out = np.zeros(n, dtype=np.int8)
     if valid_fraction + test_fraction <= 0:
         return out
+    if valid_fraction < 0 or test_fraction < 0 or valid_fraction + test_fraction >= 1:
+        raise ParameterError("VALID_FRACTION and TEST_FRACTION must be >= 0 and sum to less than 1",
+                        "VALID_FRACTION")
+    notes = notes if notes is not None else []
+    rng = np.random.default_rng(seed + 1)
+    for code in np.unique(sample_class):
+        idx = np.nonzero(sample_class == code)[0]
+        targets = np.array([valid_fraction, valid_fraction + test_fraction]) * len(idx)
+        if by_group:
+            groups, inverse, sizes = np.unique(sample_group[idx], return_inverse=True,
+                                               return_counts=True)
+            perm = rng.permutation(len(groups))
+            cum = np.cumsum(sizes[perm])
+            # a group goes to the set whose target its cumulative centre falls under
+            centre = cum - sizes[perm] / 2.0
+            which = np.where(centre < targets[0], 1, np.where(centre < targets[1], 2, 0))
+            if len(groups) == 1:
+                which[:] = 0
+                notes.append(f"class {name_of(code)} has one polygon only: kept whole for "
+                             "training, so it has no validation sample; draw more polygons "
+                             "of it for an independent check")
+            elif not (which == 0).any():
+                which[-1] = 0            # the last one drawn stays for training
+                notes.append(f"class {name_of(code)} has {len(groups)} polygons: one kept "
+                             "for training")
+            if valid_fraction > 0 and len(groups) > 1 and not (which == 1).any():
+                notes.append(f"class {name_of(code)} has no validation sample: its "
+                             f"{len(groups)} polygons are too few or too unequal to split at "
+                             f"{valid_fraction:g}")
+            group_set = np.zeros(len(groups), dtype=np.int8)
+            group_set[perm] = which
+            out[idx] = group_set[inverse]
+        else:
+            perm = rng.permutation(len(idx))
+            nv, nt = np.round(targets).astype(np.int64)
+            nt = min(nt, len(idx) - 1)   # at least one sample stays for training
+            nv = min(nv, nt)
+            out[idx[perm[:nv]]] = 1
+            out[idx[perm[nv:nt]]] = 2
+    return out
     if valid_fraction < 0 or test_fraction < 0 or valid_fraction + test_fraction >= 1:
         raise ParameterError("VALID_FRACTION and TEST_FRACTION must be >= 0 and sum to less than 1",
                         "VALID_FRACTION")

@@ -235,9 +235,13 @@ def sample_selection(job, progress=None):
     else:
         sel = _select_in_labels(job, step, progress)
     _check_cancel(progress)
+    notes: list = []
     sets = split_sets(sel.code, sel.group, job.valid_fraction if split else 0,
-                      job.test_fraction if split else 0, job.split_by_polygon, job.seed)
+                      job.test_fraction if split else 0, job.split_by_polygon, job.seed,
+                      notes, _namer(sel.codes))
     _log_classes(sel, sets, split, progress)
+    for note in notes:
+        progress.info(f"Warning: {note}")
     result = _write_sets(job, sel, sets, progress)
     if sel.codes.kind == "text":
         for path in (job.output, job.output_valid, job.output_test):
@@ -397,12 +401,19 @@ def _select_in_labels(job, step, progress):
                     np.full(len(rows), -1, dtype=np.int64), totals, req)
 
 
-def training_samples(image, vector, field, samples, valid_fraction, seed, progress=None):
+def _namer(codes):
+    """A class's name from its code (text classes), else the code itself."""
+    return (lambda c: codes.name_of(c)) if codes.kind == "text" else str
+
+
+def training_samples(image, vector, field, samples, valid_fraction, seed, progress=None,
+                     notes=None):
     """Up to `samples` random pixels per class of polygons or points, split by polygon.
 
     Returns (xy (N, 2) pixel centres in the image's CRS, class codes (N,), set (N,): 0
     train / 1 validation, ClassCodes). Text classes use the lookup table beside the
-    vector when there is one (written by rsdl:sampleselection).
+    vector when there is one (written by rsdl:sampleselection). What the split left
+    small classes (kept whole, no validation sample) is appended to `notes`.
     """
     progress = progress or Progress()
     job = SelectionJob(image, "", vector=vector, field=field, strategy="constant",
@@ -419,6 +430,6 @@ def training_samples(image, vector, field, samples, valid_fraction, seed, progre
         code = table.codes_of(values)
         codes = ClassCodes([n for n in table.names if n in set(codes.names)],
                            [table.code(n) for n in table.names if n in set(codes.names)], "text")
-    sets = split_sets(code, sel.group, valid_fraction, 0.0, True, seed)
+    sets = split_sets(code, sel.group, valid_fraction, 0.0, True, seed, notes, _namer(codes))
     x, y = pixel_centre(grid.geotransform, cols, rows)
     return np.column_stack([x, y]), np.asarray(code, dtype=np.int64), sets, codes
