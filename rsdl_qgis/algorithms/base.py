@@ -358,9 +358,12 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                     required=1, hidden=False):
         """The numbered source blocks, SOURCEn and its per-source settings, for n = first
         .. MAX_SOURCES: the raster (from n = rasters_from; n <= required is mandatory) and
-        `fields` among RFIELD, NAME, BANDS, NODATA and PATCH_SIZE. `hidden`: all advanced."""
+        `fields` among RFIELD, NAME, BANDS, NODATA and PATCH_SIZE. `hidden`: all advanced
+        (sources 2..4 always are)."""
         def add(param):
-            self.addParameter(advanced(param) if hidden else param)
+            # sources 2..4 are for multi-source models: under Advanced, so that the
+            # dialog of the common one-image case fits a laptop screen
+            self.addParameter(advanced(param) if hidden or i > 1 else param)
         for i in range(first, MAX_SOURCES + 1):
             key, what = f"SOURCE{i}", label.format(i=i)
             if i >= rasters_from:
@@ -379,8 +382,8 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                         optional=True))
                 elif f == "BANDS":
                     add(QgsProcessingParameterString(
-                        f"{key}_BANDS", f"{what}: bands (e.g. 1,2,3; empty = all but an "
-                        "alpha band)", defaultValue="", optional=True))
+                        f"{key}_BANDS", f"{what}: bands (e.g. 1,2,3; empty: all but alpha)",
+                        defaultValue="", optional=True))
                 elif f == "NODATA":
                     add(QgsProcessingParameterNumber(
                         f"{key}_NODATA", f"{what}: nodata value",
