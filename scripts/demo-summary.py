@@ -89,6 +89,25 @@ def map_png(key):
     return legend
 
 
+def shore_urban(key):
+    """Of the land pixels that touch water (8 neighbours) in the map, the share mapped
+    urban: the 'urban rim' along shores, an error the test polygons cannot see."""
+    ds = gdal.Open(os.path.join(OUT, f"{key}_classes.tif"))
+    band = ds.GetRasterBand(1)
+    codes = band.ReadAsArray()
+    code = {n: int(c) for c, n in json.loads(ds.GetMetadataItem("RSDL_CLASSES") or "{}").items()}
+    if "water" not in code or "urban" not in code:
+        return None
+    water = codes == code["water"]
+    near = np.zeros_like(water)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            near |= np.roll(np.roll(water, dy, 0), dx, 1)
+    nodata = band.GetNoDataValue()
+    shore = near & ~water & (codes != nodata if nodata is not None else True)
+    return float((codes[shore] == code["urban"]).mean()) if shore.any() else None
+
+
 def matrix_html(key):
     with open(os.path.join(OUT, f"{key}_matrix.csv"), newline="") as fh:
         rows = list(csv.reader(fh))
@@ -111,10 +130,22 @@ print(f"network: best epoch {train['BEST_EPOCH']}, validation OA {100 * train['O
 print("accuracy on the test polygons (test.gpkg, blocks no step trained on):")
 scene_png()
 cards = []
+figures = {"seconds": round(total, 1), "steps": {n: int(ms) / 1000 for n, ms in steps},
+           "maps": {}}
 for key, label in MAPS:
     r = results(f"10-accuracy-{key}")
+    a = results(f"11-assessment-{key}")
+    rim = shore_urban(key)
+    figures["maps"][key] = {
+        "test_polygons": {"OA": r["OA"], "KAPPA": r["KAPPA"], "pixels": r["SAMPLES"]},
+        "probability_sample": {"OA": a["OA_AREA_ADJUSTED"], "OA_CI": a["OA_CI"],
+                               "points": a["SAMPLES"]},
+        "shore_pixels_mapped_urban": rim}
     print(f"  {label:56s} OA {100 * r['OA']:5.1f} %  kappa {r['KAPPA']:.3f}  "
-          f"area-adjusted OA {100 * r['OA_AREA_ADJUSTED']:5.1f} %  ({r['SAMPLES']} px)")
+          f"({r['SAMPLES']} px of test polygons)")
+    print(f"  {'':56s} estimated OA {100 * a['OA_AREA_ADJUSTED']:5.1f} +/- "
+          f"{100 * a['OA_CI']:.1f} %  ({a['SAMPLES']} sample points, 95 %)"
+          + (f"; shore pixels mapped urban {100 * rim:.0f} %" if rim is not None else ""))
     legend = map_png(key)
     classes = [c.strip() for c in r["CLASSES"].split(",")]
     per_class = "".join(
@@ -125,12 +156,18 @@ for key, label in MAPS:
     cards.append(f"""<div class="card"><h3>{e(label)}</h3>
 <a href="{key}.png"><img src="{key}.png" alt="{e(label)}"></a>
 <p class="legend">{swatches}</p>
-<p><b>OA {100 * r['OA']:.1f} %</b>, kappa {r['KAPPA']:.3f}, area-adjusted OA
-{100 * r['OA_AREA_ADJUSTED']:.1f} % on {r['SAMPLES']} test pixels
-(<a href="{key}_accuracy.html">full report</a>: class areas with 95 % intervals)</p>
+<p><b>Estimated OA {100 * a['OA_AREA_ADJUSTED']:.1f} &plusmn; {100 * a['OA_CI']:.1f} %</b>
+(95 %) on the probability sample of {a['SAMPLES']} photo-interpreted points
+(<a href="{key}_assessment.html">report</a>: class areas, user's and producer's accuracy
+with intervals). On the test polygons: OA {100 * r['OA']:.1f} %, kappa {r['KAPPA']:.3f},
+{r['SAMPLES']} pixels inside homogeneous fields (<a href="{key}_accuracy.html">report</a>;
+no interval: not a probability sample).{
+f" Land pixels touching water mapped urban: {100 * rim:.0f} %." if rim is not None else ""}</p>
 <table class='m'><tr><th>class</th><th>user's %</th><th>producer's %</th></tr>{per_class}</table>
 {matrix_html(key)}</div>""")
-print(f"total {total:.1f} s; outputs and summary.html in {OUT}/")
+print(f"total {total:.1f} s; outputs, figures.json and summary.html in {OUT}/")
+with open(os.path.join(OUT, "figures.json"), "w", encoding="utf-8") as fh:
+    json.dump(figures, fh, indent=1)
 page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>rsdl_qgis demo</title>
 <style>body{{font-family:sans-serif;margin:1.5em;color:#222}}
 .row{{display:flex;flex-wrap:wrap;gap:1.2em}}.card{{width:460px}}
@@ -143,8 +180,11 @@ vertical-align:middle}}</style></head><body>
 <p>Scene: {e(DATA)}/scene.tif (Landsat 8, 2020-05-18, 30 m, 1000 x 1000 pixels). Reference:
 photo-interpreted polygons, training (white outlines, {e(DATA)}/training.gpkg) and test
 (yellow, test.gpkg) in separate blocks of a 4 x 4 chessboard. {sel['TRAIN']} training and
-{sel['VALID']} validation samples came from the training polygons; every figure below is
-measured on the test polygons, which no step saw. Total run time {total:.0f} s.</p>
+{sel['VALID']} validation samples came from the training polygons. Each map is assessed on
+a stratified random sample of 300 points photo-interpreted for this purpose
+(assessment.gpkg: unbiased estimates of the map's accuracy with 95 % intervals), and on
+the test polygons, which no step saw but which lie inside homogeneous fields, stands and
+water, so they miss the errors at boundaries. Total run time {total:.0f} s.</p>
 <div class="row">
 <div class="card"><h3>Scene (true colour) and reference polygons</h3>
 <a href="scene_reference.png"><img src="scene_reference.png" alt="scene"></a>

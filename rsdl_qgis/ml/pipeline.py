@@ -466,11 +466,19 @@ def _design_points(job, grid, band, names_of, progress):
                         "class you see at each point)", "FIELD")
     cols, rows = pixel_index(grid.geotransform, np.asarray(xy, np.float64))
     inside = (cols >= 0) & (rows >= 0) & (cols < grid.width) & (rows < grid.height)
-    if not inside.all():
-        raise GridError(f"{int((~inside).sum())} sample points lie outside the map: the sample "
-                        "was drawn over another area", "REFERENCE")
-    mp = np.array([band.ReadAsArray(int(c), int(r), 1, 1)[0, 0] for c, r in zip(cols, rows)])
+    if inside.sum() * 2 < len(inside):
+        raise GridError(f"{int((~inside).sum())} of the {len(inside)} sample points lie outside "
+                        "the map: the sample was drawn over another area", "REFERENCE")
     notes = []
+    if not inside.all():
+        # a map that lost its edges (OTBTF's extent) does not map those points: left out,
+        # like points on its nodata
+        notes.append(f"{int((~inside).sum())} sample points lie outside the map (near the "
+                     "image's edges, which the map does not cover) and were left out")
+    cols, rows = cols[inside], rows[inside]
+    ref = [v for v, k in zip(ref, inside) if k]
+    strata = [h for h, k in zip(strata, inside) if k]
+    mp = np.array([band.ReadAsArray(int(c), int(r), 1, 1)[0, 0] for c, r in zip(cols, rows)])
     if empty:
         notes.append(f"{empty} of the sample's points have no '{job.field}' value yet and were "
                      "left out; the estimates hold for the interpreted points only, which are "

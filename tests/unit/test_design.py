@@ -176,6 +176,17 @@ def test_a_design_drawn_interpreted_and_assessed(truth_and_maps, tmp_path):
     assert "+/-" in said and "stratified random sample of 230 points" in said
     page = (tmp_path / "r.html").read_text()
     assert "Design-based estimates" in page and "&plusmn;" in page
+    # a map that lost its edges (OTBTF's extent): the points it does not cover are left
+    # out and counted, the rest assessed
+    cropped = write_raster(tmp_path / "cropped.tif", map_a[5:-5, 5:-5],
+                           gt=(gt[0] + 5 * gt[1], gt[1], 0.0, gt[3] + 5 * gt[5], 0.0, gt[5]))
+    ds = gdal.Open(cropped, gdal.GA_Update)
+    ds.SetMetadataItem("RSDL_CLASSES", json.dumps({str(k): v for k, v in names.items()}))
+    ds = None
+    log.lines.clear()
+    out2 = api.accuracy(api.AccuracyJob(cropped, str(tmp_path / "design.gpkg"), "reference"), log)
+    outside = 230 - out2["SAMPLES"]
+    assert outside > 0 and f"{outside} sample points lie outside the map" in "\n".join(log.lines)
     # polygons are no probability sample: no interval anywhere
     poly = tmp_path / "poly.gpkg"
     pds = ogr.GetDriverByName("GPKG").CreateDataSource(str(poly))
