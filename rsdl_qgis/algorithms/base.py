@@ -282,14 +282,23 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
 
     @staticmethod
     def style_on_load(results, context):
-        """Outputs that QGIS will load and that have a style beside them get it applied."""
+        """Outputs that QGIS will load get their file's name as layer name (a user who
+        named map_2020.tif finds "map_2020" in the legend, not "Model output"; temporary
+        outputs keep QGIS's name), and the style beside them when there is one."""
+        from qgis.core import QgsProcessingUtils
+        temp = os.path.realpath(QgsProcessingUtils.tempFolder())
         for value in (results or {}).values():
             if not isinstance(value, str) or not context.willLoadLayerOnCompletion(value):
                 continue
+            details = context.layerToLoadOnCompletionDetails(value)
+            path = value.split("|")[0]
+            if not os.path.realpath(path).startswith(temp + os.sep):
+                details.name = os.path.splitext(os.path.basename(path))[0]
+                if hasattr(details, "forceName"):
+                    details.forceName = True
             qml = qml_path(value)
             if os.path.isfile(qml):
-                context.layerToLoadOnCompletionDetails(value).setPostProcessor(
-                    LoadStyle.create(qml))
+                details.setPostProcessor(LoadStyle.create(qml))
 
     def process(self, parameters, context, feedback):
         """Read parameters, call one api function (through run_engine), return its results."""

