@@ -4,6 +4,9 @@ Ten rectangles drawn by hand, two or three per class, is what a user tries first
 split must keep every class in training, say which classes got no validation sample,
 and say it where the user reads it (the log and the report).
 """
+import json
+import zipfile
+
 import numpy as np
 from osgeo import gdal, ogr
 
@@ -68,8 +71,6 @@ def test_ten_rectangles_drawn_by_hand(tmp_path):
         {"trees": 20}, samples=200, valid_fraction=0.3, seed=3,
         report=str(tmp_path / "v.html")), log)
     said = "\n".join(log.lines)
-    import zipfile
-    import json
     with zipfile.ZipFile(tmp_path / "c.rsdlc") as z:
         manifest = json.loads(z.read("manifest.json"))
     assert sorted(manifest["classes"]["names"]) == ["crop", "forest", "urban", "water"]
