@@ -210,7 +210,6 @@ class SourceReader:
         band_nodata = first.GetNoDataValue()
         self.nodata = band_nodata if nodata is None else nodata
         self.dtype = NUMPY_TYPES.get(first.DataType, "float64")
-        self.image = self.grid               # the file's own grid
 
     @property
     def masked(self):
