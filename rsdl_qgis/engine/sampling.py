@@ -337,7 +337,7 @@ def split_sets(sample_class, sample_group, valid_fraction, test_fraction, by_gro
             out[idx] = group_set[inverse]
         else:
             perm = rng.permutation(len(idx))
-            nv, nt = np.round(targets).astype(np.int64)
+            nv, nt = (int(v) for v in np.round(targets))
             nt = min(nt, len(idx) - 1)   # at least one sample stays for training
             nv = min(nv, nt)
             out[idx[perm[:nv]]] = 1
