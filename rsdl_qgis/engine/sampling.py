@@ -343,27 +343,3 @@ def split_sets(sample_class, sample_group, valid_fraction, test_fraction, by_gro
             out[idx[perm[:nv]]] = 1
             out[idx[perm[nv:nt]]] = 2
     return out
-    if valid_fraction < 0 or test_fraction < 0 or valid_fraction + test_fraction >= 1:
-        raise ParameterError("VALID_FRACTION and TEST_FRACTION must be >= 0 and sum to less than 1",
-                        "VALID_FRACTION")
-    rng = np.random.default_rng(seed + 1)
-    for code in np.unique(sample_class):
-        idx = np.nonzero(sample_class == code)[0]
-        targets = np.array([valid_fraction, valid_fraction + test_fraction]) * len(idx)
-        if by_group:
-            groups, inverse, sizes = np.unique(sample_group[idx], return_inverse=True,
-                                               return_counts=True)
-            perm = rng.permutation(len(groups))
-            cum = np.cumsum(sizes[perm])
-            # a group goes to the set whose target its cumulative centre falls under
-            centre = cum - sizes[perm] / 2.0
-            which = np.where(centre < targets[0], 1, np.where(centre < targets[1], 2, 0))
-            group_set = np.zeros(len(groups), dtype=np.int8)
-            group_set[perm] = which
-            out[idx] = group_set[inverse]
-        else:
-            perm = rng.permutation(len(idx))
-            nv, nt = np.round(targets).astype(np.int64)
-            out[idx[perm[:nv]]] = 1
-            out[idx[perm[nv:nt]]] = 2
-    return out
