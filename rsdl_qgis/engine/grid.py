@@ -150,11 +150,9 @@ class OutputGeometry:
         return u0 + (start + np.arange(count)) * self.scale
 
 
-def output_geometry(sources, efield=1, scale=1.0, names=None):
-    """OTBTF's output information for ``sources`` (SourceGeometry list, reference first).
-
-    ``names`` are the parameter names of each source, for error messages.
-    """
+def _check_fields(sources, efield, scale, names):
+    """The checks every output grid needs: EF >= 1, SCALE > 0, each RF >= 1. Returns the
+    parameter name of each source (SOURCE1... unless `names` gives them)."""
     names = names or [f"SOURCE{i + 1}" for i in range(len(sources))]
     if efield < 1:
         raise ParameterError(f"the expression field must be at least 1, got {efield}", "EFIELD")
@@ -163,7 +161,17 @@ def output_geometry(sources, efield=1, scale=1.0, names=None):
     for s, name in zip(sources, names):
         if s.rfield < 1:
             raise ParameterError(f"the receptive field must be at least 1, got {s.rfield}",
-                            f"{name}_RFIELD")
+                                 f"{name}_RFIELD")
+    return names
+
+
+def output_geometry(sources, efield=1, scale=1.0, names=None):
+    """OTBTF's output information for ``sources`` (SourceGeometry list, reference first).
+
+    ``names`` are the parameter names of each source, for error messages.
+    """
+    names = _check_fields(sources, efield, scale, names)
+    for s, name in zip(sources, names):
         if s.rfield > s.width or s.rfield > s.height:
             raise GridError(f"the receptive field {s.rfield} is larger than the image "
                             f"({s.width} x {s.height} pixels): use a larger image or a "
@@ -197,15 +205,7 @@ def cover_geometry(sources, efield=1, scale=1.0, names=None):
     """The output grid that covers SOURCE1 (``sources[0]``) whole: its extent, spacing x
     SCALE, first pixel at its top-left corner. Blocks near the far edges may run past
     it: the engine computes them whole and keeps what lies on the grid."""
-    names = names or [f"SOURCE{i + 1}" for i in range(len(sources))]
-    if efield < 1:
-        raise ParameterError(f"the expression field must be at least 1, got {efield}", "EFIELD")
-    if not scale > 0:
-        raise ParameterError(f"the scale factor must be positive, got {scale}", "SCALE")
-    for s, name in zip(sources, names):
-        if s.rfield < 1:
-            raise ParameterError(f"the receptive field must be at least 1, got {s.rfield}",
-                                 f"{name}_RFIELD")
+    _check_fields(sources, efield, scale, names)
     ref = sources[0]
     width = max(1, math.ceil(ref.width / scale - EPS))
     height = max(1, math.ceil(ref.height / scale - EPS))
