@@ -18,6 +18,7 @@ map's classes, which reduce to Olofsson et al.'s when they are.
 
 No qgis import here.
 """
+import json
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
@@ -124,7 +125,6 @@ def sampling_design(job: DesignJob, progress: Optional[Progress] = None) -> dict
     from ..engine.grid import pixel_centre
     from ..engine.raster import grid_of, open_raster
     from ..engine.vectors import PointWriter
-    from .pipeline import _map_names, area_unit, map_class_pixels
     progress = progress or Progress()
     ds = open_raster(job.image, "INPUT", "classes")
     grid = grid_of(ds)
@@ -132,7 +132,7 @@ def sampling_design(job: DesignJob, progress: Optional[Progress] = None) -> dict
     nodata = band.GetNoDataValue()
     counts = map_class_pixels(band, grid, nodata, progress)
     allocation = allocate(counts, job.samples, job.minimum)
-    names = _map_names(ds)
+    names = map_names(ds)
     cols, rows, codes = draw(band, grid.width, grid.height, nodata, allocation, counts,
                              job.seed, progress)
     x, y = pixel_centre(grid.geotransform, cols, rows)
@@ -165,6 +165,38 @@ def sampling_design(job: DesignJob, progress: Optional[Progress] = None) -> dict
     return {"OUTPUT": job.output, "SAMPLES": int(len(x)),
             "ALLOCATION": {names.get(c, str(c)): allocation[c] for c in sorted(allocation)},
             "MAP_AREA": float(sum(counts.values()) * pixel_area), "UNIT": unit}
+
+
+def map_names(ds):
+    """{code: name} of a class map (its RSDL_CLASSES), {} when it names none."""
+    try:
+        return {int(k): v for k, v in json.loads(ds.GetMetadataItem("RSDL_CLASSES") or "{}").items()}
+    except ValueError:
+        return {}
+
+
+def map_class_pixels(band, grid, nodata, progress):
+    """Pixels of each class code in the whole map (nodata left out)."""
+    counts: dict = {}
+    for r0 in range(0, grid.height, 256):
+        block = band.ReadAsArray(0, r0, grid.width, min(256, grid.height - r0)).ravel()
+        if nodata is not None:
+            block = block[~np.isnan(block)] if np.isnan(nodata) else block[block != nodata]
+        values, n = np.unique(block.astype(np.int64), return_counts=True)
+        for v, k in zip(values.tolist(), n.tolist()):
+            counts[v] = counts.get(v, 0) + k
+        if progress.cancelled():
+            raise CancelledError()
+    return counts
+
+
+def area_unit(grid):
+    """('ha', hectares per pixel) on a projected grid in metres, else ('pixels', 1)."""
+    from osgeo import osr
+    srs = osr.SpatialReference()
+    if grid.crs_wkt and srs.ImportFromWkt(grid.crs_wkt) == 0 and srs.IsProjected():
+        return "ha", abs(grid.sx * grid.sy) * srs.GetLinearUnits() ** 2 / 10000.0
+    return "pixels", 1.0
 
 
 def _stratum_stats(y, x, strata, sizes):

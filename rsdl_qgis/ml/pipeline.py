@@ -1,5 +1,4 @@
 """Train a classifier on pixel or deep features, classify images, assess accuracy."""
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,15 @@ from ..engine.vectors import ClassCodes, lookup_path, read_features
 from ..errors import CancelledError, GridError, ParameterError, RsdlError
 from . import persist
 from .classifiers import CLASSIFIERS, build
+from .design import (
+    DESIGN_FIELDS,
+    STRATUM,
+    STRATUM_PIXELS,
+    area_unit,
+    map_class_pixels,
+    map_names,
+    stratified_estimates,
+)
 from .features import FeatureModel, FeatureRecipe, feature_model, features_at, probe_bands, serve_job
 from .metrics import area_adjusted, confusion, scores
 from .report import area_html, assessed_html, html_report, write_matrix_csv
@@ -328,13 +336,6 @@ class AccuracyJob:
     reference_nodata: Optional[float] = None
 
 
-def _map_names(ds):
-    try:
-        return {int(k): v for k, v in json.loads(ds.GetMetadataItem("RSDL_CLASSES") or "{}").items()}
-    except ValueError:
-        return {}
-
-
 def _pairs_from_raster(job, grid, band):
     """(reference values, map values) of every reference pixel that is not nodata."""
     rds = open_raster(job.reference, "REFERENCE_RASTER", "classes")
@@ -402,7 +403,6 @@ def design_sample(reference):
     if not reference or _is_raster(reference):
         return False
     from ..engine.vectors import field_names, open_layer
-    from .design import DESIGN_FIELDS
     try:
         ds, lyr = open_layer(reference, "REFERENCE")
     except RsdlError:
@@ -419,7 +419,6 @@ def _design_points(job, grid, band, names_of, progress):
 
     from ..engine.grid import pixel_index
     from ..engine.vectors import class_field, open_layer, transform_to
-    from .design import STRATUM, STRATUM_PIXELS
     if not job.field:
         raise GridError("choose the field that holds the interpreted classes (reference)",
                         "FIELD")
@@ -494,7 +493,7 @@ def accuracy(job, progress=None):
     grid = grid_of(ds)
     band = ds.GetRasterBand(1)
     map_nodata = band.GetNoDataValue()
-    names_of = _map_names(ds)
+    names_of = map_names(ds)
     design = design_sample(job.reference)
     strata, sizes, design_notes = None, {}, []
     if design:
@@ -536,7 +535,6 @@ def accuracy(job, progress=None):
     names = [names_of.get(int(c), str(int(c))) for c in labels]
     unit, pixel_area = area_unit(grid)
     if strata is not None:
-        from .design import stratified_estimates
         adj = stratified_estimates(mp, ref, strata, sizes, labels)
         # the map's own class areas are known exactly: the table shows them
         map_total = sum(counts.values())
@@ -591,30 +589,6 @@ DESIGN_NOTE = ("The reference is a stratified random sample (Sampling design for
                "the estimates are design-based (Stehman 2014; Olofsson et al. 2014 when the "
                "strata are this map's classes), unbiased, with 95 % confidence intervals; "
                "the matrix above counts the sample's points.")
-
-
-def map_class_pixels(band, grid, nodata, progress):
-    """Pixels of each class code in the whole map (nodata left out)."""
-    counts: dict = {}
-    for r0 in range(0, grid.height, 256):
-        block = band.ReadAsArray(0, r0, grid.width, min(256, grid.height - r0)).ravel()
-        if nodata is not None:
-            block = block[~np.isnan(block)] if np.isnan(nodata) else block[block != nodata]
-        values, n = np.unique(block.astype(np.int64), return_counts=True)
-        for v, k in zip(values.tolist(), n.tolist()):
-            counts[v] = counts.get(v, 0) + k
-        if progress.cancelled():
-            raise CancelledError()
-    return counts
-
-
-def area_unit(grid):
-    """('ha', hectares per pixel) on a projected grid in metres, else ('pixels', 1)."""
-    from osgeo import osr
-    srs = osr.SpatialReference()
-    if grid.crs_wkt and srs.ImportFromWkt(grid.crs_wkt) == 0 and srs.IsProjected():
-        return "ha", abs(grid.sx * grid.sy) * srs.GetLinearUnits() ** 2 / 10000.0
-    return "pixels", 1.0
 
 
 def _is_raster(path):
