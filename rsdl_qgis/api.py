@@ -12,12 +12,14 @@ from .engine.serve import RunOptions, ServeJob, ServeSource, runs_fully_conv, se
 from .errors import ModelError
 from .ml.design import DesignJob, sampling_design  # noqa: F401
 from .ml.pipeline import (  # noqa: F401
+    NEIGHBOURHOOD,
     AccuracyJob,
     ClassifyJob,
     DeepFeatures,
     TrainClassifierJob,
     accuracy,
     classify,
+    parse_windows,
     train_classifier,
 )
 from .models.training import TrainModelJob, TrainSource  # noqa: F401

@@ -43,6 +43,67 @@ class IdentityModel:
         return [feeds["x"]]
 
 
+class ContextModel(IdentityModel):
+    """Raw pixel values and their neighbourhood: per band, the mean and standard deviation
+    over square windows of each size in `windows` (odd, in pixels), centred on the pixel.
+
+    A pixel alone cannot tell a mixed pixel (a shore, a field edge, a town's roof and
+    tree) from a pure one; its neighbourhood can. A random forest on raw values maps the
+    land-water mix along shores as urban, the one heterogeneous class; with the windows'
+    statistics it sees texture and surroundings (docs/classification.md). Like OTB's
+    LocalStatisticExtraction, for any classifier.
+
+    Fully convolutional with a receptive field of the largest window: the engine reads
+    each block with its margin, mirrored past the image's edges. Nodata pixels (every
+    band equal to `nodata`) are left out of the windows. Every output pixel is summed in
+    the same order whatever the block, so a map does not depend on how it was cut.
+    """
+    kind = "raw pixels and neighbourhood statistics"
+
+    def __init__(self, bands, windows, nodata=None):
+        super().__init__(bands)
+        self.windows = [int(w) for w in windows]
+        self.nodata = nodata
+        n = bands * (1 + 2 * len(self.windows))
+        self.outputs = {"x": ((None, None, None, n), "float32")}
+
+    def describe(self):
+        return ("raw pixel values with the mean and standard deviation of windows of "
+                + ", ".join(f"{w} x {w}" for w in self.windows) + " pixels")
+
+    def run(self, feeds, names):
+        x = np.asarray(feeds["x"], dtype=np.float64)
+        m = max(self.windows) // 2
+        h, w = x.shape[1] - 2 * m, x.shape[2] - 2 * m
+        if self.nodata is None:
+            valid = np.ones(x.shape[:3] + (1,))
+        else:
+            nan = isinstance(self.nodata, float) and np.isnan(self.nodata)
+            off = np.all(np.isnan(x) if nan else x == self.nodata, axis=-1, keepdims=True)
+            valid = (~off).astype(np.float64)
+            x = np.where(off, 0.0, x)
+        parts = [x[:, m:m + h, m:m + w, :]]
+        for size in self.windows:
+            o = m - size // 2
+            n, s1, s2 = (_box(a, o, size, h, w) for a in (valid, x * valid, x * x * valid))
+            n = np.maximum(n, 1.0)
+            mean = s1 / n
+            parts += [mean, np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))]
+        return [np.concatenate(parts, axis=-1).astype(np.float32)]
+
+
+def _box(a, o, size, h, w):
+    """Sums of `a` (N, rows, cols, bands) over size x size windows whose top-left corners
+    start at (o, o): rows first, then columns, each output pixel added in the same order."""
+    rows = a[:, o:o + h, :, :].copy()
+    for k in range(1, size):
+        rows += a[:, o + k:o + k + h, :, :]
+    out = rows[:, :, o:o + w, :].copy()
+    for k in range(1, size):
+        out += rows[:, :, o + k:o + k + w, :]
+    return out
+
+
 class FeatureModel:
     """A model's outputs as one (pixels, features) array; optionally a classifier on top.
 
@@ -132,6 +193,15 @@ class FeatureRecipe:
     fully_conv: Optional[bool] = False     # None until a deep model's metadata says
     band_lists: List[Optional[List[int]]] = field(default_factory=lambda: [None])
     #                                        the bands of each source; None: all but alpha
+    context: List[int] = field(default_factory=list)  # raw: window sizes of the
+    #                                        neighbourhood statistics (ContextModel); none
+    #                                        in files written before they existed
+
+    @property
+    def raw_bands(self):
+        """Features per pixel of a raw recipe: the bands, and per window their mean and
+        standard deviation."""
+        return self.bands * (1 + 2 * len(self.context))
 
     def to_dict(self):
         return dict(self.__dict__)
@@ -145,6 +215,8 @@ def feature_model(recipe, model_path=None, trusted=False, param="MODEL", paths=N
     """The inner model of a recipe: the identity for raw pixels, else the deep model
     (scanned before it is loaded unless `trusted`)."""
     if recipe.kind == "raw":
+        if recipe.context:
+            return ContextModel(recipe.bands, recipe.context, recipe.nodata[0])
         return IdentityModel(recipe.bands)
     from ..models import load_model
     from ..models.metadata import feature_outputs, fully_conv, model_settings, source_settings
@@ -179,14 +251,18 @@ def serve_job(recipe, paths, output="", mask=None):
     if mask:
         sources.append(ServeSource(mask, 1, MASK_INPUT, None, "MASK"))
     fully = True if recipe.kind == "raw" else recipe.fully_conv
+    # neighbourhood statistics cover the whole image, mirrored past its edges, as a
+    # pixel alone does; a deep model keeps OTBTF's extent
+    pad = True if recipe.kind == "raw" and recipe.context else None
     return ServeJob(model=str(recipe.kind), sources=sources, output=output,
-                    output_names=["features"], efield=1, scale=1.0, fully_conv=fully)
+                    output_names=["features"], efield=1, scale=1.0, fully_conv=fully,
+                    pad=pad)
 
 
 def probe_bands(recipe, inner, paths):
     """Bands of each model output, found by running the model once on zeros."""
     if recipe.kind == "raw":
-        return [recipe.bands]
+        return [recipe.raw_bands]
     job = serve_job(recipe, paths)
     job.output_names = list(recipe.output_names)
     plan = ServePlan(job, inner, Progress())

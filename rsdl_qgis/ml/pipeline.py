@@ -58,6 +58,31 @@ class DeepFeatures:
     bands: List[Optional[List[int]]] = field(default_factory=lambda: [None])  # per source
 
 
+NEIGHBOURHOOD = (3, 7, 15)     # windows of raw features' neighbourhood statistics, pixels
+MAX_WINDOW = 63
+
+
+def parse_windows(text, param="NEIGHBOURHOOD"):
+    """'3,7,15' or '3 7 15' as [3, 7, 15]; '' as [] (pixel values alone)."""
+    parts = [p for p in str(text or "").replace(",", " ").split() if p]
+    try:
+        return check_windows([int(p) for p in parts], param)
+    except ValueError:
+        raise ParameterError(f"{param}: '{text}' is not a list of window sizes; write odd "
+                             "sizes in pixels like 3,7,15, or leave it empty", param) from None
+
+
+def check_windows(windows, param="NEIGHBOURHOOD"):
+    """Window sizes for neighbourhood statistics: odd, 3 to MAX_WINDOW, distinct, sorted."""
+    out = sorted({int(w) for w in windows})
+    bad = [w for w in out if w < 3 or w > MAX_WINDOW or w % 2 == 0]
+    if bad or len(out) > 8:
+        raise ParameterError(f"{param} takes up to 8 odd window sizes from 3 to {MAX_WINDOW} "
+                             f"pixels, like 3,7,15 (got {', '.join(map(str, windows))}); "
+                             "leave it empty for pixel values alone", param)
+    return out
+
+
 @dataclass
 class TrainClassifierJob:
     image: str
@@ -74,6 +99,9 @@ class TrainClassifierJob:
     trust_model: bool = False
     bands: Optional[List[int]] = None     # the image's bands (raw features, or the deep
     #                                       model's SOURCE1); None: all but an alpha band
+    neighbourhood: List[int] = field(default_factory=lambda: list(NEIGHBOURHOOD))
+    #                                       raw features: window sizes of the neighbourhood
+    #                                       statistics (ContextModel); []: pixel values only
 
 
 def _recipe(job, progress):
@@ -83,9 +111,12 @@ def _recipe(job, progress):
     if job.deep is None:
         nodata = ds.GetRasterBand(chosen[0]).GetNoDataValue()
         count = len(chosen)              # an alpha band is a mask, not a feature
-        recipe = FeatureRecipe("raw", count, [1], ["x"], [nodata], ["x"], [count], True,
-                               [job.bands])
-        return recipe, feature_model(recipe), [job.image]
+        windows = check_windows(job.neighbourhood)
+        recipe = FeatureRecipe("raw", count, [max(windows, default=1)], ["x"], [nodata], ["x"],
+                               [count], True, [job.bands], windows)
+        inner = feature_model(recipe)
+        progress.info(f"Features: {inner.describe()} ({recipe.raw_bands} per pixel)")
+        return recipe, inner, [job.image]
     d = job.deep
     if d.efield != 1 or d.scale != 1:
         raise GridError("deep features are computed per pixel of SOURCE1: use EFIELD 1 and "
@@ -270,7 +301,8 @@ def classify(job, progress=None, resume=True, scheduler=""):
         sjob.output_type = "float32"
         sjob.output_nodata = float(nodata)
         sjob.tile_size, sjob.memory_mb = job.tile_size, job.memory_mb
-        sjob.chunk_size, sjob.pad = job.chunk_size, job.pad
+        sjob.chunk_size = job.chunk_size
+        sjob.pad = True if recipe.context else job.pad   # neighbourhoods cover the image
         both = temp_path(job.output)
         sjob.output = both
         progress.info(f"Classifier: {CLASSIFIERS[m['classifier']][0]} on {recipe.kind} features; "
