@@ -45,7 +45,15 @@ raw pixels.</p>
 <h3>Training</h3>
 <ul>
 <li><b>EPOCHS</b> (default 20; the epoch with the best validation loss is kept),
-<b>BATCH_SIZE</b>, <b>LEARNING_RATE</b> (Adam, default 0.0003).</li>
+<b>BATCH_SIZE</b>, <b>LEARNING_RATE</b> (Adam's peak, default 0.0003).</li>
+<li><b>SCHEDULE</b>: <i>cosine</i> (default) lowers the learning rate smoothly to 1 % of
+it by the last epoch, so that the last epochs settle; <i>constant</i> keeps it. The
+weights are averaged as they train (an exponential moving average over about one epoch
+of the demo), and validation and the kept model use the average: the validation curve
+swings less from epoch to epoch.</li>
+<li><b>PATIENCE</b> (default 5): training stops when the validation loss has not improved
+for this many epochs (0: run every epoch). The report says in plain words what to change
+when the curves swing, overfit or still improve.</li>
 <li><b>CLASS_WEIGHTS</b>: balance classes by their frequency (on by default).</li>
 <li><b>AUGMENT</b>: random flips and 90-degree rotations (on by default).</li>
 <li><b>SEED</b>: the same seed gives the same model.</li>
@@ -102,6 +110,12 @@ class TrainModel(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             "LEARNING_RATE", "Learning rate", QgsProcessingParameterNumber.Double,
             defaultValue=0.0003, minValue=1e-8))
+        self.addParameter(QgsProcessingParameterEnum(
+            "SCHEDULE", "Learning-rate schedule", options=[
+                "cosine: decays to 1 % by the last epoch", "constant"], defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "PATIENCE", "Stop after this many epochs without a better validation loss "
+            "(0: never)", QgsProcessingParameterNumber.Integer, defaultValue=5, minValue=0))
         self.addParameter(QgsProcessingParameterBoolean(
             "CLASS_WEIGHTS", "Balance classes", defaultValue=True))
         self.addParameter(QgsProcessingParameterBoolean(
@@ -136,6 +150,8 @@ class TrainModel(RsdlAlgorithm):
             epochs=self.parameterAsInt(parameters, "EPOCHS", context),
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
             learning_rate=self.parameterAsDouble(parameters, "LEARNING_RATE", context),
+            schedule=("cosine", "constant")[self.parameterAsEnum(parameters, "SCHEDULE", context)],
+            patience=self.parameterAsInt(parameters, "PATIENCE", context),
             class_weights=self.parameterAsBool(parameters, "CLASS_WEIGHTS", context),
             augment=self.parameterAsBool(parameters, "AUGMENT", context),
             restore=self.parameterAsBool(parameters, "RESTORE", context),

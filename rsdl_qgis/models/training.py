@@ -55,7 +55,11 @@ class TrainModelJob:
     architecture: str = "cnn"
     epochs: int = 10
     batch_size: int = 64
-    learning_rate: float = 3e-4           # Adam; 1e-3 made validation swing (docs/training.md)
+    learning_rate: float = 3e-4           # Adam's peak rate (docs/training.md)
+    schedule: str = "cosine"              # "cosine": decays to 1 % by the last epoch; "constant"
+    patience: int = 5                     # epochs without a better validation loss before
+    #                                       training stops (0: run every epoch)
+    average: bool = True                  # validate and keep the weights' moving average
     class_weights: bool = True
     augment: bool = True
     restore: bool = True
@@ -259,6 +263,9 @@ def train_model(job, progress=None):
         raise ParameterError("EPOCHS must be at least 1", "EPOCHS")
     if job.batch_size < 1:
         raise ParameterError("BATCH_SIZE must be at least 1", "BATCH_SIZE")
+    check_choice(job.schedule, SCHEDULES, "SCHEDULE", "learning-rate schedule")
+    if job.patience < 0:
+        raise ParameterError("PATIENCE must be 0 (off) or more epochs", "PATIENCE")
     # refused now, before any training, when the folder holds files we did not write
     output = AtomicFolder(job.output_model, "OUTPUT", owned=foreign_files, what="the model")
     try:
@@ -287,12 +294,17 @@ def _train(job, progress, start, output):
     import keras
     keras.utils.set_random_seed(job.seed)
     model, core, serving, arch, classes = _network(job, keras, train, classes, progress)
-    model.compile(optimizer=keras.optimizers.Adam(job.learning_rate),
+    steps = -(-train.count // job.batch_size)
+    model.compile(optimizer=keras.optimizers.Adam(_rate(job, train, keras), use_ema=job.average,
+                                                  ema_momentum=ema_momentum(steps)),
                   loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
     fit = _fit(job, model, train, valid, classes, tf, keras, progress)
     result = {"OUTPUT": job.output_model, "EPOCHS": len(fit.history) - 1,
               "BEST_EPOCH": fit.best["epoch"], "CANCELLED": fit.cancelled}
     matrix, metrics = _validate(model, valid, classes, progress)
+    tips = advice(fit, job)
+    for tip in tips:
+        progress.info(f"Advice: {tip}")
     if metrics is not None:
         result.update(OA=metrics["OA"], KAPPA=metrics["KAPPA"], F1_MEAN=metrics["F1_MEAN"])
     meta = {"format": "rsdl-model", "version": 1, "architecture": arch,
@@ -310,11 +322,74 @@ def _train(job, progress, start, output):
            keras)
     if job.output_report:
         _report(job, fit.history, matrix, classes.names, metrics, meta, model,
-                (train.count, valid.count if valid is not None else 0))
+                (train.count, valid.count if valid is not None else 0), tips)
         result["OUTPUT_REPORT"] = job.output_report
     result["SECONDS"] = time.monotonic() - start
     progress.set(1.0)
     return result
+
+
+SCHEDULES = ("cosine", "constant")
+EMA_MOMENTUM = (0.9, 0.995)   # the weights' moving average spans half an epoch, within
+#                               10 to 200 steps: the average of the last steps' weights
+#                               (Polyak averaging), not one batch's. Keras starts it from
+#                               the initial weights, so it must forget them within an epoch
+
+
+def ema_momentum(steps_per_epoch):
+    """The moving average's momentum for epochs of this many steps."""
+    low, high = EMA_MOMENTUM
+    return min(high, max(low, 1.0 - 2.0 / max(1, steps_per_epoch)))
+
+
+def advice(fit, job):
+    """What the curves say, in plain words, with what to change (the dialog's labels)."""
+    epochs = [h for h in fit.history if h.get("epoch", 0) > 0]
+    if not epochs:
+        return []
+    tips = []
+    val = [h["val_accuracy"] for h in epochs if "val_accuracy" in h]
+    last = epochs[-1]
+    if not val:
+        return ["there were no validation patches, so the model of the lowest training loss "
+                "was kept and nothing measures how it does on new places: give validation "
+                "patches and labels (from other polygons)"]
+    swing = max((a - b for a, b in zip(val, val[1:])), default=0.0)
+    if swing > 0.10:
+        tips.append(f"validation accuracy fell by up to {100 * swing:.0f} points from one "
+                    "epoch to the next. The validation patches may come from too few "
+                    "polygons (draw them from more), or the steps are too large: lower the "
+                    "Learning rate (for instance to a third) or raise the Batch size")
+    gap = last.get("accuracy", 0.0) - last.get("val_accuracy", 0.0)
+    if gap > 0.15:
+        tips.append(f"at the last epoch the network was right on {100 * last['accuracy']:.0f} % "
+                    f"of the training patches but {100 * last['val_accuracy']:.0f} % of the "
+                    "validation ones: it learns the training polygons more than the classes. "
+                    "Add training polygons in more places, keep Augment on, or lower Patience "
+                    "so that training stops sooner (the best epoch is kept either way)")
+    if fit.stopped:
+        tips.append(f"training stopped at epoch {fit.stopped} of {job.epochs}: the validation "
+                    f"loss had not improved for {job.patience} epochs, so the model of epoch "
+                    f"{fit.best['epoch']} is kept. More epochs would not have helped")
+    elif not fit.cancelled and fit.best["epoch"] == len(epochs) and len(epochs) > 1:
+        tips.append("the best epoch was the last one: the network was still improving; more "
+                    "Epochs may give a better model")
+    if max(val) < 0.6:
+        tips.append(f"the best validation accuracy is {100 * max(val):.0f} %: check that the "
+                    "labels and images match (same place, same classes), that the patch size "
+                    "shows enough of each class, and that the classes can be told apart at "
+                    "this resolution")
+    return tips
+
+
+def _rate(job, train, keras):
+    """Adam's learning rate: constant, or a cosine decay from LEARNING_RATE to 1 % of it
+    over the epochs asked (Loshchilov and Hutter 2017), so that the last epochs take
+    small steps and the validation curve settles instead of swinging."""
+    if job.schedule == "constant":
+        return job.learning_rate
+    steps = -(-train.count // job.batch_size) * job.epochs
+    return keras.optimizers.schedules.CosineDecay(job.learning_rate, max(1, steps), alpha=0.01)
 
 
 @dataclass
@@ -332,6 +407,7 @@ class _Fit:
     best: dict
     cancelled: bool
     monitor: str
+    stopped: Optional[int] = None       # the epoch early stopping ended training after
 
 
 def _datasets(job):
@@ -452,6 +528,12 @@ def _fit(job, model, train, valid, classes, tf, keras, progress):
             if rec.get(fit.monitor, np.inf) < fit.best["loss"]:
                 fit.best.update(loss=rec[fit.monitor], weights=self.model.get_weights(),
                                 epoch=epoch + 1)
+            elif (valid is not None and job.patience and epoch + 1 < job.epochs
+                  and epoch + 1 - (fit.best["epoch"] or 0) >= job.patience):
+                fit.stopped = epoch + 1
+                self.model.stop_training = True
+                progress.info(f"Early stop: no better validation loss in the {job.patience} "
+                              f"epochs since epoch {fit.best['epoch']} (PATIENCE)")
 
     warnings.filterwarnings("ignore", message=".*ran out of data.*")
     if valid is not None:
@@ -460,10 +542,13 @@ def _fit(job, model, train, valid, classes, tf, keras, progress):
         progress.info(f"epoch 0 (before training): val_loss {loss0:.4f}, val_accuracy {acc0:.4f}")
     else:
         fit.history.append({"epoch": 0})
+    # with averaging, validation and the kept weights are the average's (the swap comes
+    # first, so Feedback records the averaged weights)
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if job.average else []
     model.fit(dataset(train, True).repeat(), steps_per_epoch=steps,
               validation_data=dataset(valid, False).repeat() if valid else None,
               validation_steps=-(-valid.count // job.batch_size) if valid else None,
-              epochs=job.epochs, verbose=0, shuffle=False, callbacks=[Feedback()])
+              epochs=job.epochs, verbose=0, shuffle=False, callbacks=swap + [Feedback()])
     if fit.cancelled:
         if fit.best["weights"] is None:
             raise CancelledError()
@@ -560,6 +645,12 @@ def _settings(job, meta, model, counts):
     rows += [("Epochs", f"{job.epochs} asked, {len(meta['history']) - 1} run, best "
               f"{meta['best_epoch']} (the model kept)"),
              ("Batch size", job.batch_size), ("Learning rate (Adam)", job.learning_rate),
+             ("Learning-rate schedule", "cosine decay to 1 %" if job.schedule == "cosine"
+              else "constant"),
+             ("Early stop", f"after {job.patience} epochs without a better validation loss"
+              if job.patience else "off"),
+             ("Weights averaged", "yes (moving average over about half an epoch)"
+              if job.average else "no"),
              ("Balance classes", job.class_weights), ("Augment (flips, rotations)", job.augment),
              ("Random seed", job.seed), ("Label value ignored",
                                       "none" if job.label_nodata is None else job.label_nodata),
@@ -585,12 +676,12 @@ def _layers(model):
     return out
 
 
-def _report(job, history, matrix, names, metrics, meta, model, counts):
+def _report(job, history, matrix, names, metrics, meta, model, counts, tips=()):
     from ..ml.report import html_report, settings_html, svg_curves
     curves = svg_curves(history, ["loss", "val_loss"], "Loss", log=True) + \
         svg_curves(history, ["accuracy", "val_accuracy"], "Accuracy")
     head = settings_html(_settings(job, meta, model, counts))
-    notes = []
+    notes = [f"Advice: {t}" for t in tips]
     if matrix is None:
         matrix = np.zeros((len(names), len(names)), dtype=np.int64)
         metrics = {"OA": 0.0, "KAPPA": 0.0, "F1_MEAN": 0.0, "SAMPLES": 0,

@@ -84,6 +84,7 @@ def _fcn(keras, inputs, k, stats):
         left -= 2
         filters = min(128, filters * 2)
     x = _conv(keras, x, filters, left)           # down to 1 x 1 for a patch of `size`
+    x = keras.layers.Dropout(0.3)(x)             # as the cnn: fewer swings, less overfit
     x = keras.layers.Conv2D(k, 1, name="logits")(x)
     out = keras.layers.Softmax(name="probabilities")(x)
     core = keras.Model({name: x_in}, out, name="core")

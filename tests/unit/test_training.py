@@ -19,6 +19,7 @@ from rsdl_qgis.api import (
     serve_model,
     train_model,
 )
+from rsdl_qgis.engine.progress import Progress
 from rsdl_qgis.errors import GridError, ModelError
 from tests.conftest import LANDSAT, read_raster, write_on_grid_of
 from tests.polygons import classes_on_crop
@@ -188,3 +189,67 @@ def small_training_set(folder):
                     if f in (folder / "labels.classes.csv").read_text()})
     return {"image": crop, "patches": str(folder / "patches.tif"),
             "labels": str(folder / "labels.tif"), "names": names}
+
+
+@pytest.mark.tensorflow
+def test_early_stop_keeps_the_best_epoch_and_the_report_advises(patches, tmp_path):
+    """PATIENCE 1 at a rate too high to settle: training stops at the first epoch that
+    does not beat the best validation loss, keeps that best epoch, and the report says
+    so in plain words, with its settings."""
+    lines = []
+
+    class Log(Progress):
+        def info(self, message):
+            lines.append(message)
+
+    res = train_model(job(patches, tmp_path / "model", architecture="fcn", epochs=10,
+                          learning_rate=0.05, schedule="constant", patience=1,
+                          output_report=str(tmp_path / "report.html")), Log())
+    assert res["EPOCHS"] < 10 and res["BEST_EPOCH"] == res["EPOCHS"] - 1, res
+    meta = json.loads((tmp_path / "model" / "rsdl_metadata.json").read_text())
+    losses = [h["val_loss"] for h in meta["history"][1:]]
+    assert losses[-1] >= min(losses[:-1]) and np.argmin(losses) == res["BEST_EPOCH"] - 1
+    assert any(line.startswith("Early stop") for line in lines)
+    stop = [t for t in lines if t.startswith("Advice: training stopped")]
+    assert stop and f"epoch {res['BEST_EPOCH']} is kept" in stop[0]
+    html = (tmp_path / "report.html").read_text()
+    assert "training stopped at epoch" in html and "Learning-rate schedule" in html
+    assert "constant" in html and "after 1 epochs" in html
+
+
+def test_bad_schedule_and_patience_name_their_parameter(patches, tmp_path):
+    from rsdl_qgis.errors import ParameterError
+    with pytest.raises(ParameterError) as e:
+        train_model(job(patches, tmp_path / "m", schedule="step"))
+    assert e.value.param == "SCHEDULE"
+    with pytest.raises(ParameterError) as e:
+        train_model(job(patches, tmp_path / "m", patience=-1))
+    assert e.value.param == "PATIENCE"
+
+
+def fit_of(history, best, stopped=None, cancelled=False):
+    from rsdl_qgis.models.training import _Fit
+    return _Fit([{"epoch": 0}] + [dict(h, epoch=i + 1) for i, h in enumerate(history)],
+                {"loss": 0.5, "weights": None, "epoch": best}, cancelled, "val_loss", stopped)
+
+
+def test_advice_in_plain_words():
+    from rsdl_qgis.models.training import advice
+    j = TrainModelJob([], "", "", epochs=20, patience=5)
+    swinging = [{"accuracy": 0.6 + 0.02 * i, "val_accuracy": v} for i, v in
+                enumerate([0.5, 0.7, 0.55, 0.8, 0.78])]
+    tips = advice(fit_of(swinging, best=4), j)
+    assert any("fell by up to 15 points" in t and "Learning rate" in t for t in tips)
+    assert not any("stopped" in t for t in tips)
+    overfit = [{"accuracy": 0.99, "val_accuracy": 0.7}] * 3
+    tips = advice(fit_of(overfit, best=1, stopped=3), j)
+    assert any("learns the training polygons" in t for t in tips)
+    assert any("stopped at epoch 3 of 20" in t and "epoch 1 is kept" in t for t in tips)
+    rising = [{"accuracy": 0.5 + 0.1 * i, "val_accuracy": 0.5 + 0.1 * i} for i in range(4)]
+    tips = advice(fit_of(rising, best=4), j)
+    assert tips == ["the best epoch was the last one: the network was still improving; more "
+                    "Epochs may give a better model"]
+    assert "no validation patches" in advice(fit_of([{"accuracy": 0.9}], best=1), j)[0]
+    smooth = [{"accuracy": 0.8, "val_accuracy": 0.78}, {"accuracy": 0.82, "val_accuracy": 0.8},
+              {"accuracy": 0.83, "val_accuracy": 0.79}]
+    assert advice(fit_of(smooth, best=2), j) == []
