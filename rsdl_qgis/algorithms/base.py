@@ -8,6 +8,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
@@ -17,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProperty,
 )
 from qgis.PyQt.QtGui import QIcon
 
@@ -47,15 +49,46 @@ def icon(name):
     return QIcon()
 
 
+def fix_destination(parameters, key, path):
+    """Make a temporary output's path final once resolved. Each resolution of
+    TEMPORARY_OUTPUT draws a new file name and, for layers, asks QGIS to load it when the
+    run ends: resolved again in `process`, the map was written to a second name while QGIS
+    looked for the first ("layers were not correctly generated", in a model above all)."""
+    if not path:
+        return
+    value = parameters.get(key)
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value.sink = QgsProperty.fromValue(path)
+    elif isinstance(value, str):
+        parameters[key] = path
+
+
 class FeedbackProgress(Progress):
-    """Engine progress callbacks on top of a QgsProcessingFeedback."""
+    """Engine progress callbacks on top of a QgsProcessingFeedback.
+
+    The engine runs in a Python thread of its own (`run_engine`). A feedback's progress
+    is a Qt signal: set from that thread, it is queued to the thread QGIS runs the
+    algorithm in, which waits without an event loop, so inside a model (whose step
+    feedback lives there) no progress arrived until the step ended. The engine's thread
+    only records the fraction; QGIS's thread passes it on (`flush`) while it waits."""
 
     def __init__(self, feedback):
         self.feedback = feedback
+        self.owner = threading.get_ident()
+        self.fraction = None
+        self.sent = None
 
     def set(self, fraction):
-        if self.feedback is not None:
-            self.feedback.setProgress(100.0 * fraction)
+        self.fraction = fraction
+        if threading.get_ident() == self.owner:
+            self.flush()
+
+    def flush(self):
+        """Pass the last fraction on to the feedback (in the thread that made it)."""
+        value = self.fraction
+        if self.feedback is not None and value is not None and value != self.sent:
+            self.sent = value
+            self.feedback.setProgress(100.0 * value)
 
     def cancelled(self):
         return self.feedback is not None and self.feedback.isCanceled()
@@ -192,10 +225,38 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         # qgis_process prints the help as it is: plain text there, HTML in the dialogs
         if QgsApplication.platform() == "qgis_process":
             return plain_text(self.HELP)
-        return flowing_html(self.HELP)
+        return flowing_html(self.labelled(self.HELP))
+
+    def labelled(self, text):
+        """The help in the words of the dialog: each parameter id (what qgis_process and
+        Python take) becomes the label the dialog shows, short of its parenthesis; <pre>
+        examples keep the ids."""
+        labels = {d.name(): d.description().split(" (")[0].strip()
+                  for d in list(self.parameterDefinitions()) + list(self.outputDefinitions())
+                  if d.description()}
+        if not labels:
+            return text
+        word = re.compile(r"(?<![\w.=-])(" + "|".join(sorted(map(re.escape, labels), key=len,
+                                                              reverse=True)) + r")(?![\w=])")
+        parts = re.split(r"(<pre>.*?</pre>|<code>.*?</code>)", text, flags=re.S)
+        return "".join(p if p.startswith(("<pre>", "<code>")) else
+                       word.sub(lambda m: labels[m.group(1)], p) for p in parts)
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+    #: the raster inputs that take a class map rather than an image (dialog.py)
+    CLASS_MAP_INPUTS: tuple = ()
+
+    def image_inputs(self):
+        """Names of the raster parameters that take an image (not a class map)."""
+        return [p.name() for p in self.parameterDefinitions() if p.type() == "raster"
+                and p.name() not in self.CLASS_MAP_INPUTS]
+
+    def createCustomParametersWidget(self, parent=None):  # noqa: N802
+        """QGIS's dialog, with a cancelled run that reads as a cancel (dialog.py)."""
+        from .dialog import algorithm_dialog
+        return algorithm_dialog(self.create(), parent)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         try:
@@ -260,6 +321,7 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                     outputs[key] = self.parameterAsFileOutput(parameters, key, context)
                 else:
                     outputs[key] = self.parameterAsString(parameters, key, context)
+                fix_destination(parameters, key, outputs[key])
             elif kind == "raster":
                 layer = self.parameterAsRasterLayer(parameters, key, context)
                 inputs[key] = layer.source() if layer is not None else None
@@ -323,8 +385,12 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                 box["error"] = exc
 
         worker = threading.Thread(target=target, name="rsdl-engine", daemon=True)
+        progress = [a for a in args if isinstance(a, FeedbackProgress)]
         worker.start()
-        worker.join()
+        while worker.is_alive():
+            worker.join(0.1)
+            for p in progress:
+                p.flush()
         if "error" in box:
             raise box["error"]
         return box["result"]

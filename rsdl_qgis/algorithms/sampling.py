@@ -74,11 +74,12 @@ them into training, validation and test sets.</p>
 (integers or text). Or <b>LABELS</b>: a label raster on INPUT's grid instead (OTBTF's
 LabelImageSampleSelection); its nodata pixels are not sampled.</li>
 <li><b>STRATEGY</b>: <i>smallest</i> (as many per class as the smallest class has),
-<i>constant</i> (SAMPLES per class, or all of a smaller class), <i>percent</i> (PERCENT of
-each class), <i>total</i> (SAMPLES in all, shared in proportion to the classes),
+<i>constant</i> (SAMPLES per class, or all of a smaller class), <i>percent</i> (PERCENT),
+<i>total</i> (SAMPLES in all, shared in proportion to the classes),
 <i>byclass</i> (CLASS_COUNTS), <i>all</i>.</li>
 <li><b>SAMPLES</b>, <b>PERCENT</b>, <b>CLASS_COUNTS</b> (e.g. <code>1:500,2:300</code> or
-<code>water:500,crop:300</code>): the numbers of the strategy.</li>
+<code>water:500,crop:300</code>): the numbers of the strategy; the dialog enables only
+those the chosen strategy reads.</li>
 <li><b>SAMPLER</b>: <i>periodic</i> (evenly spread) or <i>random</i>; <b>SEED</b>: the same
 seed gives the same samples and split.</li>
 <li><b>MASK</b> (optional): only pixels where this raster (on INPUT's grid) is non-zero.</li>
@@ -104,6 +105,10 @@ reused by the next steps.</li>
 
 class SampleSelection(RsdlAlgorithm):
     NAME = "sampleselection"
+    #: the dialog enables each strategy's numbers only when that strategy is chosen
+    ENABLED_WHEN = {"SAMPLES": ("STRATEGY", ("constant", "total")),
+                    "PERCENT": ("STRATEGY", ("percent",)),
+                    "CLASS_COUNTS": ("STRATEGY", ("byclass",))}
     GROUP = "sampling"
     DISPLAY = "Sample selection (with train/validation/test split)"
     HELP = SELECTION_HELP
@@ -124,7 +129,7 @@ class SampleSelection(RsdlAlgorithm):
             QgsProcessingParameterNumber.Double, defaultValue=50.0, minValue=0.0001,
             maxValue=100.0))
         self.addParameter(QgsProcessingParameterString(
-            "CLASS_COUNTS", "Samples per class (byclass strategy), e.g. 1:500,2:300",
+            "CLASS_COUNTS", "Samples of each class (byclass strategy: 1:500,2:300)",
             defaultValue="", optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             "SAMPLER", "Sampler", options=list(SAMPLERS), defaultValue=0))

@@ -1,0 +1,72 @@
+"""Open the algorithms' dialogs in a QGIS application with widgets (offscreen) and print
+what they show as JSON: run by tests/qgis/test_dialogs.py in a process of its own, since
+the test session's QGIS has no widgets.
+
+    python3 -m tests.dialogs SCENE CLASS_MAP
+"""
+import json
+import os
+import sys
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def main(scene, class_map):
+    from qgis.core import (
+        QgsApplication,
+        QgsPalettedRasterRenderer,
+        QgsProcessingFeedback,
+        QgsProject,
+        QgsRasterLayer,
+    )
+    QgsApplication.setPrefixPath("/usr", True)
+    app = QgsApplication([], True)
+    app.initQgis()
+    sys.path.append("/usr/share/qgis/python/plugins")
+    from processing.core.Processing import Processing
+    Processing.initialize()
+    from rsdl_qgis.provider import RsdlProvider
+    provider = RsdlProvider()
+    QgsApplication.processingRegistry().addProvider(provider)
+    out = {}
+    image = QgsRasterLayer(scene, "scene")
+    classes = QgsRasterLayer(class_map, "classes")
+    classes.setRenderer(QgsPalettedRasterRenderer(
+        classes.dataProvider(), 1, QgsPalettedRasterRenderer.classDataFromRaster(
+            classes.dataProvider(), 1)))
+    # the image first, the class map last and on top: where QGIS puts a map just made
+    QgsProject.instance().addMapLayer(image)
+    QgsProject.instance().addMapLayer(classes)
+
+    def dialog(alg_id):
+        alg = QgsApplication.processingRegistry().algorithmById(alg_id)
+        return alg.createCustomParametersWidget(None)
+
+    for alg_id, name in (("rsdl:classify", "INPUT"), ("rsdl:modelserve", "SOURCE1"),
+                         ("rsdl:accuracy", "INPUT"), ("rsdl:samplingdesign", "INPUT")):
+        dlg = dialog(alg_id)
+        from rsdl_qgis.algorithms.dialog import chosen_layer
+        layer = chosen_layer(dlg.mainWidget().wrappers[name])
+        out[f"{alg_id} {name}"] = layer.name() if layer else None
+    dlg = dialog("rsdl:sampleselection")
+    wrappers = dlg.mainWidget().wrappers
+    from qgis.core import QgsProcessingContext
+    enabled = {}
+    for index, strategy in enumerate(("all", "constant", "smallest", "percent", "total",
+                                      "byclass")):
+        wrappers["STRATEGY"].setParameterValue(index, QgsProcessingContext())
+        enabled[strategy] = sorted(n for n in ("SAMPLES", "PERCENT", "CLASS_COUNTS")
+                                   if wrappers[n].wrappedWidget().isEnabled())
+    out["enabled"] = enabled
+    out["help"] = dlg.algorithm().shortHelpString()
+    feedback = QgsProcessingFeedback()
+    dlg.feedback = feedback
+    out["line_running"] = dlg.tr("Execution failed after 2.10 seconds")
+    feedback.cancel()
+    out["line_cancelled"] = dlg.tr("Execution failed after 2.10 seconds")
+    print("RESULT " + json.dumps(out))
+    QgsApplication.processingRegistry().removeProvider(provider)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
