@@ -4,7 +4,7 @@
 
 rsdl_qgis/processing_models/land_cover_chain.model3: image + training polygons + class
 field -> sample selection split by polygon -> patches (train, validation) -> a trained
-network -> land-cover map -> accuracy on the validation polygons. Every step keeps its
+network -> land-cover map -> accuracy on test polygons that no step trained on. Every step keeps its
 algorithm's defaults except what the model's parameters set; the boxes are laid out left
 to right. The provider lists it as rsdl:landcoverchain.
 """
@@ -20,12 +20,17 @@ HELP = {
     "ALG_DESC": "From training polygons to a land-cover map and its accuracy, in one run: "
                 "samples are selected in the polygons and split by polygon into training "
                 "and validation, patches are cut around them, a network is trained on them "
-                "and applied to the whole image, and the map is assessed on the validation "
-                "polygons. Open it in the graphical modeler to change or extend it.",
+                "and applied to the whole image, and the map is assessed on test polygons "
+                "that no step saw (the validation polygons chose the best epoch, so they "
+                "would flatter the map). Open it in the graphical modeler to change or "
+                "extend it.",
     "ALG_CREATOR": "rsdl_qgis",
     "image": "The image to classify (any number of bands); the patches come from it.",
     "polygons": "Training polygons (or points), with a class field.",
     "field": "The field of the polygons holding the class (text or integer).",
+    "test_polygons": "Test polygons (or points) with the same class field, drawn apart from "
+                     "the training polygons (other fields, other blocks): the accuracy is "
+                     "measured on them only.",
     "valid_fraction": "Share of the polygons kept apart for validation (whole polygons, "
                       "so no validation pixel neighbours a training one).",
     "patch": "Patch side in pixels: the network's receptive field (at least 5; 8 suits "
@@ -73,6 +78,9 @@ def build():
                                             [QgsProcessing.TypeVectorPolygon,
                                              QgsProcessing.TypeVectorPoint]),
         QgsProcessingParameterField("field", "Class field", parentLayerParameterName="polygons"),
+        QgsProcessingParameterFeatureSource("test_polygons", "Test polygons (never trained on)",
+                                            [QgsProcessing.TypeVectorPolygon,
+                                             QgsProcessing.TypeVectorPoint]),
         QgsProcessingParameterNumber("valid_fraction", "Validation fraction (whole polygons)",
                                      double, 0.3, minValue=0.05, maxValue=0.9),
         QgsProcessingParameterNumber("patch", "Patch size (receptive field, pixels)", integer,
@@ -135,8 +143,8 @@ def build():
     child("serve", "rsdl:modelserve", "Apply the network to the image", 4, 0, {
         "MODEL": C("train", "OUTPUT"), "SOURCE1": P("image")},
         {"OUTPUT": ("class_map", "Land-cover map")})
-    child("accuracy", "rsdl:accuracy", "Assess on the validation polygons", 5, 0, {
-        "INPUT": C("serve", "OUTPUT"), "REFERENCE": C("select", "OUTPUT_VALID"),
+    child("accuracy", "rsdl:accuracy", "Assess on the test polygons", 5, 0, {
+        "INPUT": C("serve", "OUTPUT"), "REFERENCE": P("test_polygons"),
         "FIELD": P("field")}, {"OUTPUT_REPORT": ("accuracy_report", "Accuracy report")})
     return m
 

@@ -349,11 +349,19 @@ def session():
     # network was trained with the defaults above already)
     dlg = open_dialog("rsdl:landcoverchain", {
         "image": scene, "polygons": polygons, "field": "name", "epochs": 3,
+        "test_polygons": os.path.join(os.path.dirname(polygons), "test.gpkg"),
         "serve:class_map": os.path.join(out, "chain_classes.tif")})
     yield 500
     dlg.setParameters({"field": "name"})   # the dialog puts the layer's first field there
     yield 200
+    before = set(QgsProject.instance().mapLayers())
     yield from run_dialog(dlg, "landcoverchain")
+    # what the person sees after the run: the layers it added, the reports in the
+    # Results Viewer (a layer not found is reported in the dialog's log)
+    report["chain_layers"] = sorted(QgsProject.instance().mapLayer(i).name()
+                                    for i in set(QgsProject.instance().mapLayers()) - before)
+    from processing.core.ProcessingResults import resultsList
+    report["results_viewer"] = [r.name for r in resultsList.getResults()]
     dlg.close()
     report["steps"].append("chain")
 

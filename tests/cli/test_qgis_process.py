@@ -149,6 +149,7 @@ def test_modeler_chain_runs_from_qgis_process(profile, tmp_path):
     data = os.path.join(ROOT, "sample-data", "landsat")
     r = qgis_process(profile, "--json", "run", "rsdl:landcoverchain", "--",
                      f"image={data}/scene.tif", f"polygons={data}/training.gpkg", "field=name",
+                     f"test_polygons={data}/test.gpkg",
                      "patch=8", "epochs=2", f"serve:class_map={tmp_path}/map.tif",
                      f"accuracy:accuracy_report={tmp_path}/accuracy.html",
                      f"train:model={tmp_path}/model", f"train:training_report={tmp_path}/t.html")

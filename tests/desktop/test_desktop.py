@@ -87,6 +87,8 @@ def test_cancel_stops_a_run_and_leaves_no_output(session):
     assert not run["ok"]
     assert run["stopped_after_cancel_s"] < 5
     assert "Cancelled by the user: no output was written" in run["log"]
+    # QGIS's closing line of a cancelled run reads as a cancel, not as a failure
+    assert "Cancelled after" in run["log"] and "Execution failed" not in run["log"]
     assert "patch-based" in run["log"]           # FULLY_CONV false, set in the dialog
     assert run["output_left"] is False
 
@@ -107,6 +109,22 @@ def test_the_class_map_loads_paletted_with_class_names(session):
     assert report["runs"]["samplingdesign"]["ok"] and report["design"]["SAMPLES"] == 300
     # on the test polygons, in blocks no step trained on: a real figure, not 100 %
     assert 0.6 <= report["accuracy"]["OA"] < 0.99, report["accuracy"]
+
+
+def test_the_chain_model_from_its_dialog(session):
+    """Every output where QGIS expects it (nothing 'not correctly generated'), its
+    reports in the Results Viewer, a bar that moves through the training's epochs."""
+    _, report = session
+    run = report["runs"]["landcoverchain"]
+    assert run["ok"], run["log"]
+    assert "not correctly generated" not in run["log"]
+    assert {"chain_classes", "Land-cover map"} & set(report["chain_layers"]), \
+        report["chain_layers"]
+    assert {"Training report", "Accuracy report"} <= set(report["results_viewer"])
+    moving = [v for _, v in run["progress"] if 0 < v < 100]
+    assert len(set(moving)) >= 10, run["progress"]
+    # assessed on the test polygons, not on the validation ones that chose the epoch
+    assert "test.gpkg" in run["log_head"]
 
 
 def test_the_dialogs_defaults_make_the_workflow(session):

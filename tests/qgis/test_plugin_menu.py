@@ -104,12 +104,17 @@ def test_the_chain_model_reads_in_workflow_order(qgis_app):
     alg = QgsApplication.processingRegistry().algorithmById("rsdl:landcoverchain").create()
     assert alg.displayName() == "Land-cover map from training polygons (network)"
     params = [d for d in alg.parameterDefinitions() if not d.isDestination()]
-    assert [d.name() for d in params] == ["image", "polygons", "field", "valid_fraction",
-                                          "patch", "architecture", "epochs", "seed"]
+    assert [d.name() for d in params] == ["image", "polygons", "field", "test_polygons",
+                                          "valid_fraction", "patch", "architecture",
+                                          "epochs", "seed"]
     assert all(d.help() for d in params)
     outputs = [d for d in alg.parameterDefinitions() if d.isDestination()]
     assert [d.name() for d in outputs] == ["train:model", "train:training_report",
                                           "serve:class_map", "accuracy:accuracy_report"]
     assert all(d.description() and ":" not in d.description() for d in outputs)
+    # each output is a result too (the reports reach the Results Viewer as HTML)
+    assert [(d.name(), d.type()) for d in alg.outputDefinitions()] == [
+        ("train:model", "outputFolder"), ("train:training_report", "outputHtml"),
+        ("serve:class_map", "outputRaster"), ("accuracy:accuracy_report", "outputHtml")]
     x = {cid: c.position().x() for cid, c in alg.childAlgorithms().items()}
     assert x["select"] < x["patches_train"] < x["train"] < x["serve"] < x["accuracy"]
