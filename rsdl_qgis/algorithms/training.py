@@ -51,7 +51,7 @@ it by the last epoch, so that the last epochs settle; <i>constant</i> keeps it. 
 weights are averaged as they train (an exponential moving average over about one epoch
 of the demo), and validation and the kept model use the average: the validation curve
 swings less from epoch to epoch.</li>
-<li><b>PATIENCE</b> (default 5): training stops when the validation loss has not improved
+<li><b>PATIENCE</b> (default 8): training stops when the validation loss has not improved
 for this many epochs (0: run every epoch). The report says in plain words what to change
 when the curves swing, overfit or still improve.</li>
 <li><b>CLASS_WEIGHTS</b>: balance classes by their frequency (on by default).</li>
@@ -115,7 +115,7 @@ class TrainModel(RsdlAlgorithm):
                 "cosine: decays to 1 % by the last epoch", "constant"], defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             "PATIENCE", "Stop after this many epochs without a better validation loss "
-            "(0: never)", QgsProcessingParameterNumber.Integer, defaultValue=5, minValue=0))
+            "(0: never)", QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=0))
         self.addParameter(QgsProcessingParameterBoolean(
             "CLASS_WEIGHTS", "Balance classes", defaultValue=True))
         self.addParameter(QgsProcessingParameterBoolean(

@@ -57,7 +57,7 @@ class TrainModelJob:
     batch_size: int = 64
     learning_rate: float = 3e-4           # Adam's peak rate (docs/training.md)
     schedule: str = "cosine"              # "cosine": decays to 1 % by the last epoch; "constant"
-    patience: int = 5                     # epochs without a better validation loss before
+    patience: int = 8                     # epochs without a better validation loss before
     #                                       training stops (0: run every epoch)
     average: bool = True                  # validate and keep the weights' moving average
     class_weights: bool = True
