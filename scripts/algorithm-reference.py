@@ -30,15 +30,16 @@ def html_to_markdown(text):
 
 def reference():
     from rsdl_qgis.algorithms import ALGORITHMS
+    from rsdl_qgis.algorithms.base import flowing_html
     parts = ["# Algorithm reference", "",
              "Generated from the algorithms' own help by `scripts/algorithm-reference.py`; "
-             "the same text is in each dialog's help panel and in "
-             "`qgis_process.bin help rsdl:<name>`.", ""]
+             "the same text is in each dialog's help panel (in the dialog's labels) and in "
+             "`qgis_process.bin help rsdl:<name>` (in parameter ids).", ""]
     for cls in ALGORITHMS:
         alg = cls()
         alg.initAlgorithm()
         parts += [f"## rsdl:{alg.name()}: {alg.displayName()}", "",
-                  f"Group: {alg.group()}", "", html_to_markdown(alg.shortHelpString()), "",
+                  f"Group: {alg.group()}", "", html_to_markdown(flowing_html(alg.labelled(alg.HELP, ids=True))), "",
                   "| parameter | description | type | optional |", "|---|---|---|---|"]
         for d in alg.parameterDefinitions():
             optional = "yes" if d.flags() & d.FlagOptional else ""

@@ -227,10 +227,11 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             return plain_text(self.HELP)
         return flowing_html(self.labelled(self.HELP))
 
-    def labelled(self, text):
+    def labelled(self, text, ids=False):
         """The help in the words of the dialog: each parameter id (what qgis_process and
         Python take) becomes the label the dialog shows, short of its parenthesis; <pre>
-        examples keep the ids."""
+        examples keep the ids. With `ids` (the reference docs), a bold label is followed
+        by its id."""
         labels = {d.name(): d.description().split(" (")[0].strip()
                   for d in list(self.parameterDefinitions()) + list(self.outputDefinitions())
                   if d.description()}
@@ -238,6 +239,10 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             return text
         word = re.compile(r"(?<![\w.=-])(" + "|".join(sorted(map(re.escape, labels), key=len,
                                                               reverse=True)) + r")(?![\w=])")
+        if ids:
+            bold = re.compile(r"<b>(" + "|".join(map(re.escape, labels)) + r")</b>")
+            text = bold.sub(lambda m: f"<b>{labels[m.group(1)]}</b> (<code>{m.group(1)}</code>)",
+                            text)
         parts = re.split(r"(<pre>.*?</pre>|<code>.*?</code>)", text, flags=re.S)
         return "".join(p if p.startswith(("<pre>", "<code>")) else
                        word.sub(lambda m: labels[m.group(1)], p) for p in parts)
