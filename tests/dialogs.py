@@ -64,6 +64,8 @@ def main(scene, class_map):
     out["line_running"] = dlg.tr("Execution failed after 2.10 seconds")
     feedback.cancel()
     out["line_cancelled"] = dlg.tr("Execution failed after 2.10 seconds")
+    # QGIS 3.40 and later translate the template, then format it
+    out["template_cancelled"] = dlg.tr("Execution failed after {}").format("2.10 seconds")
     print("RESULT " + json.dumps(out))
     QgsApplication.processingRegistry().removeProvider(provider)
 

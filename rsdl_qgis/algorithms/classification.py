@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
+from ..engine.choices import NEIGHBOURHOOD
 from ..ml.classifiers import CLASSIFIERS
 from .base import FeedbackProgress, RsdlAlgorithm, advanced, api, model_parameter, serving_mode
 
@@ -106,7 +107,7 @@ class TrainClassifier(RsdlAlgorithm):
                 else QgsProcessingParameterNumber.Double, defaultValue=default, minValue=minimum)))
         self.addParameter(QgsProcessingParameterString(
             "NEIGHBOURHOOD", "Pixel features: neighbourhood windows (pixels, e.g. 3,7,15; "
-            "empty: pixel values alone)", defaultValue=",".join(map(str, api.NEIGHBOURHOOD)),
+            "empty: pixel values alone)", defaultValue=",".join(map(str, NEIGHBOURHOOD)),
             optional=True))
         self.addParameter(model_parameter(
             "MODEL", "Deep model for features (optional)", optional=True))

@@ -8,3 +8,5 @@ SAMPLERS = ("periodic", "random")
 #: data types of a served output; automatic: the smallest integer type that holds the
 #: classes for a class map of a model that names its classes, else float32
 OUTPUT_TYPES = ("automatic", "float32", "uint8", "uint16", "int16", "int32")
+#: windows (pixels) of the neighbourhood statistics of raw-pixel features
+NEIGHBOURHOOD = (3, 7, 15)

@@ -18,6 +18,7 @@ from ..engine.raster import (
     require_same_grid,
     smallest_int_type,
 )
+from ..engine.choices import NEIGHBOURHOOD
 from ..engine.sampling import spans_of
 from ..engine.selection import training_samples
 from ..engine.serve import RunOptions, serve
@@ -58,8 +59,7 @@ class DeepFeatures:
     bands: List[Optional[List[int]]] = field(default_factory=lambda: [None])  # per source
 
 
-NEIGHBOURHOOD = (3, 7, 15)     # windows of raw features' neighbourhood statistics, pixels
-MAX_WINDOW = 63
+MAX_WINDOW = 63                # the largest neighbourhood window, pixels
 
 
 def parse_windows(text, param="NEIGHBOURHOOD"):

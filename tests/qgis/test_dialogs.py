@@ -39,3 +39,4 @@ def test_dialogs(tmp_path):
     assert "STRATEGY=1" in help_text
     assert out["line_running"] == "Execution failed after 2.10 seconds"
     assert out["line_cancelled"].startswith("Cancelled after 2.10 seconds")
+    assert out["template_cancelled"] == out["line_cancelled"]

@@ -63,7 +63,8 @@ def test_raw_pixel_forest_matches_otb(landsat, tmp_path):
     otbcli("ImageClassifier", "-in", landsat["image"], "-model", otb_model, "-out", otb_map, "uint8")
     res = train_classifier(TrainClassifierJob(
         landsat["image"], landsat["train"], "code", str(d / "rf.rsdlc"), "rf",
-        {"trees": 100, "max_depth": 10}, samples=100000, valid_fraction=0.0, seed=1))
+        {"trees": 100, "max_depth": 10}, samples=100000, valid_fraction=0.0, seed=1,
+        neighbourhood=[]))                    # pixel values alone, as OTB's
     from osgeo import ogr
     assert res["TRAIN_SAMPLES"] == ogr.Open(landsat["train"]).GetLayer(0).GetFeatureCount()
     classify(ClassifyJob(landsat["image"], str(d / "rf.rsdlc"), str(d / "map.tif"),
@@ -93,7 +94,8 @@ def test_accuracy_matrix_equals_otb(landsat, tmp_path):
     """rsdl:accuracy's matrix equals ComputeConfusionMatrix's on the same map and reference."""
     d = tmp_path
     train_classifier(TrainClassifierJob(landsat["image"], landsat["train"], "code",
-                                        str(d / "c.rsdlc"), "dt", samples=300, valid_fraction=0))
+                                        str(d / "c.rsdlc"), "dt", samples=300, valid_fraction=0,
+                                        neighbourhood=[]))   # the map OTB's recording saw
     classify(ClassifyJob(landsat["image"], str(d / "c.rsdlc"), str(d / "map.tif")))
     out = d / "otb.csv"
     otbcli("ComputeConfusionMatrix", "-in", d / "map.tif", "-ref", "vector", "-ref.vector.in",
