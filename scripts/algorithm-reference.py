@@ -38,8 +38,9 @@ def reference():
     for cls in ALGORITHMS:
         alg = cls()
         alg.initAlgorithm()
+        help_md = html_to_markdown(flowing_html(alg.labelled(alg.HELP, ids=True)))
         parts += [f"## rsdl:{alg.name()}: {alg.displayName()}", "",
-                  f"Group: {alg.group()}", "", html_to_markdown(flowing_html(alg.labelled(alg.HELP, ids=True))), "",
+                  f"Group: {alg.group()}", "", help_md, "",
                   "| parameter | description | type | optional |", "|---|---|---|---|"]
         for d in alg.parameterDefinitions():
             optional = "yes" if d.flags() & d.FlagOptional else ""

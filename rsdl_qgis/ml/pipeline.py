@@ -7,6 +7,7 @@ from typing import List, Optional
 import numpy as np
 from osgeo import gdal
 
+from ..engine.choices import NEIGHBOURHOOD
 from ..engine.output import AtomicFile, gdal_checked, remove_quietly, temp_path
 from ..engine.progress import Progress
 from ..engine.raster import (
@@ -18,7 +19,6 @@ from ..engine.raster import (
     require_same_grid,
     smallest_int_type,
 )
-from ..engine.choices import NEIGHBOURHOOD
 from ..engine.sampling import spans_of
 from ..engine.selection import training_samples
 from ..engine.serve import RunOptions, serve
