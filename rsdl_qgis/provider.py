@@ -102,8 +102,8 @@ class WeightedFeedback(QgsProcessingFeedback):
         self.total = sum(self.weights)
         # direct: the run's thread waits without an event loop, and a cancel comes from
         # the dialog's thread
-        self.progressChanged.connect(self._progress, Qt.DirectConnection)
-        feedback.canceled.connect(self.cancel, Qt.DirectConnection)
+        self.progressChanged.connect(self._progress, Qt.ConnectionType.DirectConnection)
+        feedback.canceled.connect(self.cancel, Qt.ConnectionType.DirectConnection)
         if feedback.isCanceled():
             self.cancel()
 
