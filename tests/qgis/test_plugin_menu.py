@@ -118,3 +118,27 @@ def test_the_chain_model_reads_in_workflow_order(qgis_app):
         ("serve:class_map", "outputRaster"), ("accuracy:accuracy_report", "outputHtml")]
     x = {cid: c.position().x() for cid, c in alg.childAlgorithms().items()}
     assert x["select"] < x["patches_train"] < x["train"] < x["serve"] < x["accuracy"]
+
+
+def test_the_chain_bar_follows_the_steps_length(qgis_app):
+    """The chain's progress is shared by the steps' usual length: QGIS's equal sixths
+    become weighted ones, in the order QGIS runs the steps; a cancel passes through."""
+    from qgis.core import QgsApplication, QgsProcessingFeedback
+
+    from rsdl_qgis.provider import STEP_WEIGHTS, WeightedFeedback
+    model = QgsApplication.processingRegistry().algorithmById("rsdl:landcoverchain").create()
+    order = model.execution_order()
+    assert order == ["select", "patches_train", "patches_valid", "train", "serve", "accuracy"]
+    weights = [STEP_WEIGHTS.get(model.childAlgorithm(c).algorithmId(), 1.0) for c in order]
+    assert weights == [1.0, 1.0, 1.0, 20.0, 3.0, 1.0]
+    outer = QgsProcessingFeedback()
+    seen = []
+    outer.progressChanged.connect(seen.append)
+    inner = WeightedFeedback(outer, weights)
+    for value in (100.0 * 3 / 6, 100.0 * 3.5 / 6, 100.0 * 4 / 6, 100.0):
+        inner.setProgress(value)
+    total = sum(weights)
+    assert seen == pytest.approx([100 * 3 / total, 100 * 13 / total,
+                                  100 * 23 / total, 100.0])
+    outer.cancel()
+    assert inner.isCanceled()
