@@ -48,18 +48,19 @@ class ThreadedModel(QgsProcessingModelAlgorithm):
         return super().processAlgorithm(parameters, context, weighted)
 
     def execution_order(self):
-        """The children in the order QGIS runs them: in passes over the children sorted by
-        id, each running those whose dependencies have run."""
+        """The children in an order QGIS may run them in: each after what it depends on.
+        QGIS picks among the ready ones in its own order; in the shipped chains the only
+        choice is between steps of equal weight, so the bar is the same either way."""
         children = sorted(self.childAlgorithms())
         needs = {c: set(self.dependsOnChildAlgorithms(c)) for c in children}
         done: list = []
         while len(done) < len(children):
-            ready = [c for c in children if c not in done and needs[c] <= set(done)]
-            if not ready:
-                break
-            for c in ready:        # within a pass, a child may unblock a later one
-                if needs[c] <= set(done):
+            before = len(done)
+            for c in children:
+                if c not in done and needs[c] <= set(done):
                     done.append(c)
+            if len(done) == before:          # a cycle: QGIS refuses such a model anyway
+                break
         return done
 
     def createInstance(self):  # noqa: N802 (QGIS's name): the copy QGIS runs

@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..engine.choices import SCHEDULES
 from ..models.zoo import ARCHITECTURES
 from .base import MAX_SOURCES, FeedbackProgress, RsdlAlgorithm, advanced, api, model_parameter
 
@@ -77,6 +78,9 @@ per-class precision/recall/F1, overall accuracy and kappa of the validation set.
 """
 
 
+SCHEDULE_LABELS = {"cosine": "cosine: decays to 1 % by the last epoch", "constant": "constant"}
+
+
 class TrainModel(RsdlAlgorithm):
     NAME = "trainmodel"
     DISPLAY = "Train a model"
@@ -112,7 +116,7 @@ class TrainModel(RsdlAlgorithm):
             defaultValue=0.0003, minValue=1e-8))
         self.addParameter(QgsProcessingParameterEnum(
             "SCHEDULE", "Learning-rate schedule", options=[
-                "cosine: decays to 1 % by the last epoch", "constant"], defaultValue=0))
+                SCHEDULE_LABELS[k] for k in SCHEDULES], defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             "PATIENCE", "Stop after this many epochs without a better validation loss "
             "(0: never)", QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=0))
@@ -150,7 +154,7 @@ class TrainModel(RsdlAlgorithm):
             epochs=self.parameterAsInt(parameters, "EPOCHS", context),
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
             learning_rate=self.parameterAsDouble(parameters, "LEARNING_RATE", context),
-            schedule=("cosine", "constant")[self.parameterAsEnum(parameters, "SCHEDULE", context)],
+            schedule=SCHEDULES[self.parameterAsEnum(parameters, "SCHEDULE", context)],
             patience=self.parameterAsInt(parameters, "PATIENCE", context),
             class_weights=self.parameterAsBool(parameters, "CLASS_WEIGHTS", context),
             augment=self.parameterAsBool(parameters, "AUGMENT", context),

@@ -10,3 +10,5 @@ SAMPLERS = ("periodic", "random")
 OUTPUT_TYPES = ("automatic", "float32", "uint8", "uint16", "int16", "int32")
 #: windows (pixels) of the neighbourhood statistics of raw-pixel features
 NEIGHBOURHOOD = (3, 7, 15)
+#: learning-rate schedules of rsdl:trainmodel, the default first
+SCHEDULES = ("cosine", "constant")

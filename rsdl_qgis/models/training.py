@@ -23,6 +23,7 @@ from typing import List, Optional
 import numpy as np
 
 from ..deps import require_tensorflow
+from ..engine.choices import SCHEDULES
 from ..engine.output import AtomicFolder, io_error
 from ..engine.progress import Progress
 from ..engine.raster import open_raster
@@ -295,7 +296,7 @@ def _train(job, progress, start, output):
     keras.utils.set_random_seed(job.seed)
     model, core, serving, arch, classes = _network(job, keras, train, classes, progress)
     steps = -(-train.count // job.batch_size)
-    model.compile(optimizer=keras.optimizers.Adam(_rate(job, train, keras), use_ema=job.average,
+    model.compile(optimizer=keras.optimizers.Adam(_rate(job, steps, keras), use_ema=job.average,
                                                   ema_momentum=ema_momentum(steps)),
                   loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
     fit = _fit(job, model, train, valid, classes, tf, keras, progress)
@@ -329,7 +330,6 @@ def _train(job, progress, start, output):
     return result
 
 
-SCHEDULES = ("cosine", "constant")
 EMA_MOMENTUM = (0.9, 0.995)   # the weights' moving average spans half an epoch, within
 #                               10 to 200 steps: the average of the last steps' weights
 #                               (Polyak averaging), not one batch's. Keras starts it from
@@ -382,14 +382,14 @@ def advice(fit, job):
     return tips
 
 
-def _rate(job, train, keras):
+def _rate(job, steps, keras):
     """Adam's learning rate: constant, or a cosine decay from LEARNING_RATE to 1 % of it
     over the epochs asked (Loshchilov and Hutter 2017), so that the last epochs take
     small steps and the validation curve settles instead of swinging."""
     if job.schedule == "constant":
         return job.learning_rate
-    steps = -(-train.count // job.batch_size) * job.epochs
-    return keras.optimizers.schedules.CosineDecay(job.learning_rate, max(1, steps), alpha=0.01)
+    return keras.optimizers.schedules.CosineDecay(job.learning_rate, max(1, steps * job.epochs),
+                                                  alpha=0.01)
 
 
 @dataclass
