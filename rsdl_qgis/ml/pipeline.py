@@ -24,7 +24,7 @@ from ..engine.selection import training_samples
 from ..engine.serve import RunOptions, serve
 from ..engine.styles import class_metadata, embed_classes, write_class_style, write_ramp_style
 from ..engine.vectors import ClassCodes, lookup_path, read_features
-from ..errors import CancelledError, GridError, ParameterError, RsdlError
+from ..errors import CancelledError, GridError, ModelError, ParameterError, RsdlError
 from . import persist
 from .classifiers import CLASSIFIERS, build
 from .design import (
@@ -250,6 +250,20 @@ def class_nodata(codes):
     return nodata, smallest_int_type(np.array([lo, hi, nodata]))
 
 
+def _check_recipe(recipe):
+    """A classifier file comes from anywhere: its neighbourhood windows must be what
+    Train a classifier writes (a huge window would take the memory of a whole image)."""
+    try:
+        windows = check_windows(list(recipe.context or []), "CLASSIFIER")
+    except (ParameterError, TypeError, ValueError):
+        windows = None
+    if windows is None or windows != list(recipe.context or []) or (
+            windows and list(recipe.rfields) != [max(windows)]):
+        raise ModelError(f"the classifier file's neighbourhood windows ({recipe.context}) "
+                         "are not ones Train a classifier writes: the file is damaged or "
+                         "was made elsewhere. Train the classifier again", "CLASSIFIER")
+
+
 def classifier_model(classifier, trusted=False, mask=False):
     """The model classification serves: the features and the classifier of a classifier
     file, giving [class code, confidence] per pixel. Its ``loaded`` (the opened file)
@@ -258,6 +272,7 @@ def classifier_model(classifier, trusted=False, mask=False):
     try:
         m = loaded.manifest
         recipe = FeatureRecipe.from_dict(m["recipe"])
+        _check_recipe(recipe)
         inner = feature_model(recipe, loaded.model_path, trusted, "CLASSIFIER")
         nodata, _ = class_nodata(m["classes"]["codes"])
         model = FeatureModel(inner, recipe.output_names, recipe.output_bands, loaded.pipeline,

@@ -138,3 +138,32 @@ def test_texture_classes_need_the_neighbourhood(tmp_path):
         got[key] = np.mean((codes == smooth) == (truth == 1))
     assert got["pixel"] < 0.85, got            # a bright speckle looks rough, pixel alone
     assert got["neighbourhood"] > 0.95, got
+
+
+@pytest.mark.parametrize("context,rfields", [([4001], [4001]), ([3, 8], [8]), (["x"], [3]),
+                                             ([3, 7], [1])])
+def test_a_forged_classifier_file_cannot_ask_for_huge_windows(tmp_path, context, rfields):
+    """The windows come from the file's manifest, which anyone can edit: only what Train a
+    classifier writes is read, and the rest is one line naming CLASSIFIER, no output."""
+    import zipfile
+
+    from rsdl_qgis.errors import ModelError
+    image, vector = str(tmp_path / "t.tif"), str(tmp_path / "p.gpkg")
+    size = texture_scene(image, 64)
+    polygons(vector, size)
+    good = tmp_path / "good.rsdlc"
+    train_classifier(TrainClassifierJob(image, vector, "name", str(good), samples=50,
+                                        valid_fraction=0, neighbourhood=[3, 7]))
+    bad = tmp_path / "forged.rsdlc"
+    with zipfile.ZipFile(good) as z, zipfile.ZipFile(bad, "w") as out:
+        for name in z.namelist():
+            data = z.read(name)
+            if name == "manifest.json":
+                manifest = json.loads(data)
+                manifest["recipe"].update(context=context, rfields=rfields)
+                data = json.dumps(manifest).encode()
+            out.writestr(name, data)
+    with pytest.raises(ModelError) as e:
+        classify(ClassifyJob(image, str(bad), str(tmp_path / "map.tif")))
+    assert e.value.param == "CLASSIFIER" and "neighbourhood windows" in str(e.value)
+    assert not (tmp_path / "map.tif").exists()
