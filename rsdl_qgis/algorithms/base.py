@@ -296,8 +296,9 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         for p in self.parameterDefinitions():
             key = p.name()
             value = parameters.get(key)
+            # the key as a whole word: SOURCE1 is not SOURCE1_PATCH_SIZE's problem
             if p.type() not in ("raster", "source", "vector") or not isinstance(value, str) \
-                    or not value or f" {key}" not in f" {message}":
+                    or not value or not re.search(rf"(?<!\w){re.escape(key)}(?!\w)", message):
                 continue
             path = value.split("|")[0]
             kind = "raster" if p.type() == "raster" else "vector layer"
@@ -308,7 +309,29 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             example = "GeoTIFF" if kind == "raster" else "GeoPackage, Shapefile"
             return False, (f"{key}: '{path}' exists but is not a {kind} QGIS can read: "
                            f"choose a {kind} file ({example}...)")
-        return ok, message
+        return ok, self.number_message(parameters, message)
+
+    def number_message(self, parameters, message):
+        """QGIS's "Incorrect parameter value for KEY" for a number, with the value given,
+        the range it takes and the dialog's label."""
+        m = re.search(r"(\w+)\s*$", message.strip())
+        d = self.parameterDefinition(m.group(1)) if m else None
+        if d is None or d.type() != "number":
+            return message
+        lo, hi = d.minimum(), d.maximum()
+        big = 1e300
+        fmt = (lambda v: str(int(v)) if d.dataType() == d.Integer else f"{v:g}")  # noqa: E731
+        if lo > -big and hi < big:
+            span = f"from {fmt(lo)} to {fmt(hi)}"
+        elif lo > -big:
+            span = f"of at least {fmt(lo)}"
+        elif hi < big:
+            span = f"of at most {fmt(hi)}"
+        else:
+            return message
+        kind = "a whole number" if d.dataType() == d.Integer else "a number"
+        return (f"{d.name()}: {parameters.get(d.name())!r} is out of range; "
+                f"'{d.description()}' takes {kind} {span}")
 
     def check_outputs(self, parameters, context):
         """Before any work: no output may be an input of the run (after resolving paths

@@ -18,7 +18,7 @@ import pytest
 from osgeo import gdal, ogr
 
 from tests import disk, hostile
-from tests.conftest import LANDSAT, OTBTF, read_raster, tensorflow_available, write_raster
+from tests.conftest import LANDSAT, OTBTF, ROOT, read_raster, tensorflow_available, write_raster
 from tests.polygons import classes_on_crop
 
 ogr.UseExceptions()
@@ -512,6 +512,23 @@ def test_a_file_that_is_not_a_raster(qgis_app, data, tmp_path):
     refused("rsdl:classify", dict(INPUT=str(notes), CLASSIFIER=data["rf"],
                                   OUTPUT=str(tmp_path / "m.tif")),
             "INPUT", [data["dir"], tmp_path])
+
+
+@pytest.mark.parametrize("param,value", [("SOURCE1_PATCH_SIZE", 0), ("SOURCE1_RFIELD", -4)])
+def test_a_bad_number_beside_a_good_raster_names_the_number(qgis_app, data, tmp_path, param,
+                                                            value):
+    """QGIS's own check names SOURCE1_PATCH_SIZE; SOURCE1, a prefix of it and a good
+    raster, must not be blamed ("is not a raster")."""
+    alg, params = (("rsdl:patchesextraction", dict(
+        VECTOR=data["points"], FIELD="name", SOURCE1=data["image"],
+        OUTPUT_SOURCE1=str(tmp_path / "p.tif"), OUTPUT_LABELS=str(tmp_path / "l.tif")))
+        if param == "SOURCE1_PATCH_SIZE" else ("rsdl:modelserve", dict(
+            MODEL=os.path.join(ROOT, "tests", "data", "models", "unet.onnx"),
+            SOURCE1=data["image"], OUTPUT=str(tmp_path / "m.tif"))))
+    params[param] = value
+    msg = refused(alg, params, param, [data["dir"], tmp_path])
+    assert "not a raster" not in msg and "SOURCE1:" not in msg
+    assert f"{param}: {value} is out of range" in msg and "a whole number of at least 1" in msg
 
 
 # --- 6. a full disk ----------------------------------------------------------------------
