@@ -75,18 +75,19 @@ class ContextModel(IdentityModel):
         x = np.asarray(feeds["x"], dtype=np.float64)
         m = max(self.windows) // 2
         h, w = x.shape[1] - 2 * m, x.shape[2] - 2 * m
-        if self.nodata is None:
-            valid = np.ones(x.shape[:3] + (1,))
-        else:
+        valid = None                      # nodata pixels are zeroed and not counted
+        if self.nodata is not None:
             nan = isinstance(self.nodata, float) and np.isnan(self.nodata)
             off = np.all(np.isnan(x) if nan else x == self.nodata, axis=-1, keepdims=True)
             valid = (~off).astype(np.float64)
             x = np.where(off, 0.0, x)
+        squares = x * x
         parts = [x[:, m:m + h, m:m + w, :]]
         for size in self.windows:
             o = m - size // 2
-            n, s1, s2 = (_box(a, o, size, h, w) for a in (valid, x * valid, x * x * valid))
-            n = np.maximum(n, 1.0)
+            s1, s2 = _box(x, o, size, h, w), _box(squares, o, size, h, w)
+            n = float(size * size) if valid is None else \
+                np.maximum(_box(valid, o, size, h, w), 1.0)
             mean = s1 / n
             parts += [mean, np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))]
         return [np.concatenate(parts, axis=-1).astype(np.float32)]
