@@ -19,12 +19,9 @@ def main(scene, class_map):
         QgsProject,
         QgsRasterLayer,
     )
-    QgsApplication.setPrefixPath("/usr", True)
-    app = QgsApplication([], True)
-    app.initQgis()
-    sys.path.append("/usr/share/qgis/python/plugins")
-    from processing.core.Processing import Processing
-    Processing.initialize()
+
+    from tests.qgisapp import start_qgis
+    app = start_qgis(gui=True)  # noqa: F841 (kept alive for the dialogs)
     from rsdl_qgis.provider import RsdlProvider
     provider = RsdlProvider()
     QgsApplication.processingRegistry().addProvider(provider)

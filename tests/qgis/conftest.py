@@ -1,5 +1,4 @@
 import os
-import sys
 import tempfile
 
 import pytest
@@ -16,13 +15,8 @@ def _start_qgis():
     That is the order of QGIS and qgis_process (QGIS first, plugins later); creating a
     QgsApplication after TensorFlow is loaded crashes in initQgis.
     """
-    from qgis.core import QgsApplication
-    QgsApplication.setPrefixPath("/usr", True)
-    app = QgsApplication([], False)
-    app.initQgis()
-    sys.path.append("/usr/share/qgis/python/plugins")
-    from processing.core.Processing import Processing
-    Processing.initialize()
+    from tests.qgisapp import start_qgis
+    app = start_qgis()
     STARTED.append(app)
     return app
 
