@@ -49,6 +49,83 @@ def icon(name):
     return QIcon()
 
 
+def raster_file(value, context):
+    """The file of a raster parameter given as a path, which rsdl reads with GDAL without
+    loading it as a QGIS layer; None when the value is a layer of the project or of the
+    run (QGIS resolves those), or not a path to an existing file."""
+    if isinstance(value, QgsProperty) or not isinstance(value, str) or not value:
+        return None
+    if "|" in value or not os.path.isfile(value):
+        return None
+    from qgis.core import QgsProcessingUtils
+    if QgsProcessingUtils.mapLayerFromString(value, context, False) is not None:
+        return None                                    # already loaded: QGIS's layer
+    return value
+
+
+class RasterInput(QgsProcessingParameterRasterLayer):
+    """A raster input whose value, when a path to a file, is checked with GDAL instead of
+    being loaded as a QGIS layer. qgis_process checks every value before the run, and
+    loading a raster as a layer computes a histogram for its renderer, which GDAL
+    writes into the user's files on closing it: a .aux.xml beside a GeoTIFF, the whole
+    VRT serialised again (its comments lost). rsdl reads its inputs and writes nothing
+    to or beside them."""
+
+    def __init__(self, name, description="", defaultValue=None, optional=False):  # noqa: N803
+        super().__init__(name, description, defaultValue, optional)
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802 (QGIS's name)
+        if context is not None and raster_file(value, context) is not None:
+            return True                 # the file is read by GDAL in checkParameterValues
+        return super().checkValueIsAcceptable(value, context)
+
+    def clone(self):
+        copy = RasterInput(self.name(), self.description(), self.defaultValue(),
+                           bool(self.flags() & QgsProcessingParameterDefinition.FlagOptional))
+        copy.setFlags(self.flags())
+        copy.setHelp(self.help())
+        copy.setMetadata(self.metadata())
+        return copy
+
+
+def raster_file_error(key, path):
+    """What is wrong with a raster file given to parameter `key` (None: GDAL reads it).
+    Opened read-only, nothing computed, so nothing is written back."""
+    from osgeo import gdal
+    with gdal.quiet_errors() if hasattr(gdal, "quiet_errors") else _GdalQuiet():
+        try:
+            ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY)
+        except RuntimeError:
+            ds = None
+    if ds is None or ds.RasterCount == 0:
+        return (f"{key}: '{path}' exists but is not a raster QGIS can read: choose a "
+                "raster file (GeoTIFF...)")
+    return None
+
+
+def raster_wkt(path):
+    """The WKT of a raster file's CRS ('' when it has none or cannot be read)."""
+    from osgeo import gdal
+    with gdal.quiet_errors() if hasattr(gdal, "quiet_errors") else _GdalQuiet():
+        try:
+            ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY)
+        except RuntimeError:
+            return ""
+    return (ds.GetProjection() or "") if ds is not None else ""
+
+
+class _GdalQuiet:
+    """gdal.quiet_errors for GDAL < 3.7."""
+
+    def __enter__(self):
+        from osgeo import gdal
+        gdal.PushErrorHandler("CPLQuietErrorHandler")
+
+    def __exit__(self, *exc):
+        from osgeo import gdal
+        gdal.PopErrorHandler()
+
+
 def fix_destination(parameters, key, path):
     """Make a temporary output's path final once resolved. Each resolution of
     TEMPORARY_OUTPUT draws a new file name and, for layers, asks QGIS to load it when the
@@ -289,9 +366,27 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS's name)
         """QGIS's own checks, with a message that says what is wrong with a layer given as a
-        path: QGIS says 'not found' also for a file that exists but is not a layer."""
-        ok, message = super().checkParameterValues(parameters, context)
+        path: QGIS says 'not found' also for a file that exists but is not a layer.
+
+        A raster given as a file is checked here with GDAL, not loaded as a QGIS layer:
+        loading one computes a histogram for its renderer, which GDAL then writes into
+        the user's files (a .aux.xml beside a GeoTIFF, statistics serialised into a VRT).
+        No input file changes, ever."""
+        ok, message = True, ""
+        for p in self.parameterDefinitions():
+            value = parameters.get(p.name())
+            if p.type() == "raster" and raster_file(value, context) is not None:
+                continue                                    # checked by raster_file_error
+            if not p.checkValueIsAcceptable(value, context):
+                ok, message = False, f"Incorrect parameter value for {p.name()}"
+                break
         if ok:
+            for p in self.parameterDefinitions():
+                value = parameters.get(p.name())
+                if p.type() == "raster" and raster_file(value, context) is not None:
+                    error = raster_file_error(p.name(), raster_file(value, context))
+                    if error:
+                        return False, error
             return ok, message
         for p in self.parameterDefinitions():
             key = p.name()
@@ -310,6 +405,28 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             return False, (f"{key}: '{path}' exists but is not a {kind} QGIS can read: "
                            f"choose a {kind} file ({example}...)")
         return ok, self.number_message(parameters, message)
+
+    def validateInputCrs(self, parameters, context):  # noqa: N802 (QGIS's name)
+        """QGIS's check that the inputs share one CRS (qgis_process and the dialog warn
+        when they do not), without loading a raster file as a layer (see
+        checkParameterValues): its CRS is read with GDAL."""
+        from qgis.core import QgsCoordinateReferenceSystem
+        rest, crss = dict(parameters), []
+        for p in self.parameterDefinitions():
+            path = raster_file(parameters.get(p.name()), context) \
+                if p.type() == "raster" else None
+            if path is not None:
+                rest.pop(p.name(), None)
+                crss.append(QgsCoordinateReferenceSystem.fromWkt(raster_wkt(path)))
+        if not super().validateInputCrs(rest, context):
+            return False
+        for p in self.parameterDefinitions():
+            if p.type() in ("source", "vector") and rest.get(p.name()) not in (None, ""):
+                source = self.parameterAsSource(rest, p.name(), context)
+                if source is not None:
+                    crss.append(source.sourceCrs())
+        valid = [c for c in crss if c.isValid()]
+        return all(c == valid[0] for c in valid)
 
     def number_message(self, parameters, message):
         """QGIS's "Incorrect parameter value for KEY" for a number, with the value given,
@@ -351,8 +468,11 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                     outputs[key] = self.parameterAsString(parameters, key, context)
                 fix_destination(parameters, key, outputs[key])
             elif kind == "raster":
-                layer = self.parameterAsRasterLayer(parameters, key, context)
-                inputs[key] = layer.source() if layer is not None else None
+                path = raster_file(parameters.get(key), context)
+                if path is None:
+                    layer = self.parameterAsRasterLayer(parameters, key, context)
+                    path = layer.source() if layer is not None else None
+                inputs[key] = path
             elif kind in ("source", "vector"):
                 layer = self.parameterAsVectorLayer(parameters, key, context)
                 inputs[key] = layer.source() if layer is not None else None
@@ -448,6 +568,9 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         """The GDAL path of a raster parameter; None when the parameter is empty."""
         if parameters.get(key) in (None, ""):
             return None
+        path = raster_file(parameters.get(key), context)
+        if path is not None:
+            return path
         layer = self.parameterAsRasterLayer(parameters, key, context)
         if layer is None or not layer.isValid():
             raise QgsProcessingException(self.invalidRasterError(parameters, key))
@@ -470,7 +593,7 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         for i in range(first, MAX_SOURCES + 1):
             key, what = f"SOURCE{i}", label.format(i=i)
             if i >= rasters_from:
-                add(QgsProcessingParameterRasterLayer(
+                add(RasterInput(
                     key, what + (" (reference grid)" if i == 1 and "RFIELD" in fields else ""),
                     optional=i > required))
             for f in fields:

@@ -12,14 +12,13 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
 )
 
 from ..engine.choices import NEIGHBOURHOOD
 from ..ml.classifiers import CLASSIFIERS
-from .base import FeedbackProgress, RsdlAlgorithm, advanced, api, model_parameter, serving_mode
+from .base import FeedbackProgress, RasterInput, RsdlAlgorithm, advanced, api, model_parameter, serving_mode
 
 CLASSIFIER_KEYS = list(CLASSIFIERS)
 
@@ -81,7 +80,7 @@ class TrainClassifier(RsdlAlgorithm):
     HELP = TRAIN_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Image"))
+        self.addParameter(RasterInput("INPUT", "Image"))
         self.add_vector([QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint])
         self.addParameter(QgsProcessingParameterNumber(
             "SAMPLES", "Samples per class (at most)", QgsProcessingParameterNumber.Integer,
@@ -213,11 +212,11 @@ class Classify(RsdlAlgorithm):
     HELP = CLASSIFY_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Image"))
+        self.addParameter(RasterInput("INPUT", "Image"))
         self.addParameter(QgsProcessingParameterFile(
             "CLASSIFIER", "Classifier file", fileFilter="rsdl classifier (*.rsdlc)"))
         self.add_sources((), "Deep model: source {i}", first=2, required=0, hidden=True)
-        self.addParameter(QgsProcessingParameterRasterLayer(
+        self.addParameter(RasterInput(
             "MASK", "Mask (0 = not classified)", optional=True))
         self.add_pad()
         self.add_tiling(hidden=True)
@@ -311,7 +310,7 @@ class SamplingDesign(RsdlAlgorithm):
     HELP = DESIGN_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Class map (strata)"))
+        self.addParameter(RasterInput("INPUT", "Class map (strata)"))
         self.addParameter(QgsProcessingParameterNumber(
             "SAMPLES", "Points in all", QgsProcessingParameterNumber.Integer,
             defaultValue=300, minValue=1))
@@ -342,7 +341,7 @@ class Accuracy(RsdlAlgorithm):
     HELP = ACCURACY_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Class map"))
+        self.addParameter(RasterInput("INPUT", "Class map"))
         # two parameters, not one map layer of any type: QGIS 3.22's dialog crashes when a
         # field's parent is a map-layer parameter that holds a raster (the active layer)
         self.addParameter(QgsProcessingParameterFeatureSource(
@@ -351,7 +350,7 @@ class Accuracy(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterField(
             "FIELD", "Class field of the reference", parentLayerParameterName="REFERENCE",
             optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(
+        self.addParameter(RasterInput(
             "REFERENCE_RASTER", "Or a reference raster (on the map's grid)", optional=True))
         self.addParameter(advanced(QgsProcessingParameterNumber(
             "REFERENCE_NODATA", "Reference raster nodata", QgsProcessingParameterNumber.Double,

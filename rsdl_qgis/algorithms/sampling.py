@@ -9,14 +9,13 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProcessingParameterVectorDestination,
     QgsProcessingUtils,
 )
 
 from ..engine.choices import SAMPLERS, STRATEGIES
-from .base import MAX_SOURCES, FeedbackProgress, RsdlAlgorithm, advanced, api
+from .base import MAX_SOURCES, FeedbackProgress, RasterInput, RsdlAlgorithm, advanced, api
 
 CLASS_STATS_HELP = """<p>Counts, for each class, the pixels of INPUT whose centre lies inside
 the training polygons (or that contain the training points), and the polygons that hold at
@@ -45,9 +44,9 @@ class ClassStatistics(RsdlAlgorithm):
     HELP = CLASS_STATS_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Image"))
+        self.addParameter(RasterInput("INPUT", "Image"))
         self.add_vector([QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint])
-        self.addParameter(advanced(QgsProcessingParameterRasterLayer(
+        self.addParameter(advanced(RasterInput(
             "MASK", "Mask (non-zero pixels are used)", optional=True)))
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT", "Class statistics", "CSV files (*.csv);;GeoPackage (*.gpkg)"))
@@ -114,10 +113,10 @@ class SampleSelection(RsdlAlgorithm):
     HELP = SELECTION_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", "Image"))
+        self.addParameter(RasterInput("INPUT", "Image"))
         self.add_vector([QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint],
                         optional=True)
-        self.addParameter(QgsProcessingParameterRasterLayer(
+        self.addParameter(RasterInput(
             "LABELS", "Label raster (instead of polygons)", optional=True))
         self.addParameter(QgsProcessingParameterEnum(
             "STRATEGY", "Strategy", options=list(STRATEGIES), defaultValue=2))
@@ -134,7 +133,7 @@ class SampleSelection(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterEnum(
             "SAMPLER", "Sampler", options=list(SAMPLERS), defaultValue=0))
         self.add_seed()
-        self.addParameter(QgsProcessingParameterRasterLayer(
+        self.addParameter(RasterInput(
             "MASK", "Mask (samples only where non-zero)", optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "GRID_STEP", "Minimum spacing between samples (pixels)",
@@ -249,7 +248,7 @@ class PatchesExtraction(RsdlAlgorithm):
         self.addParameter(QgsProcessingParameterField(
             "FIELD", "Class field", parentLayerParameterName="VECTOR", optional=True))
         self.add_sources(("PATCH_SIZE", "BANDS", "NODATA"))
-        self.addParameter(QgsProcessingParameterRasterLayer(
+        self.addParameter(RasterInput(
             "LABEL_RASTER", "Label raster (dense labels)", optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "LABEL_PATCH_SIZE", "Label patch size (pixels)", QgsProcessingParameterNumber.Integer,

@@ -5,13 +5,12 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
 from ..engine.choices import SCHEDULES
 from ..models.zoo import ARCHITECTURES
-from .base import MAX_SOURCES, FeedbackProgress, RsdlAlgorithm, advanced, api, model_parameter
+from .base import MAX_SOURCES, FeedbackProgress, RasterInput, RsdlAlgorithm, advanced, api, model_parameter
 
 HELP = """<p>Trains a network on patches images (from Patches extraction): a built-in
 architecture sized from the data, or your own model, which it can fine-tune. The result is
@@ -97,14 +96,14 @@ class TrainModel(RsdlAlgorithm):
             "RESTORE", "Start from the model's weights (fine-tuning)", defaultValue=True))
         for prefix, title in (("TRAIN", "Training"), ("VALID", "Validation")):
             for i in range(1, MAX_SOURCES + 1):
-                self.addParameter(QgsProcessingParameterRasterLayer(
+                self.addParameter(RasterInput(
                     f"{prefix}_SOURCE{i}", f"{title} patches, source {i}",
                     optional=(prefix == "VALID" or i > 1)))
                 if prefix == "TRAIN":
                     self.addParameter(QgsProcessingParameterString(
                         f"TRAIN_SOURCE{i}_NAME", f"Source {i}: model input name",
                         defaultValue="", optional=True))
-            self.addParameter(QgsProcessingParameterRasterLayer(
+            self.addParameter(RasterInput(
                 f"{prefix}_LABELS", f"{title} labels", optional=prefix == "VALID"))
         self.addParameter(QgsProcessingParameterNumber(
             "EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer, defaultValue=20, minValue=1))

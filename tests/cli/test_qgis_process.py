@@ -245,3 +245,64 @@ def test_a_deepness_unet_with_a_band_list_through_qgis_process(profile, tmp_path
     assert (ds.RasterXSize, ds.RasterYSize) == (src.RasterXSize, src.RasterYSize)
     assert gt == src.GetGeoTransform()
     assert ds.GetRasterBand(1).GetCategoryNames()[:2] == ["background", "building"]
+
+
+def folder_state(folder):
+    """{name: sha256} of every file in `folder`, hidden ones included."""
+    import hashlib
+    out = {}
+    for root, _, names in os.walk(folder):
+        for n in names:
+            p = os.path.join(root, n)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, folder)] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
+def test_no_run_writes_to_or_beside_its_inputs(profile, tmp_path):
+    """qgis_process checks every value before a run; a raster loaded there as a QGIS layer
+    got a histogram that GDAL wrote into a .aux.xml beside the GeoTIFF and into the VRT
+    itself (re-serialised, its comment lost). Every run of the chain, with a GeoTIFF and
+    a commented VRT as inputs: the inputs' folder is unchanged, byte for byte, no file
+    added. Also the checks' refusals and the CRS check of qgis_process."""
+    from osgeo import gdal
+
+    from tests.conftest import LANDSAT
+    from tests.polygons import classes_on_crop
+    user = tmp_path / "user"
+    user.mkdir()
+    tif, polys = classes_on_crop(LANDSAT, user, [300, 100, 160, 160], 30, seed=3)
+    vrt = str(user / "scene.vrt")
+    gdal.BuildVRT(vrt, [tif]).FlushCache()
+    text = open(vrt).read()
+    with open(vrt, "w") as fh:
+        fh.write("<!-- the user's note: do not lose -->\n" + text)
+    (user / "notes.txt").write_text("a sibling file")
+    before = folder_state(user)
+    out = tmp_path / "out"
+    runs = [
+        ("rsdl:classstatistics", f"INPUT={vrt}", f"VECTOR={polys}", "FIELD=name",
+         f"OUTPUT={out}/stats.csv"),
+        ("rsdl:sampleselection", f"INPUT={tif}", f"VECTOR={polys}", "FIELD=name",
+         "STRATEGY=1", "SAMPLES=20", f"OUTPUT={out}/points.gpkg"),
+        ("rsdl:trainclassifier", f"INPUT={vrt}", f"VECTOR={out}/points.gpkg", "FIELD=name",
+         "CLASSIFIER=0", "RF_TREES=5", f"OUTPUT={out}/rf.rsdlc"),
+        ("rsdl:classify", f"INPUT={vrt}", f"CLASSIFIER={out}/rf.rsdlc",
+         f"OUTPUT={out}/map.tif"),
+        ("rsdl:classify", f"INPUT={tif}", f"CLASSIFIER={out}/rf.rsdlc",
+         f"OUTPUT={out}/map2.tif"),
+    ]
+    for alg, *params in runs:
+        r = qgis_process(profile, "run", alg, "--", *params)
+        assert r.returncode == 0, (alg, r.stdout[-2000:] + r.stderr[-2000:])
+        assert folder_state(user) == before, alg
+    # a refused value: the raster is still only read
+    r = qgis_process(profile, "run", "rsdl:classstatistics", "--", f"INPUT={vrt}",
+                     f"VECTOR={polys}", "FIELD=nothing", f"OUTPUT={out}/s2.csv")
+    assert r.returncode != 0 and "FIELD" in r.stderr + r.stdout
+    r = qgis_process(profile, "run", "rsdl:classstatistics", "--", f"INPUT={polys}",
+                     f"VECTOR={polys}", "FIELD=name", f"OUTPUT={out}/s3.csv")
+    assert r.returncode != 0 and "INPUT: " in r.stderr + r.stdout
+    assert "is not a raster" in r.stderr + r.stdout
+    assert folder_state(user) == before
+    assert open(vrt).read().startswith("<!-- the user's note")

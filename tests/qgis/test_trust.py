@@ -97,8 +97,6 @@ def tree(*folders):
         for root, _, names in os.walk(folder):
             for n in names:
                 p = os.path.join(root, n)
-                if n.endswith(".aux.xml") and "rsdl-" not in n:   # QGIS's statistics cache
-                    continue
                 with open(p, "rb") as fh:
                     out[p] = hashlib.sha256(fh.read()).hexdigest()
     return out
