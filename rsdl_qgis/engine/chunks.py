@@ -83,14 +83,54 @@ def layout(width, height, tile, side):
 
 # --- fingerprint ---------------------------------------------------------------------
 
-def file_stamp(path):
-    """What identifies an input file's content cheaply: path, size, modification time."""
+#: files up to this size are hashed whole in a fingerprint; larger ones are sampled
+WHOLE_HASH = 64 << 20
+#: larger files: the first block, the last block and this many blocks evenly between
+SAMPLED_BLOCKS = 62
+SAMPLE_BLOCK = 64 << 10
+
+
+def content_digest(path):
+    """SHA-256 of a file's content: all of it up to WHOLE_HASH bytes, else of its first
+    and last 64 KiB and SAMPLED_BLOCKS blocks of 64 KiB evenly between (4 MiB read
+    whatever the size: a 50 GB scene costs a few milliseconds). A change that keeps the
+    size and the modification time and touches no sampled block goes unseen in a large
+    file; anything else is seen."""
+    h = hashlib.sha256()
+    size = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        if size <= WHOLE_HASH:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        else:
+            last = size - SAMPLE_BLOCK
+            for k in range(SAMPLED_BLOCKS + 2):
+                fh.seek(last * k // (SAMPLED_BLOCKS + 1))
+                h.update(fh.read(SAMPLE_BLOCK))
+    return h.hexdigest()
+
+
+def file_stamp(path, files=()):
+    """What identifies an input file's content: path, size, modification time and a
+    digest of its content (content_digest), and of the other files GDAL reads for it
+    (`files`: the rasters a VRT points to, a .aux.xml, a .ovr)."""
     stamp: dict = {"path": str(path)}
     try:
         st = os.stat(path)
-        stamp.update(path=real(path), size=st.st_size, mtime_ns=st.st_mtime_ns)
+        stamp.update(path=real(path), size=st.st_size, mtime_ns=st.st_mtime_ns,
+                     content=content_digest(path))
     except OSError:
-        pass                    # not a file (a GDAL connection string): its name only
+        return stamp            # not a file (a GDAL connection string): its name only
+    others = {}
+    for f in files:
+        if os.path.isfile(f) and real(f) != stamp["path"]:
+            try:
+                st = os.stat(f)
+                others[real(f)] = [st.st_size, st.st_mtime_ns, content_digest(f)]
+            except OSError:
+                pass
+    if others:
+        stamp["files"] = others
     return stamp
 
 
@@ -116,12 +156,14 @@ def model_digest(path):
     return h.hexdigest()
 
 
-def fingerprint(job_dict, params, model_path):
+def fingerprint(job_dict, params, model_path, files_of=None):
     """The fingerprint of a job: its inputs' stamps, its model's checksum and every
     parameter (the job without its output path, which the state's place already says).
-    `params` names the parameter of each source, for saying what changed."""
+    `params` names the parameter of each source, for saying what changed; `files_of`
+    gives the other files GDAL reads for a source."""
     job = {k: v for k, v in job_dict.items() if k != "output"}
-    return {"sources": [dict(file_stamp(s["path"]), param=p)
+    files_of = files_of or (lambda _p: ())
+    return {"sources": [dict(file_stamp(s["path"], files_of(s["path"])), param=p)
                         for s, p in zip(job_dict["sources"], params)],
             "model": model_digest(model_path) if model_path else "",
             "job": job}
@@ -153,6 +195,65 @@ def differences(old, new):
 
 # --- the resume state ----------------------------------------------------------------
 
+#: a manifest larger than this is not one this class wrote (a million chunks take 80 MB)
+MAX_MANIFEST = 256 << 20
+
+
+def file_digest(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def valid_manifest(m):
+    """Whether `m` has the shape of a manifest this class writes: every field read is
+    of its type, so that an edited or damaged file is discarded, not a traceback."""
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        return False
+    fp, done, sums = m.get("fingerprint"), m.get("done"), m.get("sums", {})
+    return (_is_int(m.get("chunks")) and _is_int(m.get("pid")) and m["pid"] > 0
+            and isinstance(m.get("host"), str) and isinstance(m.get("running"), bool)
+            and isinstance(done, list) and all(_is_int(i) for i in done)
+            and isinstance(sums, dict) and all(isinstance(v, str) for v in sums.values())
+            and isinstance(fp, dict) and isinstance(fp.get("job"), dict)
+            and isinstance(fp.get("model"), str) and isinstance(fp.get("sources"), list)
+            and all(isinstance(x, dict) for x in fp["sources"]))
+
+
+def process_start(pid):
+    """When process `pid` started, as the system counts it (Linux: clock ticks since boot,
+    with the boot's id; elsewhere psutil's creation time when psutil is there), or None
+    when it cannot be told. With the pid it names one process: a pid is reused by
+    another program once its process ended."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            boot = fh.read().strip()
+        return f"{boot}:{fields[19]}"
+    except (OSError, IndexError):
+        pass
+    try:
+        import psutil
+        return f"psutil:{psutil.Process(pid).create_time():.3f}"
+    except Exception:     # no psutil, or no such process  # noqa: BLE001
+        return None
+
+
+def _running(pid, started):
+    """Whether the run that wrote a manifest (its pid and start) is still going on: its
+    pid is alive and, when both are known, started when that run did."""
+    if not _alive(pid):
+        return False
+    now = process_start(pid)
+    return started is None or now is None or now == started
+
 def state_dir(output):
     d, name = os.path.split(os.path.abspath(str(output)))
     return os.path.join(d, f".{name}{STATE_MARK}")
@@ -177,49 +278,65 @@ class ChunkStore:
         self.param = param
         self.info = info or (lambda _m: None)
         self.done: List[int] = []
+        self.sums: Dict[str, str] = {}
 
     def _path(self, index):
         return os.path.join(self.dir, f"c{index:06d}.npy")
 
-    def _intact(self, index):
-        """Whether kept chunk `index` reads back whole, with its window's size and this
-        job's bands (a chunk file cut short by a full disk is computed again)."""
+    def _intact(self, index, digest):
+        """Whether kept chunk `index` is the file this job wrote: its SHA-256 is the one
+        the manifest recorded when it was saved, and it reads back with its window's size
+        and this job's bands. A chunk cut short by a full disk, or whose pixels were
+        changed since, is computed again."""
         w = self.windows[index]
+        path = self._path(index)
         try:
-            data = np.load(self._path(index), mmap_mode="r", allow_pickle=False)
+            if not isinstance(digest, str) or file_digest(path) != digest:
+                return False
+            data = np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError):
             return False
         return data.shape == (w.height, w.width, self.bands)
 
     def _read_manifest(self):
+        """The manifest of an earlier run, or None when it is missing, unreadable or not
+        what this class writes (a damaged or edited file is never trusted)."""
+        path = os.path.join(self.dir, MANIFEST)
         try:
-            with open(os.path.join(self.dir, MANIFEST), encoding="utf-8") as fh:
+            if os.path.getsize(path) > MAX_MANIFEST:
+                return None
+            with open(path, encoding="utf-8") as fh:
                 m = json.load(fh)
-            return m if isinstance(m, dict) and m.get("format") == FORMAT else None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
+        return m if valid_manifest(m) else None
 
     def open(self):
         """The set of chunk indices an earlier run of this job finished."""
         done = set()
         if os.path.isdir(self.dir):
             m = self._read_manifest()
-            pid = m.get("pid") if m else None
-            if m and m.get("host") == socket.gethostname() and isinstance(pid, int) and \
-                    0 < pid != os.getpid() and m.get("running") and _alive(pid):
+            if m and m["running"] and m["host"] == socket.gethostname() and \
+                    m["pid"] != os.getpid() and _running(m["pid"], m.get("started")):
                 raise RsdlIOError(
                     f"another run (process {m['pid']}) is computing this output now: wait "
                     "for it to end, or choose another output file", self.param)
-            why = (["its state could not be read"] if m is None else
-                   ["it was cut into other chunks"] if m.get("chunks") != self.count else
-                   differences(m.get("fingerprint", {}), self.fp))
+            why = ([f"its state ('{os.path.join(self.dir, MANIFEST)}') is damaged"]
+                   if m is None else
+                   ["it was cut into other chunks"] if m["chunks"] != self.count else
+                   differences(m["fingerprint"], self.fp))
             if why:
                 self.info(f"An earlier run of this output was not finished, but {'; '.join(why)}:"
                           " starting over")
                 self.clear()
             else:
-                done = {i for i in map(int, m.get("done", []))
-                        if 0 <= i < self.count and self._intact(i)}
+                sums = m.get("sums", {})
+                done = {i for i in m["done"]
+                        if 0 <= i < self.count and self._intact(i, sums.get(str(i)))}
+                if len(done) < len(set(m["done"])):
+                    self.info(f"{len(set(m['done'])) - len(done)} kept chunk(s) were damaged "
+                              "or changed since they were written: computing them again")
+                self.sums = {str(i): sums[str(i)] for i in done}
         self.done = sorted(done)
         try:
             os.makedirs(self.dir, exist_ok=True)
@@ -234,10 +351,11 @@ class ChunkStore:
 
     def _write_manifest(self, running):
         m = {"format": FORMAT, "version": VERSION, "output": os.path.abspath(self.output),
-             "host": socket.gethostname(), "pid": os.getpid(), "running": running,
+             "host": socket.gethostname(), "pid": os.getpid(),
+             "started": process_start(os.getpid()), "running": running,
              "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), "chunks": self.count,
              "bands": self.bands,
-             "fingerprint": self.fp, "done": self.done}
+             "fingerprint": self.fp, "done": self.done, "sums": self.sums}
         path = os.path.join(self.dir, MANIFEST)
         try:
             with open(path + ".tmp", "w", encoding="utf-8") as fh:
@@ -259,15 +377,21 @@ class ChunkStore:
         try:
             # written by Python's file, not ndarray.tofile: a full disk is then ENOSPC
             # ("the disk is full"), not numpy's "n requested and m written"
+            digest = hashlib.sha256()
             with open(tmp, "wb") as fh:
                 fmt = np.lib.format
                 fmt.write_array_header_1_0(fh, fmt.header_data_from_array_1_0(array))
+                header = fh.tell()
                 fh.write(memoryview(array).cast("B"))
+            with open(tmp, "rb") as fh:
+                digest.update(fh.read(header))
+            digest.update(memoryview(array).cast("B"))
             os.replace(tmp, path)
         except OSError as exc:
             remove_quietly(tmp)
             # the user's output is what cannot be written; the chunk is a detail
             raise io_error(self.output, exc, self.param) from exc
+        self.sums[str(index)] = digest.hexdigest()
         self.done = sorted(set(self.done) | {index})
         self._write_manifest(running=True)
 

@@ -547,9 +547,18 @@ def _open_state(plan, run, chunks, progress):
         return None, set()
     params = run.params or [plan.param(i) for i in range(len(job.sources))]
     model_path = run.model_path or (job.model if os.path.exists(job.model) else "")
-    store = ChunkStore(state_for, fingerprint(job.to_dict(), params, model_path), chunks,
-                       sum(plan.bands), "OUTPUT", progress.info)
+    store = ChunkStore(state_for, fingerprint(job.to_dict(), params, model_path, gdal_files),
+                       chunks, sum(plan.bands), "OUTPUT", progress.info)
     return store, store.open()
+
+
+def gdal_files(path):
+    """The files GDAL reads for a raster: a VRT's sources, a .aux.xml, overviews."""
+    try:
+        ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY)
+        return (ds.GetFileList() or []) if ds is not None else []
+    except RuntimeError:
+        return []
 
 
 def _log_cost(plan, run, chunks, side, reused, progress):

@@ -314,3 +314,134 @@ def test_plain_dask_worker_commands_run_the_jobs(tmp_path):
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+# --- resume that verifies what it finds ----------------------------------------------------
+
+def cancelled_state(job):
+    """Cancel a run of `job` a third of the way: its state stays beside the output."""
+    with pytest.raises(CancelledError):
+        serve_slow(job, Log(cancel_at=0.3))
+    path = os.path.join(state_dir(job.output), MANIFEST)
+    with open(path) as fh:
+        return path, json.load(fh)
+
+
+def test_a_kept_chunk_whose_pixels_were_changed_is_computed_again(tmp_path):
+    """Header and size kept, pixels overwritten: the chunk's checksum in the manifest
+    tells, and the map is the uninterrupted run's."""
+    job = fcn_job(tmp_path / "out.tif")
+    ref = reference(job, tmp_path)
+    _, m = cancelled_state(job)
+    kept = m["done"]
+    assert len(kept) >= 3 and set(m["sums"]) == {str(i) for i in kept}
+    chunk = os.path.join(state_dir(job.output), f"c{kept[1]:06d}.npy")
+    size = os.path.getsize(chunk)
+    with open(chunk, "r+b") as fh:
+        fh.seek(size - 400)
+        fh.write(b"\0" * 400)
+    assert os.path.getsize(chunk) == size
+    log = Log()
+    res = serve_model(job, log)
+    assert res["REUSED_CHUNKS"] == len(kept) - 1
+    assert "1 kept chunk(s) were damaged or changed since they were written" in log.text()
+    assert (tmp_path / "out.tif").read_bytes() == ref
+
+
+def test_a_source_rewritten_with_its_size_and_time_restored_starts_over(tmp_path):
+    src = tmp_path / "pxs.tif"
+    shutil.copy(PXS, src)
+    job = ServeJob(MODEL3, [ServeSource(str(src), 16, "x")], str(tmp_path / "out.tif"),
+                   ["prediction"], fully_conv=True, tile_size=16, chunk_size=32)
+    cancelled_state(job)
+    st = os.stat(src)
+    data = bytearray(src.read_bytes())
+    data[-2000:-1000] = bytes(1000)                 # pixels of the last rows, in place
+    src.write_bytes(bytes(data))
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(src).st_size == st.st_size and os.stat(src).st_mtime_ns == st.st_mtime_ns
+    log = Log()
+    assert serve_model(job, log)["REUSED_CHUNKS"] == 0
+    assert "SOURCE1 was modified: starting over" in log.text()
+
+
+def test_content_digest_samples_a_large_file(tmp_path, monkeypatch):
+    """Above the whole-hash size, a change in a sampled block is seen and the read is
+    bounded; the docs say what is not seen."""
+    from rsdl_qgis.engine import chunks
+    monkeypatch.setattr(chunks, "WHOLE_HASH", 1 << 20)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(8 << 20))
+    d0 = chunks.content_digest(big)
+    with open(big, "r+b") as fh:                   # the first block
+        fh.write(b"x")
+    assert chunks.content_digest(big) != d0
+    with open(big, "r+b") as fh:                   # the last byte
+        fh.seek((8 << 20) - 1)
+        fh.write(b"y")
+    d1 = chunks.content_digest(big)
+    assert d1 != d0
+    assert chunks.content_digest(big) == d1
+
+
+HOSTILE_MANIFESTS = {
+    "not-json": "{not json",
+    "empty": "",
+    "done-of-strings": lambda m: dict(m, done=["x"] + m["done"]),
+    "done-of-floats": lambda m: dict(m, done=[1.5]),
+    "done-a-string": lambda m: dict(m, done="all"),
+    "done-of-booleans": lambda m: dict(m, done=[True]),
+    "fingerprint-a-list": lambda m: dict(m, fingerprint=[]),
+    "sources-of-strings": lambda m: dict(m, fingerprint=dict(m["fingerprint"], sources=["a"])),
+    "chunks-a-string": lambda m: dict(m, chunks="16"),
+    "pid-negative": lambda m: dict(m, pid=-1),
+    "sums-of-numbers": lambda m: dict(m, sums={"0": 1}),
+    "deep": "[" * 100000 + "]" * 100000,
+    "a-list": "[1, 2, 3]",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_MANIFESTS))
+def test_a_damaged_or_hostile_manifest_is_discarded_in_one_line(tmp_path, kind):
+    job = fcn_job(tmp_path / "out.tif")
+    ref = reference(job, tmp_path)
+    path, m = cancelled_state(job)
+    bad = HOSTILE_MANIFESTS[kind]
+    text = bad if isinstance(bad, str) else json.dumps(bad(m))
+    with open(path, "w") as fh:
+        fh.write(text)
+    log = Log()
+    res = serve_model(job, log)
+    assert res["REUSED_CHUNKS"] == 0
+    assert f"its state ('{path}') is damaged: starting over" in log.text()
+    assert (tmp_path / "out.tif").read_bytes() == ref
+    assert not os.path.exists(state_dir(job.output))
+
+
+def test_a_lock_whose_pid_now_belongs_to_another_program_is_taken_over(tmp_path):
+    """A run killed with its state marked running; its pid reused by another program
+    (here: a live `sleep`, whose start time is not the run's) does not block the output.
+    The same pid with its own start time is a run going on: refused, naming OUTPUT."""
+    from rsdl_qgis.engine.chunks import process_start
+    from rsdl_qgis.errors import RsdlIOError
+    job = fcn_job(tmp_path / "out.tif")
+    ref = reference(job, tmp_path)
+    path, m = cancelled_state(job)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        live = dict(m, running=True, pid=other.pid, started=process_start(other.pid))
+        with open(path, "w") as fh:
+            json.dump(live, fh)
+        with pytest.raises(RsdlIOError) as e:
+            serve_model(job, Log())
+        assert e.value.param == "OUTPUT" and f"process {other.pid}" in str(e.value)
+        reused = dict(live, started="another boot:12345")
+        with open(path, "w") as fh:
+            json.dump(reused, fh)
+        log = Log()
+        res = serve_model(job, log)
+        assert res["REUSED_CHUNKS"] == len(m["done"])
+        assert (tmp_path / "out.tif").read_bytes() == ref
+    finally:
+        other.kill()
+        other.wait()
