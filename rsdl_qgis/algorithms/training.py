@@ -112,7 +112,7 @@ class TrainModel(RsdlAlgorithm):
             minValue=1))
         self.addParameter(QgsProcessingParameterNumber(
             "LEARNING_RATE", "Learning rate", QgsProcessingParameterNumber.Double,
-            defaultValue=0.0003, minValue=1e-8))
+            defaultValue=0.0003, minValue=1e-8, maxValue=1.0))
         self.addParameter(QgsProcessingParameterEnum(
             "SCHEDULE", "Learning-rate schedule", options=[
                 SCHEDULE_LABELS[k] for k in SCHEDULES], defaultValue=0))

@@ -61,6 +61,12 @@ def open_raster(path, param=None, role=None):
                           "(GeoTIFF...)", param)
     fmt = ds.GetMetadataItem("RSDL_FORMAT") or ""
     name = os.path.basename(str(path))
+    kind = ds.GetRasterBand(1).DataType
+    if gdal.DataTypeIsComplex(kind):
+        raise GridError(f"'{name}' holds complex values ({gdal.GetDataTypeName(kind)}); rsdl "
+                        "reads real values and would drop the imaginary part: make a real "
+                        "raster first (the amplitude, or real and imaginary as two bands)",
+                        param)
     if role in ("image", "classes") and fmt in WRITTEN_BY_EXTRACTION:
         raise GridError(f"'{name}' is {WRITTEN_BY_EXTRACTION[fmt]} written by Patches "
                         "extraction, not an image on a map: give the image itself", param)
@@ -210,11 +216,27 @@ class SourceReader:
         band_nodata = first.GetNoDataValue()
         self.nodata = band_nodata if nodata is None else nodata
         self.dtype = NUMPY_TYPES.get(first.DataType, "float64")
+        #: floating-point pixels: NaN and infinities are nodata too, declared or not
+        self.floating = np.dtype(self.dtype).kind == "f"
 
     @property
     def masked(self):
-        """Whether some pixels are nodata: a nodata value, or an alpha band."""
-        return self.nodata is not None or self.alpha is not None
+        """Whether some pixels are nodata: a nodata value, an alpha band, or floating-point
+        pixels (which may be NaN or infinite)."""
+        return self.nodata is not None or self.alpha is not None or self.floating
+
+    def finite(self, array):
+        """`array` (rows, cols, bands) read from this source with its non-finite values
+        replaced by the nodata value (0 without one, or when it is not finite), so that
+        no NaN reaches a model: the pixels themselves are nodata (nodata_mask)."""
+        if not self.floating or array.dtype.kind != "f":
+            return array
+        bad = ~np.isfinite(array)
+        if bad.any():
+            fill = self.nodata if self.nodata is not None and np.isfinite(self.nodata) else 0
+            array = array.copy()
+            array[bad] = fill
+        return array
 
     def block_row_bytes(self, width):
         """Bytes of one row of this source's blocks across `width` of its pixels: what
@@ -289,9 +311,19 @@ class SourceReader:
         return out
 
     def nodata_mask(self, array):
-        """True where every band of a (rows, cols, bands) array equals the nodata value."""
+        """True where every band of a (rows, cols, bands) array equals the nodata value,
+        and, for floating-point pixels, where any band is NaN or infinite."""
+        bad = None
+        if self.floating and array.dtype.kind == "f":
+            for b in range(array.shape[-1]):
+                off = ~np.isfinite(array[..., b])
+                bad = off if bad is None else bad | off
         if self.nodata is None:
-            return np.zeros(array.shape[:2], dtype=bool)
+            return bad if bad is not None else np.zeros(array.shape[:2], dtype=bool)
+        mask = self._equal_nodata(array)
+        return mask if bad is None else mask | bad
+
+    def _equal_nodata(self, array):
         nan = isinstance(self.nodata, float) and np.isnan(self.nodata)
         # band by band: six times faster than (array == nodata).all(axis=-1) on pixel-
         # interleaved arrays, and no (rows, cols, bands) temporary

@@ -66,6 +66,45 @@ class _Mask:
         return self.band.ReadAsArray(0, row0, self.ds.RasterXSize, nrows) != 0
 
 
+class _Validity:
+    """Where the image has data, for images that can have none: a pixel is left out when
+    every band equals the nodata value, when a band is NaN or infinite (floating-point
+    pixels), or when the alpha band is 0. Images without any of these are not read."""
+
+    def __init__(self, ds):
+        self.ds = ds
+        bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+        alpha = [i for i, b in enumerate(bands)
+                 if b.GetColorInterpretation() == gdal.GCI_AlphaBand]
+        self.alpha = alpha[0] if alpha and len(bands) > 1 else None
+        self.data = [i for i in range(len(bands)) if i != self.alpha]
+        self.nodata = bands[self.data[0]].GetNoDataValue()
+        self.floating = gdal.DataTypeIsFloating(bands[0].DataType) if hasattr(
+            gdal, "DataTypeIsFloating") else bands[0].DataType in (gdal.GDT_Float32,
+                                                                   gdal.GDT_Float64)
+
+    @property
+    def needed(self):
+        return self.nodata is not None or self.floating or self.alpha is not None
+
+    def read_rows(self, row0, nrows):
+        a = self.ds.ReadAsArray(0, row0, self.ds.RasterXSize, nrows)
+        a = a.reshape((-1,) + a.shape[-2:])
+        ok = np.ones(a.shape[1:], bool)
+        if self.nodata is not None:
+            nan = np.isnan(self.nodata)
+            off = np.ones(a.shape[1:], bool)
+            for i in self.data:
+                off &= np.isnan(a[i]) if nan else a[i] == self.nodata
+            ok &= ~off
+        if self.floating:
+            for i in self.data:
+                ok &= np.isfinite(a[i])
+        if self.alpha is not None:
+            ok &= a[self.alpha] != 0
+        return ok
+
+
 @dataclass
 class Candidates:
     """Candidate pixels of training geometries, as spans with their classes."""
@@ -96,8 +135,14 @@ def candidates(image, vector, field, mask=None, step=1, progress=None, param="VE
     span_class = feature_code[spans.feature]
     counts = span_counts(spans, step)
     m = None
-    if mask:
-        m = _Mask(mask, grid).counter
+    valid = _Validity(ds)
+    if mask or valid.needed:
+        user = _Mask(mask, grid) if mask else None
+        if user is not None and valid.needed:
+            read = (lambda r0, n: user.read_rows(r0, n) & valid.read_rows(r0, n))  # noqa: E731
+        else:
+            read = user.read_rows if user is not None else valid.read_rows
+        m = MaskCounter(read, grid.width, grid.height)
         counts = m.counts(spans, step)
     return Candidates(grid, feats, codes, spans, span_class, counts, m)
 
@@ -119,9 +164,14 @@ def _class_table(cand):
 
 def _empty_class_error(cand, empty, param="VECTOR"):
     names = ", ".join(cand.codes.name_of(c) for c in empty)
+    if not any(cand.counts) and len(cand.counts) and cand.mask is not None:
+        return GridError("no pixel under the training geometries holds data: the pixels of "
+                         "INPUT there are all nodata (or masked by MASK). Check the image "
+                         "and its nodata value", "INPUT")
     return GridError(f"classes with no pixel: {names}. Their polygons hold no pixel centre "
-                     "of INPUT (too small, outside the raster, or masked by MASK): remove them, "
-                     "or draw larger polygons", param)
+                     "of INPUT that holds data (too small, outside the raster, on nodata "
+                     "pixels of INPUT, or masked by MASK): remove them, or draw larger "
+                     "polygons", param)
 
 
 def write_table(path, header, rows, param="OUTPUT"):

@@ -144,6 +144,7 @@ class ServePlan:
         self.out_dtype = np.dtype(out_type)
         self.out_nodata = (job.output_nodata if job.output_nodata is not None
                            else DEFAULT_NODATA[out_type])
+        check_nodata_fits(self.out_nodata, self.out_dtype)
         self.tile = self._tile_size()
 
     def _check_fields(self):
@@ -327,13 +328,23 @@ class ServePlan:
             valid = ~invalid
             if not valid.any():
                 return tile, None, valid
+            arrays = self._finite(arrays)
             # SOURCE1 has valid pixels here, so not every source is all nodata
             return tile, list(self._feeds(full, plans, arrays)), valid
         with_nodata = [(r, a) for r, a in zip(self.readers, arrays) if r.nodata is not None]
         if with_nodata and len(with_nodata) == len(arrays) and all(
                 r.nodata_mask(a).all() for r, a in with_nodata):
             return tile, None, np.zeros((full.height, full.width), bool)
+        arrays = self._finite(arrays)
         return tile, list(self._feeds(full, plans, arrays)), valid
+
+    def _finite(self, arrays):
+        """No NaN or infinity reaches a network (one NaN spreads over its receptive
+        field); a model that leaves them out itself (the neighbourhood statistics) sees
+        them as they are."""
+        if getattr(self.model, "masks_nan", False):
+            return arrays
+        return [r.finite(a) for r, a in zip(self.readers, arrays)]
 
     def compute(self, tile, feeds, valid, on_batch=None, out=None):
         """Model side: run the model and assemble the output tile (rows, cols, bands),
@@ -477,6 +488,23 @@ def patch_view(array, r):
     return np.lib.stride_tricks.as_strided(
         array, (rows - r + 1, cols - r + 1, r, r, bands), (s0, s1, s0, s1, s2),
         writeable=False)
+
+
+def check_nodata_fits(nodata, dtype, param="OUTPUT_NODATA"):
+    """The output's nodata value must be a value of its type: 1e300 in a byte map would
+    be tagged in the file and match no pixel."""
+    v = float(nodata)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        ok = np.isfinite(v) and v == int(v) and info.min <= v <= info.max
+        span = f"a whole number from {info.min} to {info.max}"
+    else:
+        big = float(np.finfo(dtype).max)
+        ok = np.isnan(v) or -big <= v <= big
+        span = f"a number from {-big:g} to {big:g}, or nan"
+    if not ok:
+        raise ParameterError(f"{v:g} is not a value of the output type {dtype.name}: "
+                             f"give {span}", param)
 
 
 def cast(array, dtype):

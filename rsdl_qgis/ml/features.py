@@ -59,6 +59,8 @@ class ContextModel(IdentityModel):
     the same order whatever the block, so a map does not depend on how it was cut.
     """
     kind = "raw pixels and neighbourhood statistics"
+    #: NaN and infinite pixels are left out of the windows here (see ServePlan._finite)
+    masks_nan = True
 
     def __init__(self, bands, windows, nodata=None):
         super().__init__(bands)
@@ -76,9 +78,11 @@ class ContextModel(IdentityModel):
         m = max(self.windows) // 2
         h, w = x.shape[1] - 2 * m, x.shape[2] - 2 * m
         valid = None                      # nodata pixels are zeroed and not counted
+        off = ~np.all(np.isfinite(x), axis=-1, keepdims=True)    # NaN: nodata, declared or not
         if self.nodata is not None:
             nan = isinstance(self.nodata, float) and np.isnan(self.nodata)
-            off = np.all(np.isnan(x) if nan else x == self.nodata, axis=-1, keepdims=True)
+            off |= np.all(np.isnan(x) if nan else x == self.nodata, axis=-1, keepdims=True)
+        if self.nodata is not None or off.any():
             valid = (~off).astype(np.float64)
             x = np.where(off, 0.0, x)
         squares = x * x
@@ -125,6 +129,7 @@ class FeatureModel:
             {"features": None}
         self.extra_outputs = False
         self.kind, self.path = "features", getattr(inner, "path", "")
+        self.masks_nan = getattr(inner, "masks_nan", False)
 
     def resolve_input(self, name, param="SOURCE1_NAME"):
         return name if name == MASK_INPUT else self.inner.resolve_input(name, param)

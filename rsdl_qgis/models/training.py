@@ -408,6 +408,7 @@ class _Fit:
     cancelled: bool
     monitor: str
     stopped: Optional[int] = None       # the epoch early stopping ended training after
+    diverged: Optional[str] = None      # where the loss stopped being a number
 
 
 def _datasets(job):
@@ -513,13 +514,21 @@ def _fit(job, model, train, valid, classes, tf, keras, progress):
         def on_train_batch_end(self, batch, logs=None):
             progress.set(min(0.95, (len(fit.history) - 1 + (batch + 1) / steps)
                              / job.epochs * 0.95))
+            loss = (logs or {}).get("loss")
+            if loss is not None and not np.isfinite(float(loss)):
+                fit.diverged = f"epoch {len(fit.history)}, batch {batch + 1}"
+                self.model.stop_training = True
             if progress.cancelled():
                 fit.cancelled = True
                 self.model.stop_training = True
 
         def on_epoch_end(self, epoch, logs=None):
             logs = dict(logs or {})
-            if fit.cancelled:
+            if fit.cancelled or fit.diverged:
+                return
+            if not all(np.isfinite(float(v)) for v in logs.values()):
+                fit.diverged = f"the validation of epoch {epoch + 1}"
+                self.model.stop_training = True
                 return
             rec = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
             fit.history.append(rec)
@@ -549,6 +558,12 @@ def _fit(job, model, train, valid, classes, tf, keras, progress):
               validation_data=dataset(valid, False).repeat() if valid else None,
               validation_steps=-(-valid.count // job.batch_size) if valid else None,
               epochs=job.epochs, verbose=0, shuffle=False, callbacks=swap + [Feedback()])
+    if fit.diverged:
+        raise ParameterError(
+            f"the training loss stopped being a number (NaN or infinite) at "
+            f"{fit.diverged}: the network diverged and no model was written. Lower "
+            f"LEARNING_RATE (it is {job.learning_rate:g}; the default is 0.0003), or check "
+            "the patches for NaN or huge values", "LEARNING_RATE")
     if fit.cancelled:
         if fit.best["weights"] is None:
             raise CancelledError()

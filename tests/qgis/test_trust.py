@@ -529,6 +529,96 @@ def test_a_bad_number_beside_a_good_raster_names_the_number(qgis_app, data, tmp_
     assert f"{param}: {value} is out of range" in msg and "a whole number of at least 1" in msg
 
 
+# --- 5b. no silent wrong result -----------------------------------------------------------
+
+def float_copy(data, folder, nodata=None):
+    """The trust image as float32, with a 20 x 20 block of NaN, +inf in one band of a
+    pixel, and no nodata declared (unless `nodata`)."""
+    pixels, gt, ds = read_raster(data["image"])
+    f = pixels.astype(np.float32)
+    f[10:30, 10:30, :] = np.nan
+    f[50, 50, 1] = np.inf
+    path = str(folder / "float.tif")
+    write_raster(path, f, gt=gt, wkt=ds.GetProjection(), nodata=nodata)
+    return path
+
+
+def test_nan_pixels_are_nodata_in_the_map(qgis_app, data, tmp_path):
+    """Neither NaN nor an infinite band gets a class: they are the map's nodata, and
+    their neighbours' classes are what the classifier says without them."""
+    image = float_copy(data, tmp_path)
+    out = tmp_path / "map.tif"
+    run_ok("rsdl:classify", dict(INPUT=image, CLASSIFIER=data["rf"], OUTPUT=str(out)))
+    got, _, ds = read_raster(out)
+    nodata = ds.GetRasterBand(1).GetNoDataValue()
+    assert (got[10:30, 10:30, 0] == nodata).all() and got[50, 50, 0] == nodata
+    assert (got[40:, 60:, 0] != nodata).all()
+
+
+def test_nan_pixels_are_not_counted_in_class_statistics(qgis_app, data, tmp_path):
+    image = float_copy(data, tmp_path)
+    base = run_ok("rsdl:classstatistics", dict(INPUT=data["image"], VECTOR=data["polys"],
+                                                FIELD="name", OUTPUT=str(tmp_path / "a.csv")))
+    nan = run_ok("rsdl:classstatistics", dict(INPUT=image, VECTOR=data["polys"],
+                                               FIELD="name", OUTPUT=str(tmp_path / "b.csv")))
+    _, gt, _ = read_raster(data["image"])
+    # pixel centres inside the polygons: the NaN block and the pixel with an infinite band
+    gone = [(r, c) for r in range(10, 30) for c in range(10, 30)] + [(50, 50)]
+    assert base["TOTAL_PIXELS"] - nan["TOTAL_PIXELS"] == sum(
+        _inside(data, gt, r, c) for r, c in gone) > 0
+
+
+def _inside(data, gt, r, c):
+    """How many polygons hold the centre of pixel (r, c)."""
+    x, y = gt[0] + (c + 0.5) * gt[1], gt[3] + (r + 0.5) * gt[5]
+    pt = ogr.CreateGeometryFromWkt(f"POINT({x} {y})")
+    ds = ogr.Open(data["polys"])
+    return sum(f.GetGeometryRef().Contains(pt) for f in ds.GetLayer("polygons"))
+
+
+def test_an_all_nodata_raster_is_refused_by_class_statistics(qgis_app, data, tmp_path):
+    pixels, gt, ds = read_raster(data["image"])
+    empty = str(tmp_path / "empty.tif")
+    write_raster(empty, np.zeros_like(pixels), gt=gt, wkt=ds.GetProjection(), nodata=0)
+    msg = refused("rsdl:classstatistics", dict(INPUT=empty, VECTOR=data["polys"], FIELD="name",
+                                               OUTPUT=str(tmp_path / "s.csv")),
+                  "INPUT", [data["dir"], tmp_path])
+    assert "nodata" in msg
+
+
+def test_a_complex_raster_is_refused(qgis_app, data, tmp_path):
+    ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "slc.tif"), 160, 160, 3,
+                                              gdal.GDT_CFloat32)
+    src = gdal.Open(data["image"])
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    ds = None
+    for alg, params in (
+            ("rsdl:classify", dict(CLASSIFIER=data["rf"], OUTPUT=str(tmp_path / "m.tif"))),
+            ("rsdl:classstatistics", dict(VECTOR=data["polys"], FIELD="name",
+                                          OUTPUT=str(tmp_path / "s.csv")))):
+        msg = refused(alg, dict(params, INPUT=str(tmp_path / "slc.tif")), "INPUT",
+                      [data["dir"], tmp_path])
+        assert "complex values (CFloat32)" in msg
+
+
+def test_an_output_nodata_outside_the_output_type_is_refused(qgis_app, data, tmp_path):
+    msg = refused("rsdl:modelserve", dict(
+        MODEL=os.path.join(ROOT, "tests", "data", "models", "unet.onnx"),
+        SOURCE1=data["image"], OUTPUT_TYPE=2, OUTPUT_NODATA=1e300,
+        OUTPUT=str(tmp_path / "m.tif")), "OUTPUT_NODATA", [data["dir"], tmp_path])
+    assert "uint8" in msg and "from 0 to 255" in msg
+
+
+@pytest.mark.tensorflow
+def test_a_learning_rate_without_bound_is_refused(qgis_app, data, tmp_path):
+    msg = refused("rsdl:trainmodel", dict(TRAIN_SOURCE1=data["patches"],
+                                          TRAIN_LABELS=data["labels"], LEARNING_RATE=1e300,
+                                          OUTPUT=str(tmp_path / "model")),
+                  "LEARNING_RATE", [data["dir"], tmp_path])
+    assert "from 1e-08 to 1" in msg
+
+
 # --- 6. a full disk ----------------------------------------------------------------------
 
 @pytest.fixture

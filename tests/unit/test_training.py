@@ -1,6 +1,7 @@
 """Training built-in networks on Landsat patches, serving them from their metadata,
 fine-tuning, and bad input."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from rsdl_qgis.api import (
     train_model,
 )
 from rsdl_qgis.engine.progress import Progress
-from rsdl_qgis.errors import GridError, ModelError
+from rsdl_qgis.errors import GridError, ModelError, ParameterError
 from tests.conftest import LANDSAT, read_raster, write_on_grid_of
 from tests.polygons import classes_on_crop
 
@@ -253,3 +254,15 @@ def test_advice_in_plain_words():
     smooth = [{"accuracy": 0.8, "val_accuracy": 0.78}, {"accuracy": 0.82, "val_accuracy": 0.8},
               {"accuracy": 0.83, "val_accuracy": 0.79}]
     assert advice(fit_of(smooth, best=2), j) == []
+
+
+def test_a_loss_that_stops_being_a_number_writes_no_model(patches, tmp_path):
+    """A learning rate of 1e30: the loss is NaN within the first epoch. The run stops
+    there, names LEARNING_RATE with its value, and no model folder is left."""
+    out = tmp_path / "model"
+    with pytest.raises(ParameterError) as e:
+        train_model(job(patches, out, architecture="fcn", epochs=3, learning_rate=1e30,
+                        schedule="constant"))
+    assert e.value.param == "LEARNING_RATE" and "1e+30" in str(e.value)
+    assert "no model was written" in str(e.value) and "epoch 1" in str(e.value)
+    assert not out.exists() and os.listdir(tmp_path) == []
