@@ -28,6 +28,18 @@ def html_to_markdown(text):
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
+def number_range(d):
+    """"1 to 5000" for a number parameter; "" for others and unbounded numbers."""
+    if d.type() != "number":
+        return ""
+    def fmt(v):
+        return f"{int(v):,}".replace(",", " ") if v == int(v) and abs(v) < 1e15 else f"{v:g}"
+    lo, hi = d.minimum(), d.maximum()
+    if hi > 1e300:
+        return "" if lo < -1e300 else f"from {fmt(lo)}"
+    return f"{fmt(lo)} to {fmt(hi)}"
+
+
 def reference():
     from rsdl_qgis.algorithms import ALGORITHMS
     from rsdl_qgis.algorithms.base import flowing_html
@@ -41,10 +53,12 @@ def reference():
         help_md = html_to_markdown(flowing_html(alg.labelled(alg.HELP, ids=True)))
         parts += [f"## rsdl:{alg.name()}: {alg.displayName()}", "",
                   f"Group: {alg.group()}", "", help_md, "",
-                  "| parameter | description | type | optional |", "|---|---|---|---|"]
+                  "| parameter | description | type | optional | range |",
+                  "|---|---|---|---|---|"]
         for d in alg.parameterDefinitions():
             optional = "yes" if d.flags() & d.FlagOptional else ""
-            parts.append(f"| `{d.name()}` | {d.description()} | {d.type()} | {optional} |")
+            parts.append(f"| `{d.name()}` | {d.description()} | {d.type()} | {optional} | "
+                         f"{number_range(d)} |")
         parts.append("")
     return "\n".join(parts)
 

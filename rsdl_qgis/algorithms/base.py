@@ -276,12 +276,36 @@ class LoadStyle(QgsProcessingLayerPostProcessorInterface):
         layer.triggerRepaint()
 
 
+#: the largest value of each number a run takes (by name, or by its ending after
+#: SOURCEn_): what can finish in the time and memory a user has. A number declared with
+#: its own maximum keeps it. docs/algorithms.md lists every range.
+UPPER = {"BATCH_SIZE": 4096, "EFIELD": 8192, "EPOCHS": 10000, "PATIENCE": 10000,
+         "GRID_STEP": 10000, "PATCH_SIZE": 4096, "LABEL_PATCH_SIZE": 4096, "RFIELD": 4096,
+         "TILE_SIZE": 16384, "MEMORY_MB": 1 << 20, "SCALE": 100, "SEED": 2 ** 31 - 1,
+         "SAMPLES": 100_000_000, "MINIMUM": 1_000_000}
+
+
+def upper_bound(name):
+    """The UPPER bound of a number parameter (None: it has none, a nodata value)."""
+    return UPPER.get(name, UPPER.get(re.sub(r"^(\w*SOURCE\d+_)", "", name)))
+
+
 class RsdlAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses set NAME, DISPLAY, GROUP, HELP and implement ``process``."""
     NAME = ""
     DISPLAY = ""
     GROUP = ""
     HELP = ""
+
+    def addParameter(self, param, createOutput=True):  # noqa: N802, N803 (QGIS's names)
+        """Every number gets its upper bound (UPPER): a huge value is refused by QGIS's
+        check with the range it takes, before any work, instead of running for ever or
+        wrapping round in a 32-bit integer."""
+        if param.type() == "number" and param.maximum() > 1e300:
+            top = upper_bound(param.name())
+            if top is not None:
+                param.setMaximum(top)
+        return super().addParameter(param, createOutput)
 
     def name(self):
         return self.NAME

@@ -17,7 +17,7 @@ from qgis.core import (
 )
 
 from ..engine.choices import NEIGHBOURHOOD
-from ..ml.classifiers import CLASSIFIERS
+from ..ml.classifiers import BOUNDS, CLASSIFIERS
 from .base import FeedbackProgress, RasterInput, RsdlAlgorithm, advanced, api, model_parameter, serving_mode
 
 CLASSIFIER_KEYS = list(CLASSIFIERS)
@@ -84,7 +84,7 @@ class TrainClassifier(RsdlAlgorithm):
         self.add_vector([QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint])
         self.addParameter(QgsProcessingParameterNumber(
             "SAMPLES", "Samples per class (at most)", QgsProcessingParameterNumber.Integer,
-            defaultValue=1000, minValue=1))
+            defaultValue=1000, minValue=1, maxValue=1_000_000))
         self.addParameter(QgsProcessingParameterNumber(
             "VALID_FRACTION", "Validation fraction (split by polygon)",
             QgsProcessingParameterNumber.Double, defaultValue=0.3, minValue=0.0, maxValue=0.9))
@@ -101,9 +101,11 @@ class TrainClassifier(RsdlAlgorithm):
                 ("GBT_ITERATIONS", "Gradient boosting: iterations", "int", 100, 1),
                 ("GBT_LEARNING_RATE", "Gradient boosting: learning rate", "float", 0.1, 1e-6),
                 ("KNN_K", "k-nearest neighbours: k", "int", 5, 1)):
+            top = next(hi for _k, (p, _lo, hi) in BOUNDS.items() if p == key)
             self.addParameter(advanced(QgsProcessingParameterNumber(
                 key, label, QgsProcessingParameterNumber.Integer if typ == "int"
-                else QgsProcessingParameterNumber.Double, defaultValue=default, minValue=minimum)))
+                else QgsProcessingParameterNumber.Double, defaultValue=default, minValue=minimum,
+                maxValue=top)))
         self.addParameter(QgsProcessingParameterString(
             "NEIGHBOURHOOD", "Pixel features: neighbourhood windows (pixels, e.g. 3,7,15; "
             "empty: pixel values alone)", defaultValue=",".join(map(str, NEIGHBOURHOOD)),

@@ -22,6 +22,12 @@ import uuid
 
 from ..errors import CancelledError, ParameterError, RsdlError
 
+#: seconds a run waits with chunks to compute and no worker in the cluster before it
+#: fails (a worker restarted by its nanny is back within seconds)
+NO_WORKER_TIMEOUT = 60.0
+#: seconds between two looks at the cluster's workers
+WORKER_CHECK = 2.0
+
 _models: dict = {}
 _models_lock = threading.Lock()
 _local = threading.local()
@@ -113,6 +119,7 @@ def run_on_cluster(address, recipe, job_dict, todo, assembler, progress, param="
         queue = list(todo)
         token = uuid.uuid4().hex[:8]
         skipped = 0
+        watch = _Workers(client, address, param)
         while queue or running:
             while queue and len(running) < ahead and \
                     queue[0].index < assembler.next + 2 * ahead:
@@ -132,8 +139,50 @@ def run_on_cluster(address, recipe, job_dict, todo, assembler, progress, param="
                 skipped += sk
                 assembler.add(index, array)
             progress.set(assembler.fraction())
+            if queue or running:
+                watch.check(len(queue) + len(running))
         return skipped
     finally:
         if running:
             client.cancel(list(running))
         client.close()
+
+
+class _Workers:
+    """Fails a run whose cluster has had no worker for NO_WORKER_TIMEOUT seconds: Dask
+    keeps the chunks waiting for a worker that may never come, and the run would wait
+    for ever."""
+
+    def __init__(self, client, address, param):
+        import time
+        self.client, self.address, self.param = client, address, param
+        self.clock = time.monotonic
+        self.last_look = self.clock()
+        self.since = None            # when the cluster was first seen without a worker
+
+    def check(self, waiting):
+        now = self.clock()
+        if now - self.last_look < WORKER_CHECK:
+            return
+        self.last_look = now
+        try:
+            workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+        except TypeError:                           # distributed before n_workers=
+            workers = self.client.scheduler_info().get("workers", {})
+        except (OSError, TimeoutError) as exc:
+            raise ParameterError(
+                f"lost the Dask scheduler at '{self.address}' ({exc}) with {waiting} "
+                f"chunk(s) to compute: the finished ones are kept (RESUME); start the "
+                f"scheduler again, or leave {self.param} empty to run in this process",
+                self.param) from exc
+        if workers:
+            self.since = None
+            return
+        self.since = self.since or now
+        if now - self.since >= NO_WORKER_TIMEOUT:
+            raise ParameterError(
+                f"the Dask cluster at '{self.address}' has had no worker for "
+                f"{NO_WORKER_TIMEOUT:.0f} s with {waiting} chunk(s) to compute: start "
+                f"workers (`dask worker {self.address}`) and run again, the finished "
+                f"chunks are kept (RESUME); or leave {self.param} empty to run in this "
+                "process", self.param)

@@ -17,3 +17,19 @@ class Progress:
 
     def info(self, message: str) -> None:
         """One line for the log."""
+
+
+class Part(Progress):
+    """A part of a run: its fractions 0 to 1 are `start` to `start + span` of `whole`."""
+
+    def __init__(self, whole, start, span):
+        self.whole, self.start, self.span = whole, start, span
+
+    def set(self, fraction):
+        self.whole.set(self.start + self.span * min(1.0, max(0.0, fraction)))
+
+    def cancelled(self):
+        return self.whole.cancelled()
+
+    def info(self, message):
+        self.whole.info(message)

@@ -125,6 +125,11 @@ def candidates(image, vector, field, mask=None, step=1, progress=None, param="VE
     feats = read_features(vector, field, grid, param, "FIELD", progress.info)
     _check_cancel(progress)
     spans = spans_of(feats, grid.width, grid.height, step)
+    if not len(spans.row) and step > 1 and len(spans_of(feats, grid.width, grid.height, 1).row):
+        raise ParameterError(
+            f"no pixel on the lattice of GRID_STEP {step} (rows and columns that are "
+            f"multiples of {step}) lies inside the geometries of VECTOR, though some pixels "
+            "do: lower GRID_STEP", "GRID_STEP")
     if not len(spans.row):
         g = grid_of(ds)
         raise GridError(f"no pixel centre of INPUT ({_extent_text(g)}) lies inside the "

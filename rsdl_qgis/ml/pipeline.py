@@ -9,7 +9,7 @@ from osgeo import gdal
 
 from ..engine.choices import NEIGHBOURHOOD
 from ..engine.output import AtomicFile, gdal_checked, remove_quietly, temp_path
-from ..engine.progress import Progress
+from ..engine.progress import Part, Progress
 from ..engine.raster import (
     GDAL_TYPES,
     choose_bands,
@@ -26,7 +26,7 @@ from ..engine.styles import class_metadata, embed_classes, write_class_style, wr
 from ..engine.vectors import ClassCodes, lookup_path, read_features
 from ..errors import CancelledError, GridError, ModelError, ParameterError, RsdlError
 from . import persist
-from .classifiers import CLASSIFIERS, build
+from .classifiers import CLASSIFIERS, build, fit
 from .design import (
     DESIGN_FIELDS,
     STRATUM,
@@ -147,7 +147,7 @@ def train_classifier(job, progress=None):
     recipe, inner, paths = _recipe(job, progress)
     recipe.output_bands = probe_bands(recipe, inner, paths)
     x, code, train, codes, split_notes = _training_features(job, recipe, inner, paths,
-                                                            progress)
+                                                            Part(progress, 0.0, 0.5))
     k = int(settings.get("k", 0)) if job.classifier == "knn" else 0
     if k > int(train.sum()):
         raise ParameterError(f"k-NN with KNN_K {k} needs at least {k} training samples; there "
@@ -155,7 +155,8 @@ def train_classifier(job, progress=None):
     progress.info(f"Training {CLASSIFIERS[job.classifier][0]} on {int(train.sum())} samples "
                   f"x {x.shape[1]} features")
     t0 = time.monotonic()
-    pipeline.fit(np.nan_to_num(x[train]), code[train])
+    fit(pipeline, job.classifier, np.nan_to_num(x[train]), code[train],
+        Part(progress, 0.45, 0.5))
     result = {"OUTPUT": job.output, "TRAIN_SAMPLES": int(train.sum()),
               "VALID_SAMPLES": int((~train).sum()), "FEATURES": int(x.shape[1])}
     labels = np.array(codes.codes)

@@ -619,6 +619,28 @@ def test_a_learning_rate_without_bound_is_refused(qgis_app, data, tmp_path):
     assert "from 1e-08 to 1" in msg
 
 
+# --- 5c. no hang: every number has its bound ----------------------------------------------
+
+@pytest.mark.parametrize("key,value,takes", [
+    ("RF_TREES", 1e9, "from 1 to 5000"), ("GBT_ITERATIONS", 1e9, "from 1 to 10000"),
+    ("SVM_C", 1e300, "from 1e-06 to 1e+06"), ("SAMPLES", 1e12, "from 1 to 1000000"),
+    ("SCALE", 1e9, "from 1e-06 to 100")])
+def test_a_number_beyond_its_bound_is_refused_naming_it(qgis_app, data, tmp_path, key, value,
+                                                        takes):
+    msg = refused("rsdl:trainclassifier", {
+        "INPUT": data["image"], "VECTOR": data["points"], "FIELD": "name", key: value,
+        "OUTPUT": str(tmp_path / "c.rsdlc")}, key, [data["dir"], tmp_path])
+    assert f"{key}: " in msg and "is out of range" in msg and takes in msg
+    assert "EFIELD" not in msg
+
+
+def test_a_grid_step_that_misses_every_polygon_names_it(qgis_app, data, tmp_path):
+    msg = refused("rsdl:sampleselection", dict(
+        INPUT=data["image"], VECTOR=data["polys"] + "|layername=polygons", FIELD="name",
+        GRID_STEP=5000, OUTPUT=str(tmp_path / "p.gpkg")), "GRID_STEP", [data["dir"], tmp_path])
+    assert "lower GRID_STEP" in msg and "do not overlap" not in msg
+
+
 # --- 6. a full disk ----------------------------------------------------------------------
 
 @pytest.fixture

@@ -445,3 +445,36 @@ def test_a_lock_whose_pid_now_belongs_to_another_program_is_taken_over(tmp_path)
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_cluster_whose_last_worker_dies_fails_in_bounded_time(tmp_path, monkeypatch):
+    """One `dask worker --no-nanny`, killed mid-run, as a lost machine: Dask would keep
+    the chunks waiting for ever. The run fails once the cluster has had no worker for
+    NO_WORKER_TIMEOUT seconds, in one line naming SCHEDULER, and writes no output."""
+    import distributed
+
+    from rsdl_qgis.engine import cluster
+    monkeypatch.setattr(cluster, "NO_WORKER_TIMEOUT", 3.0)
+    monkeypatch.setattr(cluster, "WORKER_CHECK", 0.5)
+    deps = os.path.dirname(os.path.dirname(distributed.__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([deps, ROOT]))
+    local = distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None,
+                                     host="127.0.0.1")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_worker", local.scheduler_address,
+         "--nthreads", "1", "--no-nanny", "--no-dashboard"], env=env, cwd=str(tmp_path),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        job = fcn_job(tmp_path / "out.tif")
+        start = time.monotonic()
+        with pytest.raises(ParameterError) as e:
+            serve_slow(job, Log(at=worker.kill, at_fraction=0.1),
+                       scheduler=local.scheduler_address, delay=0.1)
+        assert time.monotonic() - start < 60
+        assert e.value.param == "SCHEDULER" and "has had no worker for 3 s" in str(e.value)
+        assert "\n" not in str(e.value)
+        assert not os.path.exists(job.output)
+    finally:
+        worker.kill()
+        worker.wait()
+        local.close()
