@@ -24,9 +24,24 @@ from typing import Any, List, Optional
 import numpy as np
 from osgeo import gdal
 
-from ..errors import CancelledError, GridError, ModelError, ParameterError, check_choice
+from ..errors import (
+    CancelledError,
+    GridError,
+    ModelError,
+    ParameterError,
+    RsdlIOError,
+    check_choice,
+)
 from .choices import OUTPUT_TYPES
-from .chunks import Assembler, ChunkStore, chunk_side, clear_state, fingerprint, layout
+from .chunks import (
+    Assembler,
+    ChunkStore,
+    chunk_side,
+    clear_state,
+    fingerprint,
+    layout,
+    state_dir,
+)
 from .grid import (
     SourceGeometry,
     aligned,
@@ -545,6 +560,7 @@ def serve(job, model, progress=None, run=None):
         side = chunk_side(plan.tile, bands, plan.out_dtype.itemsize, job.memory_mb,
                           job.chunk_size)
         chunks = layout(plan.geom.width, plan.geom.height, plan.tile, side)
+        check_space(plan, run, progress)
         store, reused = _open_state(plan, run, chunks, progress)
         try:
             _log_cost(plan, run, chunks, side, reused, progress)
@@ -564,6 +580,49 @@ def serve(job, model, progress=None, run=None):
     return {"OUTPUT": job.output, "WIDTH": plan.geom.width, "HEIGHT": plan.geom.height,
             "BANDS": bands, "TILES": ntiles, "SKIPPED_TILES": skipped,
             "CHUNKS": len(chunks), "REUSED_CHUNKS": len(reused), "SECONDS": elapsed}
+
+
+def size_text(n):
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def check_space(plan, run, progress, free_space=None):
+    """The disk a run needs, from its plan, against the free space, before anything is
+    written: the kept chunks (RESUME) are the output's pixels uncompressed, which must
+    fit; the compressed output is usually far smaller than its pixels (a warning when
+    even those would not fit). `free_space(folder)` for the tests."""
+    import shutil
+    job = plan.job
+    raw = plan.geom.width * plan.geom.height * sum(plan.bands) * plan.out_dtype.itemsize
+    folder = os.path.dirname(os.path.abspath(job.output))
+    state = os.path.dirname(state_dir(run.state_for or job.output))
+    try:
+        free = (free_space or (lambda f: shutil.disk_usage(f).free))(folder)
+    except OSError:
+        return                                   # not a local folder: GDAL will tell
+    kept = 0
+    if run.resume:
+        d = state_dir(run.state_for or job.output)
+        if os.path.isdir(d):                     # chunks an earlier run already keeps
+            kept = sum(e.stat().st_size for e in os.scandir(d) if e.is_file())
+    chunks_need = max(0, raw - kept) if run.resume else 0
+    text = (f"the output is {plan.geom.width} x {plan.geom.height} pixels x "
+            f"{sum(plan.bands)} band(s) of {plan.out_dtype.name}: {size_text(raw)} of pixels")
+    if chunks_need and chunks_need > free:
+        raise RsdlIOError(
+            f"not enough disk space: {text}, which RESUME keeps uncompressed beside it "
+            f"while the run goes on ({size_text(chunks_need)} more), but '{state}' has "
+            f"{size_text(free)} free. Free some space, choose a folder on a larger disk, or "
+            "untick RESUME (the compressed map alone is usually far smaller)", "OUTPUT")
+    progress.info(f"Disk: {text}" + (", kept uncompressed while the run goes on "
+                                     "(RESUME)" if run.resume else "")
+                  + f"; {size_text(free)} free in '{folder}'")
+    if raw + chunks_need > free:
+        progress.info("Warning: the output may not fit on this disk if it compresses little "
+                      f"({size_text(raw)} of pixels, {size_text(free)} free)")
 
 
 def _open_state(plan, run, chunks, progress):

@@ -641,6 +641,41 @@ def test_a_grid_step_that_misses_every_polygon_names_it(qgis_app, data, tmp_path
     assert "lower GRID_STEP" in msg and "do not overlap" not in msg
 
 
+# --- 5d. a cost check before any run ------------------------------------------------------
+
+def huge_vrt(data, folder, side=1_000_000):
+    """A VRT declaring `side` x `side` pixels over the trust image (mostly empty)."""
+    src = gdal.Open(data["image"])
+    w, h = src.RasterXSize, src.RasterYSize
+    gt = ",".join(f"{v:.10g}" for v in src.GetGeoTransform())
+    bands = "".join(
+        f'<VRTRasterBand dataType="UInt16" band="{b}"><NoDataValue>0</NoDataValue>'
+        f'<SimpleSource><SourceFilename relativeToVRT="0">{data["image"]}</SourceFilename>'
+        f'<SourceBand>{b}</SourceBand><SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+        f'<DstRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/></SimpleSource></VRTRasterBand>'
+        for b in range(1, src.RasterCount + 1))
+    path = folder / "huge.vrt"
+    path.write_text(f'<VRTDataset rasterXSize="{side}" rasterYSize="{side}"><SRS>'
+                    f'{src.GetProjection().replace("<", "&lt;")}</SRS>'
+                    f'<GeoTransform>{gt}</GeoTransform>{bands}</VRTDataset>')
+    return str(path)
+
+
+def test_a_run_that_cannot_fit_on_the_disk_is_refused_before_it_writes(qgis_app, data,
+                                                                       tmp_path):
+    """A VRT of 10^6 x 10^6 pixels: the classification's kept chunks alone would be
+    8 TB. Refused in one line with the figures, before anything is written (the trust
+    image's folder and the output folder are unchanged)."""
+    vrt = huge_vrt(data, tmp_path)
+    start = time.monotonic()
+    msg = refused("rsdl:classify", dict(INPUT=vrt, CLASSIFIER=data["rf"],
+                                        OUTPUT=str(tmp_path / "m.tif")),
+                  "OUTPUT", [data["dir"], tmp_path])
+    assert time.monotonic() - start < 60
+    assert "not enough disk space" in msg and "1000000 x 1000000 pixels" in msg
+    assert "8.0 TB" in msg and "untick RESUME" in msg
+
+
 # --- 6. a full disk ----------------------------------------------------------------------
 
 @pytest.fixture

@@ -77,3 +77,29 @@ def test_sources_that_do_not_overlap(tmp_path, otbtf):
 def test_ef_that_the_model_does_not_have(tmp_path, otbtf):
     e = run(tmp_path, otbtf, model=f"{otbtf}/models/model3", fully_conv=True, efield=8)
     assert e.param == "OUTPUT_NAMES" and "EFIELD" in str(e)
+
+
+def test_the_disk_check_refuses_only_what_cannot_fit(tmp_path):
+    """Kept chunks (RESUME) are the pixels uncompressed and must fit; without RESUME a
+    compressed map may still fit: a warning, with the figures."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from rsdl_qgis.engine.serve import RunOptions, check_space
+    from rsdl_qgis.errors import RsdlIOError
+    plan = SimpleNamespace(job=SimpleNamespace(output=str(tmp_path / "map.tif")),
+                           geom=SimpleNamespace(width=30000, height=30000), bands=[1],
+                           out_dtype=np.dtype("uint8"))
+    lines = []
+    log = SimpleNamespace(info=lines.append)
+    with pytest.raises(RsdlIOError) as e:
+        check_space(plan, RunOptions(resume=True), log, lambda _f: 500e6)
+    assert e.value.param == "OUTPUT" and "900.0 MB" in str(e.value)
+    assert "500.0 MB free" in str(e.value)
+    check_space(plan, RunOptions(resume=False), log, lambda _f: 500e6)
+    assert lines[-1].startswith("Warning: the output may not fit")
+    lines.clear()
+    check_space(plan, RunOptions(resume=True), log, lambda _f: 5e9)
+    assert len(lines) == 1 and "900.0 MB of pixels" in lines[0] and "5.0 GB free" in lines[0]
+    assert os.listdir(tmp_path) == []
