@@ -7,13 +7,15 @@ import pytest
 
 
 @contextlib.contextmanager
-def small_disk(folder, size="3m"):
-    """Mount a tmpfs of `size` at `folder`; skip the test, with the reason, where that is
-    not possible (not root, no mount in this sandbox)."""
+def small_disk(folder, size="3m", read_only=False):
+    """Mount a tmpfs of `size` at `folder` (read-only with `read_only`: a disk where
+    even root cannot write); skip the test, with the reason, where that is not possible
+    (not root, no mount in this sandbox)."""
     if os.geteuid() != 0:
         pytest.skip("a full disk is simulated with a tmpfs, which only root can mount")
     os.makedirs(folder, exist_ok=True)
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+    opts = f"size={size}" + (",ro" if read_only else "")
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(folder)],
                          capture_output=True, text=True)
     if res.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")

@@ -145,7 +145,24 @@ def describe(exc):
 
 
 def io_error(path, exc, param):
-    return RsdlIOError(f"cannot write '{path}': {describe(exc)}", param)
+    """The error of a write to `path` that failed with `exc`; a driver's own words (SQLite's
+    "unable to open database file") are replaced by the reason when the folder tells it."""
+    reason = describe(exc)
+    if reason == (str(getattr(exc, "strerror", None) or exc).strip().splitlines() or [""])[0]:
+        reason = folder_reason(os.path.dirname(os.path.abspath(str(path)))) or reason
+    return RsdlIOError(f"cannot write '{path}': {reason}", param)
+
+
+def folder_reason(folder):
+    """Why nothing can be written in `folder`, when that is why (else None)."""
+    try:
+        if os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1):
+            return "the folder is on a read-only disk: choose another folder"
+    except (OSError, AttributeError):
+        return None
+    if not os.access(folder, os.W_OK):
+        return "permission denied: choose a folder you can write to"
+    return None
 
 
 _local = threading.local()
@@ -360,7 +377,10 @@ class AtomicFolder(AtomicFile):
         self.owned = owned
         self.what = what
         self.check()
-        os.makedirs(self.tmp)
+        try:
+            os.makedirs(self.tmp)
+        except OSError as exc:       # a read-only or full disk, a folder not ours
+            raise io_error(self.path, exc, self.param) from exc
 
     def check(self):
         p = self.path

@@ -490,12 +490,12 @@ class PointWriter:
                 "tbl_name = ? AND name LIKE 'trigger_%_feature_count_%'", (self.layer,)).fetchall()
             for name, _ in self.triggers:
                 self.db.execute(f'DROP TRIGGER "{name}"')
-        except (RuntimeError, OSError, sqlite3.Error) as exc:
-            self.abort()
-            raise io_error(self.path, exc, param) from exc
         except RsdlIOError:
             self.abort()
             raise
+        except (RuntimeError, OSError, sqlite3.Error) as exc:
+            self.abort()
+            raise io_error(self.path, exc, param) from exc
         cols = ", ".join(['"geom"'] + [f'"{n}"' for n in self.names])
         marks = ", ".join(["?"] * (len(self.names) + 1))
         self.sql = f'INSERT INTO "{self.layer}" ({cols}) VALUES ({marks})'

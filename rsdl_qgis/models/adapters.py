@@ -55,6 +55,9 @@ def _dtype_name(dt):
     return np.dtype(dt.as_numpy_dtype).name if hasattr(dt, "as_numpy_dtype") else np.dtype(dt).name
 
 
+#: the largest fixed batch a model may declare (BATCH_SIZE's upper bound)
+MAX_FIXED_BATCH = 4096
+
 class ModelAdapter:
     """The engine's Model interface (engine/model.py) for models from files, plus name
     resolution, a description, and the rsdl metadata when the model carries it."""
@@ -98,7 +101,12 @@ class ModelAdapter:
         """The batch size the model's inputs are fixed to (ONNX exports often take
         exactly 1), else None (any batch)."""
         sizes = {s[0] for s, _ in self.inputs.values() if s and s[0] is not None}
-        return sizes.pop() if len(sizes) == 1 else None
+        batch = sizes.pop() if len(sizes) == 1 else None
+        if batch is not None and not 1 <= batch <= MAX_FIXED_BATCH:
+            raise ModelError(f"the model declares a fixed batch of {batch} patches (at most "
+                             f"{MAX_FIXED_BATCH} are fed at once): the model file is damaged "
+                             "or not made for images", "MODEL")
+        return batch
 
     def run(self, feeds, output_names):
         """The outputs for `feeds` (batch first); a model whose batch size is fixed is fed

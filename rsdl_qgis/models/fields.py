@@ -40,6 +40,8 @@ MAX_PROBE = 160
 DEFAULT_OVERLAP = 10
 #: the tile of free-size tile models (a U-Net) when the model says none
 DEFAULT_TILE = 512
+#: the largest fixed input side a model may declare (as SOURCEn_RFIELD's upper bound)
+MAX_PATCH = 4096
 
 
 def margin(tile, overlap, quantum=1):
@@ -80,6 +82,13 @@ def infer(model, names, output, bands, hints=None):
     overlap = DEFAULT_OVERLAP if overlap is None else float(overlap)
     shapes = [model.inputs.get(n, (None, None))[0] for n in names]
     patches = [_static_patch(s) for s in shapes]
+    for n, p, b in zip(names, patches, bands):
+        if p is not None and not 1 <= p <= MAX_PATCH:
+            raise ModelError(
+                f"the model declares its input '{n}' as {p} x {p} pixels: no image patch is "
+                f"that size (rsdl feeds patches up to {MAX_PATCH} x {MAX_PATCH}; one of "
+                f"{p} x {p} x {b} would be {p * p * b * 4 / 1e9:.3g} GB). The model file is "
+                "damaged or not made for images", "MODEL")
     if all(p is not None for p in patches):
         feeds = {n: np.zeros((1, p, p, b), np.dtype(model.input_dtype(n)))
                  for n, p, b in zip(names, patches, bands)}

@@ -684,14 +684,30 @@ def small_disk(tmp_path):
         yield mnt
 
 
+@pytest.mark.parametrize("case", range(8))
+def test_a_read_only_output_folder_is_one_line(qgis_app, data, tmp_path, case):
+    """A folder on a read-only disk, where even root cannot write: every output, the
+    model folder of a training included, is one line naming it, no traceback."""
+    with disk.small_disk(tmp_path / "ro", "64m", read_only=True) as ro:
+        alg, params, key, name, _ = full_disk_cases(data, ro)[case]
+        if alg in ("rsdl:trainmodel", "rsdl:modelserve") and not tensorflow_available():
+            pytest.skip("the network needs TensorFlow")
+        msg = refused(alg, dict(params, **{key: str(ro / name)}), key, [data["dir"]])
+        assert "read-only disk" in msg, msg
+
+
 def full_disk_cases(d, disk):
     """(algorithm, parameters, output, its name, whether it is larger than 40 KiB)"""
     from bench.serve import mosaic_vrt
     big = mosaic_vrt(d["image"], str(disk.parent / "big.vrt"), 4, 4)   # 640 x 640
     return [
-        ("rsdl:modelserve", dict(MODEL=d["model"], SOURCE1=big, OUTPUT_NAMES="probabilities"),
-         "OUTPUT", "map.tif", True),
-        ("rsdl:classify", dict(INPUT=big, CLASSIFIER=d["rf"]), "OUTPUT", "map.tif", True),
+        # RESUME off: with it, the check before the run refuses what cannot fit (tested
+        # above); without it the map's pixels may compress to fit, and the disk fills
+        # while the map is written
+        ("rsdl:modelserve", dict(MODEL=d["model"], SOURCE1=big, OUTPUT_NAMES="probabilities",
+                                 RESUME=False), "OUTPUT", "map.tif", True),
+        ("rsdl:classify", dict(INPUT=big, CLASSIFIER=d["rf"], RESUME=False), "OUTPUT",
+         "map.tif", True),
         ("rsdl:patchesextraction", dict(VECTOR=d["points"], FIELD="name", SOURCE1=d["image"],
                                         SOURCE1_PATCH_SIZE=32), "OUTPUT_SOURCE1", "p.tif", True),
         ("rsdl:sampleselection", dict(INPUT=d["image"], VECTOR=d["polys"], FIELD="name"),
