@@ -88,6 +88,33 @@ class RasterInput(QgsProcessingParameterRasterLayer):
         return copy
 
 
+def path_error(param, value):
+    """What is wrong with a path the user typed, found before any work: a file input
+    (a model, a classifier file) that does not exist, an output file that is a folder
+    (found only when the finished map was renamed onto it, before)."""
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink.staticValue()
+    if not isinstance(value, str) or not value or value == "TEMPORARY_OUTPUT":
+        return None
+    key, path = param.name(), value.split("|")[0]
+    if param.type() == "file" and not os.path.exists(model_folder(path)):
+        return f"{key}: '{path}' does not exist"
+    if param.type() in ("rasterDestination", "vectorDestination", "fileDestination") \
+            and os.path.isdir(path):
+        return (f"{key}: '{path}' is a folder: give a file name in it, for instance "
+                f"'{os.path.join(path, 'output')}{destination_ext(param)}'")
+    return None
+
+
+def destination_ext(param):
+    """The usual extension of a destination parameter ('.tif', '.gpkg', '.csv'...)."""
+    try:
+        ext = param.defaultFileExtension()
+    except AttributeError:
+        return ""
+    return f".{ext}" if ext else ""
+
+
 def raster_file_error(key, path):
     """What is wrong with a raster file given to parameter `key` (None: GDAL reads it).
     Opened read-only, nothing computed, so nothing is written back."""
@@ -411,15 +438,24 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                     error = raster_file_error(p.name(), raster_file(value, context))
                     if error:
                         return False, error
+                error = path_error(p, value)
+                if error:
+                    return False, error
             return ok, message
         for p in self.parameterDefinitions():
             key = p.name()
             value = parameters.get(key)
             # the key as a whole word: SOURCE1 is not SOURCE1_PATCH_SIZE's problem
-            if p.type() not in ("raster", "source", "vector") or not isinstance(value, str) \
+            if p.type() not in ("raster", "source", "vector", "file") \
+                    or not isinstance(value, str) \
                     or not value or not re.search(rf"(?<!\w){re.escape(key)}(?!\w)", message):
                 continue
             path = value.split("|")[0]
+            if p.type() == "file":
+                if not os.path.exists(model_folder(path)):
+                    return False, f"{key}: '{path}' does not exist"
+                return False, (f"{key}: '{path}' is not a file this parameter takes "
+                               f"({p.fileFilter() or p.extension()})")
             kind = "raster" if p.type() == "raster" else "vector layer"
             if not os.path.exists(path):
                 return False, f"{key}: '{path}' does not exist"

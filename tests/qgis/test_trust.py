@@ -676,6 +676,37 @@ def test_a_run_that_cannot_fit_on_the_disk_is_refused_before_it_writes(qgis_app,
     assert "8.0 TB" in msg and "untick RESUME" in msg
 
 
+# --- 5e. messages that say what is wrong with what the user set ----------------------------
+
+@pytest.mark.parametrize("alg,key", [("rsdl:exportonnx", "MODEL"), ("rsdl:modelserve", "MODEL"),
+                                     ("rsdl:classify", "CLASSIFIER")])
+def test_a_missing_model_or_classifier_says_it_does_not_exist(qgis_app, data, tmp_path, alg,
+                                                              key):
+    params = {"rsdl:exportonnx": dict(OUTPUT=str(tmp_path / "m.onnx")),
+              "rsdl:modelserve": dict(SOURCE1=data["image"], OUTPUT=str(tmp_path / "m.tif")),
+              "rsdl:classify": dict(INPUT=data["image"], OUTPUT=str(tmp_path / "m.tif"))}[alg]
+    msg = refused(alg, dict(params, **{key: str(tmp_path / "nowhere")}), key,
+                  [data["dir"], tmp_path])
+    assert msg.endswith("nowhere' does not exist") and "not a model" not in msg
+
+
+@pytest.mark.parametrize("alg,key,params", [
+    ("rsdl:classify", "OUTPUT", dict(CLASSIFIER="rf")),
+    ("rsdl:classstatistics", "OUTPUT", dict(VECTOR="polys", FIELD="name")),
+    ("rsdl:sampleselection", "OUTPUT", dict(VECTOR="polys", FIELD="name"))])
+def test_an_output_that_is_a_folder_is_refused_before_any_work(qgis_app, data, tmp_path, alg,
+                                                               key, params):
+    """Found when the finished map was renamed onto it, before: now by the checks."""
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    params = {k: data.get(v, v) for k, v in params.items()}
+    start = time.monotonic()
+    msg = refused(alg, dict(params, INPUT=data["image"], **{key: str(folder)}), key,
+                  [data["dir"], tmp_path])
+    assert time.monotonic() - start < 10
+    assert f"'{folder}' is a folder: give a file name in it" in msg
+
+
 # --- 6. a full disk ----------------------------------------------------------------------
 
 @pytest.fixture
