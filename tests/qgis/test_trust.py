@@ -526,7 +526,7 @@ def test_a_bad_number_beside_a_good_raster_names_the_number(qgis_app, data, tmp_
     params[param] = value
     msg = refused(alg, params, param, [data["dir"], tmp_path])
     assert "not a raster" not in msg and "SOURCE1:" not in msg
-    assert f"{param}: {value} is out of range" in msg and "a whole number of at least 1" in msg
+    assert f"{param}: {value} is out of range" in msg and "a whole number from 1 to 4096" in msg
 
 
 # --- 5b. no silent wrong result -----------------------------------------------------------
