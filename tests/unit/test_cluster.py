@@ -401,21 +401,49 @@ HOSTILE_MANIFESTS = {
 }
 
 
-@pytest.mark.parametrize("kind", sorted(HOSTILE_MANIFESTS))
-def test_a_damaged_or_hostile_manifest_is_discarded_in_one_line(tmp_path, kind):
+def test_a_damaged_manifest_is_discarded_and_the_map_is_a_clean_runs(tmp_path):
+    """End to end, one case; every other damage is checked on the state alone below."""
     job = fcn_job(tmp_path / "out.tif")
     ref = reference(job, tmp_path)
     path, m = cancelled_state(job)
-    bad = HOSTILE_MANIFESTS[kind]
-    text = bad if isinstance(bad, str) else json.dumps(bad(m))
     with open(path, "w") as fh:
-        fh.write(text)
+        json.dump(HOSTILE_MANIFESTS["done-of-strings"](m), fh)
     log = Log()
     res = serve_model(job, log)
     assert res["REUSED_CHUNKS"] == 0
     assert f"its state ('{path}') is damaged: starting over" in log.text()
     assert (tmp_path / "out.tif").read_bytes() == ref
     assert not os.path.exists(state_dir(job.output))
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE_MANIFESTS))
+def test_a_damaged_or_hostile_manifest_is_discarded_in_one_line(tmp_path, kind):
+    """The state of a run that kept 3 of 4 chunks, its manifest damaged or edited: the
+    next run reuses none, says so in one line naming the manifest, and deletes only the
+    files of the state."""
+    from rsdl_qgis.engine.chunks import ChunkStore, layout
+    chunks = layout(64, 64, 16, 32)
+    out = str(tmp_path / "out.tif")
+    fp = {"sources": [], "model": "", "job": {"a": 1}}
+    store = ChunkStore(out, fp, chunks, 2)
+    store.open()
+    for c in chunks[:3]:
+        store.save(c.index, np.ones((c.window.height, c.window.width, 2), np.float32))
+    store.stopped()
+    path = os.path.join(state_dir(out), MANIFEST)
+    with open(path) as fh:
+        m = json.load(fh)
+    bad = HOSTILE_MANIFESTS[kind]
+    with open(path, "w") as fh:
+        fh.write(bad if isinstance(bad, str) else json.dumps(bad(m)))
+    lines = []
+    again = ChunkStore(out, fp, chunks, 2, info=lines.append)
+    assert again.open() == set()
+    assert lines == [f"An earlier run of this output was not finished, but its state "
+                     f"('{path}') is damaged: starting over"]
+    assert sorted(os.listdir(state_dir(out))) == [MANIFEST]     # its own, new
+    again.stopped()
+    assert not os.path.exists(state_dir(out))
 
 
 def test_a_lock_whose_pid_now_belongs_to_another_program_is_taken_over(tmp_path):
