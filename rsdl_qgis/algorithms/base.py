@@ -115,16 +115,23 @@ def destination_ext(param):
     return f".{ext}" if ext else ""
 
 
-def raster_file_error(key, path):
-    """What is wrong with a raster file given to parameter `key` (None: GDAL reads it).
-    Opened read-only, nothing computed, so nothing is written back."""
+def open_quietly(path):
+    """A raster file opened read-only by GDAL, or None: nothing is computed on it, so
+    nothing is written back."""
     from osgeo import gdal
-    with gdal.quiet_errors() if hasattr(gdal, "quiet_errors") else _GdalQuiet():
-        try:
-            ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY)
-        except RuntimeError:
-            ds = None
-    if ds is None or ds.RasterCount == 0:
+    gdal.PushErrorHandler("CPLQuietErrorHandler")
+    try:
+        ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY)
+    except RuntimeError:
+        ds = None
+    finally:
+        gdal.PopErrorHandler()
+    return ds if ds is not None and ds.RasterCount else None
+
+
+def raster_file_error(key, path):
+    """What is wrong with a raster file given to parameter `key` (None: GDAL reads it)."""
+    if open_quietly(path) is None:
         return (f"{key}: '{path}' exists but is not a raster QGIS can read: choose a "
                 "raster file (GeoTIFF...)")
     return None
@@ -132,25 +139,8 @@ def raster_file_error(key, path):
 
 def raster_wkt(path):
     """The WKT of a raster file's CRS ('' when it has none or cannot be read)."""
-    from osgeo import gdal
-    with gdal.quiet_errors() if hasattr(gdal, "quiet_errors") else _GdalQuiet():
-        try:
-            ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY)
-        except RuntimeError:
-            return ""
+    ds = open_quietly(path)
     return (ds.GetProjection() or "") if ds is not None else ""
-
-
-class _GdalQuiet:
-    """gdal.quiet_errors for GDAL < 3.7."""
-
-    def __enter__(self):
-        from osgeo import gdal
-        gdal.PushErrorHandler("CPLQuietErrorHandler")
-
-    def __exit__(self, *exc):
-        from osgeo import gdal
-        gdal.PopErrorHandler()
 
 
 def fix_destination(parameters, key, path):
@@ -424,21 +414,17 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         the user's files (a .aux.xml beside a GeoTIFF, statistics serialised into a VRT).
         No input file changes, ever."""
         ok, message = True, ""
-        for p in self.parameterDefinitions():
-            value = parameters.get(p.name())
-            if p.type() == "raster" and raster_file(value, context) is not None:
-                continue                                    # checked by raster_file_error
-            if not p.checkValueIsAcceptable(value, context):
+        files = {p.name(): raster_file(parameters.get(p.name()), context)
+                 for p in self.parameterDefinitions() if p.type() == "raster"}
+        for p in self.parameterDefinitions():     # a raster file passes: RasterInput
+            if not p.checkValueIsAcceptable(parameters.get(p.name()), context):
                 ok, message = False, f"Incorrect parameter value for {p.name()}"
                 break
         if ok:
             for p in self.parameterDefinitions():
-                value = parameters.get(p.name())
-                if p.type() == "raster" and raster_file(value, context) is not None:
-                    error = raster_file_error(p.name(), raster_file(value, context))
-                    if error:
-                        return False, error
-                error = path_error(p, value)
+                path = files.get(p.name())
+                error = (raster_file_error(p.name(), path) if path is not None else
+                         path_error(p, parameters.get(p.name())))
                 if error:
                     return False, error
             return ok, message

@@ -16,6 +16,7 @@ changed starts over and says why. The folder is removed when the output is compl
 No qgis import here.
 """
 import hashlib
+import io
 import json
 import math
 import os
@@ -90,23 +91,30 @@ SAMPLED_BLOCKS = 62
 SAMPLE_BLOCK = 64 << 10
 
 
+def file_digest(path):
+    """SHA-256 of a whole file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def content_digest(path):
     """SHA-256 of a file's content: all of it up to WHOLE_HASH bytes, else of its first
     and last 64 KiB and SAMPLED_BLOCKS blocks of 64 KiB evenly between (4 MiB read
     whatever the size: a 50 GB scene costs a few milliseconds). A change that keeps the
     size and the modification time and touches no sampled block goes unseen in a large
     file; anything else is seen."""
-    h = hashlib.sha256()
     size = os.path.getsize(path)
+    if size <= WHOLE_HASH:
+        return file_digest(path)
+    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        if size <= WHOLE_HASH:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        else:
-            last = size - SAMPLE_BLOCK
-            for k in range(SAMPLED_BLOCKS + 2):
-                fh.seek(last * k // (SAMPLED_BLOCKS + 1))
-                h.update(fh.read(SAMPLE_BLOCK))
+        last = size - SAMPLE_BLOCK
+        for k in range(SAMPLED_BLOCKS + 2):
+            fh.seek(last * k // (SAMPLED_BLOCKS + 1))
+            h.update(fh.read(SAMPLE_BLOCK))
     return h.hexdigest()
 
 
@@ -197,14 +205,6 @@ def differences(old, new):
 
 #: a manifest larger than this is not one this class wrote (a million chunks take 80 MB)
 MAX_MANIFEST = 256 << 20
-
-
-def file_digest(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _is_int(v):
@@ -377,15 +377,14 @@ class ChunkStore:
         try:
             # written by Python's file, not ndarray.tofile: a full disk is then ENOSPC
             # ("the disk is full"), not numpy's "n requested and m written"
-            digest = hashlib.sha256()
+            fmt, header = np.lib.format, io.BytesIO()
+            fmt.write_array_header_1_0(header, fmt.header_data_from_array_1_0(array))
+            pixels = memoryview(array).cast("B")
             with open(tmp, "wb") as fh:
-                fmt = np.lib.format
-                fmt.write_array_header_1_0(fh, fmt.header_data_from_array_1_0(array))
-                header = fh.tell()
-                fh.write(memoryview(array).cast("B"))
-            with open(tmp, "rb") as fh:
-                digest.update(fh.read(header))
-            digest.update(memoryview(array).cast("B"))
+                fh.write(header.getvalue())
+                fh.write(pixels)
+            digest = hashlib.sha256(header.getvalue())
+            digest.update(pixels)
             os.replace(tmp, path)
         except OSError as exc:
             remove_quietly(tmp)

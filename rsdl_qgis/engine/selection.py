@@ -13,7 +13,7 @@ from .choices import SAMPLERS, STRATEGIES
 from .grid import Grid, pixel_centre
 from .output import fresh_temp, gdal_checked, io_error, write_text
 from .progress import Progress
-from .raster import grid_of, open_raster, require_same_grid
+from .raster import SourceReader, grid_of, open_raster, require_same_grid
 from .sampling import (
     MaskCounter,
     choose,
@@ -34,6 +34,7 @@ from .vectors import (
     remove_vector,
     vector_driver,
 )
+from .windows import Window
 
 gdal.UseExceptions()
 
@@ -67,42 +68,20 @@ class _Mask:
 
 
 class _Validity:
-    """Where the image has data, for images that can have none: a pixel is left out when
-    every band equals the nodata value, when a band is NaN or infinite (floating-point
-    pixels), or when the alpha band is 0. Images without any of these are not read."""
+    """Where the image has data, for images that can have none (SourceReader.masked): a
+    pixel is left out when it is nodata as a source of a model reads it (every band equal
+    to the nodata value, a NaN or infinite band, alpha 0). Other images are not read."""
 
-    def __init__(self, ds):
-        self.ds = ds
-        bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
-        alpha = [i for i, b in enumerate(bands)
-                 if b.GetColorInterpretation() == gdal.GCI_AlphaBand]
-        self.alpha = alpha[0] if alpha and len(bands) > 1 else None
-        self.data = [i for i in range(len(bands)) if i != self.alpha]
-        self.nodata = bands[self.data[0]].GetNoDataValue()
-        self.floating = gdal.DataTypeIsFloating(bands[0].DataType) if hasattr(
-            gdal, "DataTypeIsFloating") else bands[0].DataType in (gdal.GDT_Float32,
-                                                                   gdal.GDT_Float64)
-
-    @property
-    def needed(self):
-        return self.nodata is not None or self.floating or self.alpha is not None
+    def __init__(self, path):
+        self.reader = SourceReader(path, "INPUT")
+        self.needed = self.reader.masked
 
     def read_rows(self, row0, nrows):
-        a = self.ds.ReadAsArray(0, row0, self.ds.RasterXSize, nrows)
-        a = a.reshape((-1,) + a.shape[-2:])
-        ok = np.ones(a.shape[1:], bool)
-        if self.nodata is not None:
-            nan = np.isnan(self.nodata)
-            off = np.ones(a.shape[1:], bool)
-            for i in self.data:
-                off &= np.isnan(a[i]) if nan else a[i] == self.nodata
-            ok &= ~off
-        if self.floating:
-            for i in self.data:
-                ok &= np.isfinite(a[i])
-        if self.alpha is not None:
-            ok &= a[self.alpha] != 0
-        return ok
+        r = self.reader
+        window = Window(0, row0, r.grid.width, nrows)
+        bad = r.nodata_mask(r.read(window, np.dtype(r.dtype)))
+        alpha = r.mask(window)
+        return ~(bad if alpha is None else bad | alpha)
 
 
 @dataclass
@@ -140,7 +119,7 @@ def candidates(image, vector, field, mask=None, step=1, progress=None, param="VE
     span_class = feature_code[spans.feature]
     counts = span_counts(spans, step)
     m = None
-    valid = _Validity(ds)
+    valid = _Validity(image)
     if mask or valid.needed:
         user = _Mask(mask, grid) if mask else None
         if user is not None and valid.needed:
