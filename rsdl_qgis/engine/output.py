@@ -153,11 +153,19 @@ def io_error(path, exc, param):
     return RsdlIOError(f"cannot write '{path}': {reason}", param)
 
 
+#: a write that failed with less than this free on its disk failed for want of space
+#: (GDAL 3.10 reports a full disk as "IO error writing tag data", without ENOSPC)
+FULL_DISK = 1 << 20
+
+
 def folder_reason(folder):
     """Why nothing can be written in `folder`, when that is why (else None)."""
     try:
-        if os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1):
+        st = os.statvfs(folder)
+        if st.f_flag & getattr(os, "ST_RDONLY", 1):
             return "the folder is on a read-only disk: choose another folder"
+        if st.f_bavail * st.f_frsize < FULL_DISK:
+            return describe(OSError(errno.ENOSPC, "No space left on device"))
     except (OSError, AttributeError):
         return None
     if not os.access(folder, os.W_OK):
