@@ -256,6 +256,7 @@ def test_advice_in_plain_words():
     assert advice(fit_of(smooth, best=2), j) == []
 
 
+@pytest.mark.tensorflow
 def test_a_loss_that_stops_being_a_number_writes_no_model(patches, tmp_path):
     """A learning rate of 1e30: the loss is NaN within the first epoch. The run stops
     there, names LEARNING_RATE with its value, and no model folder is left."""
