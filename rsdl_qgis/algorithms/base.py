@@ -22,6 +22,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
+from ..engine.choices import MAX_BATCH, MAX_PATCH
 from ..engine.output import check_paths
 from ..engine.progress import Progress
 from ..engine.styles import qml_path
@@ -296,8 +297,9 @@ class LoadStyle(QgsProcessingLayerPostProcessorInterface):
 #: the largest value of each number a run takes (by name, or by its ending after
 #: SOURCEn_): what can finish in the time and memory a user has. A number declared with
 #: its own maximum keeps it. docs/algorithms.md lists every range.
-UPPER = {"BATCH_SIZE": 4096, "EFIELD": 8192, "EPOCHS": 10000, "PATIENCE": 10000,
-         "GRID_STEP": 10000, "PATCH_SIZE": 4096, "LABEL_PATCH_SIZE": 4096, "RFIELD": 4096,
+UPPER = {"BATCH_SIZE": MAX_BATCH, "EFIELD": 8192, "EPOCHS": 10000, "PATIENCE": 10000,
+         "GRID_STEP": 10000, "PATCH_SIZE": MAX_PATCH, "LABEL_PATCH_SIZE": MAX_PATCH,
+         "RFIELD": MAX_PATCH,
          "TILE_SIZE": 16384, "MEMORY_MB": 1 << 20, "SCALE": 100, "SEED": 2 ** 31 - 1,
          "SAMPLES": 100_000_000, "MINIMUM": 1_000_000}
 

@@ -12,3 +12,7 @@ OUTPUT_TYPES = ("automatic", "float32", "uint8", "uint16", "int16", "int32")
 NEIGHBOURHOOD = (3, 7, 15)
 #: learning-rate schedules of rsdl:trainmodel, the default first
 SCHEDULES = ("cosine", "constant")
+#: the largest patch side (a receptive field, a model's fixed input) and the largest batch
+#: rsdl feeds a model: what fits in a machine's memory
+MAX_PATCH = 4096
+MAX_BATCH = 4096

@@ -254,6 +254,7 @@ def _running(pid, started):
     now = process_start(pid)
     return started is None or now is None or now == started
 
+
 def state_dir(output):
     d, name = os.path.split(os.path.abspath(str(output)))
     return os.path.join(d, f".{name}{STATE_MARK}")
@@ -279,6 +280,7 @@ class ChunkStore:
         self.info = info or (lambda _m: None)
         self.done: List[int] = []
         self.sums: Dict[str, str] = {}
+        self.started = process_start(os.getpid())
 
     def _path(self, index):
         return os.path.join(self.dir, f"c{index:06d}.npy")
@@ -352,7 +354,7 @@ class ChunkStore:
     def _write_manifest(self, running):
         m = {"format": FORMAT, "version": VERSION, "output": os.path.abspath(self.output),
              "host": socket.gethostname(), "pid": os.getpid(),
-             "started": process_start(os.getpid()), "running": running,
+             "started": self.started, "running": running,
              "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), "chunks": self.count,
              "bands": self.bands,
              "fingerprint": self.fp, "done": self.done, "sums": self.sums}

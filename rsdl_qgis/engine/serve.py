@@ -15,6 +15,7 @@ is bounded by the tile and chunk sizes. Chunks are kept for a resume
 import json
 import os
 import queue
+import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -594,20 +595,18 @@ def check_space(plan, run, progress, free_space=None):
     written: the kept chunks (RESUME) are the output's pixels uncompressed, which must
     fit; the compressed output is usually far smaller than its pixels (a warning when
     even those would not fit). `free_space(folder)` for the tests."""
-    import shutil
     job = plan.job
     raw = plan.geom.width * plan.geom.height * sum(plan.bands) * plan.out_dtype.itemsize
     folder = os.path.dirname(os.path.abspath(job.output))
-    state = os.path.dirname(state_dir(run.state_for or job.output))
+    kept_dir = state_dir(run.state_for or job.output)
+    state = os.path.dirname(kept_dir)
     try:
         free = (free_space or (lambda f: shutil.disk_usage(f).free))(folder)
     except OSError:
         return                                   # not a local folder: GDAL will tell
     kept = 0
-    if run.resume:
-        d = state_dir(run.state_for or job.output)
-        if os.path.isdir(d):                     # chunks an earlier run already keeps
-            kept = sum(e.stat().st_size for e in os.scandir(d) if e.is_file())
+    if run.resume and os.path.isdir(kept_dir):   # chunks an earlier run already keeps
+        kept = sum(e.stat().st_size for e in os.scandir(kept_dir) if e.is_file())
     chunks_need = max(0, raw - kept) if run.resume else 0
     text = (f"the output is {plan.geom.width} x {plan.geom.height} pixels x "
             f"{sum(plan.bands)} band(s) of {plan.out_dtype.name}: {size_text(raw)} of pixels")

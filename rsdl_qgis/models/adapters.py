@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from ..deps import require_tensorflow
+from ..engine.choices import MAX_BATCH
 from ..errors import ModelError
 from . import safety
 from .metadata import model_folder
@@ -54,9 +55,6 @@ def reason(exc):
 def _dtype_name(dt):
     return np.dtype(dt.as_numpy_dtype).name if hasattr(dt, "as_numpy_dtype") else np.dtype(dt).name
 
-
-#: the largest fixed batch a model may declare (BATCH_SIZE's upper bound)
-MAX_FIXED_BATCH = 4096
 
 class ModelAdapter:
     """The engine's Model interface (engine/model.py) for models from files, plus name
@@ -102,9 +100,9 @@ class ModelAdapter:
         exactly 1), else None (any batch)."""
         sizes = {s[0] for s, _ in self.inputs.values() if s and s[0] is not None}
         batch = sizes.pop() if len(sizes) == 1 else None
-        if batch is not None and not 1 <= batch <= MAX_FIXED_BATCH:
+        if batch is not None and not 1 <= batch <= MAX_BATCH:
             raise ModelError(f"the model declares a fixed batch of {batch} patches (at most "
-                             f"{MAX_FIXED_BATCH} are fed at once): the model file is damaged "
+                             f"{MAX_BATCH} are fed at once): the model file is damaged "
                              "or not made for images", "MODEL")
         return batch
 

@@ -33,6 +33,7 @@ import math
 
 import numpy as np
 
+from ..engine.choices import MAX_PATCH
 from ..errors import ModelError
 
 MAX_PROBE = 160
@@ -40,8 +41,6 @@ MAX_PROBE = 160
 DEFAULT_OVERLAP = 10
 #: the tile of free-size tile models (a U-Net) when the model says none
 DEFAULT_TILE = 512
-#: the largest fixed input side a model may declare (as SOURCEn_RFIELD's upper bound)
-MAX_PATCH = 4096
 
 
 def margin(tile, overlap, quantum=1):
