@@ -676,6 +676,31 @@ def test_a_run_that_cannot_fit_on_the_disk_is_refused_before_it_writes(qgis_app,
     assert "8.0 TB" in msg and "untick RESUME" in msg
 
 
+def absurd_onnx(path, batch, side):
+    """An ONNX Relu whose input is declared [batch, 3, side, side]."""
+    from onnx import TensorProto, helper, save
+    shape = [batch, 3, side, side]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    save(model, str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("batch,side,words", [(1, 2_000_000_000, "2000000000 x 2000000000"),
+                                              (2_000_000_000, 64, "fixed batch of 2000000000")])
+def test_an_onnx_model_declaring_absurd_sizes_is_one_line(qgis_app, data, tmp_path, batch,
+                                                          side, words):
+    """Was numpy's "array is too big ... this is a bug" traceback."""
+    model = absurd_onnx(tmp_path / "big.onnx", batch, side)
+    msg = refused("rsdl:modelserve", dict(MODEL=model, SOURCE1=data["image"],
+                                          OUTPUT=str(tmp_path / "m.tif")),
+                  "MODEL", [data["dir"], tmp_path])
+    assert words in msg and "damaged or not made for images" in msg
+
+
 # --- 5e. messages that say what is wrong with what the user set ----------------------------
 
 @pytest.mark.parametrize("alg,key", [("rsdl:exportonnx", "MODEL"), ("rsdl:modelserve", "MODEL"),
