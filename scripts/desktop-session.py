@@ -207,14 +207,15 @@ def session():
     yield 100
 
     # 2. sampling, from dialogs, as background tasks. Every dialog gets its inputs and
-    # where to write; every other parameter keeps the dialog's default
+    # where to write; every other parameter keeps the dialog's default, but for the
+    # samples: 300 per class (the suite's time; `make demo` runs the defaults)
     dlg = open_dialog("rsdl:classstatistics", {
         "INPUT": scene, "VECTOR": polygons, "FIELD": "name",
         "OUTPUT": os.path.join(out, "class_statistics.csv")})
     yield from run_dialog(dlg, "classstatistics")
     dlg.close()
     dlg = open_dialog("rsdl:sampleselection", {
-        "INPUT": scene, "VECTOR": polygons, "FIELD": "name",
+        "INPUT": scene, "VECTOR": polygons, "FIELD": "name", "STRATEGY": 1, "SAMPLES": 300,
         "OUTPUT": os.path.join(out, "train_points.gpkg"),
         "OUTPUT_VALID": os.path.join(out, "valid_points.gpkg")})
     yield 500
