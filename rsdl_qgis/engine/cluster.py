@@ -18,6 +18,7 @@ import importlib
 import json
 import socket
 import threading
+import time
 import uuid
 
 from ..errors import CancelledError, ParameterError, RsdlError
@@ -154,7 +155,6 @@ class _Workers:
     for ever."""
 
     def __init__(self, client, address, param):
-        import time
         self.client, self.address, self.param = client, address, param
         self.clock = time.monotonic
         self.last_look = self.clock()

@@ -99,7 +99,8 @@ class Candidates:
 def candidates(image, vector, field, mask=None, step=1, progress=None, param="VECTOR"):
     """Read the training geometries over `image` and find their candidate pixels."""
     progress = progress or Progress()
-    ds = open_raster(image, "INPUT", "image")
+    valid = _Validity(image)                  # opens the image (as a model's source)
+    ds = valid.reader.ds
     grid = grid_of(ds)
     feats = read_features(vector, field, grid, param, "FIELD", progress.info)
     _check_cancel(progress)
@@ -119,7 +120,6 @@ def candidates(image, vector, field, mask=None, step=1, progress=None, param="VE
     span_class = feature_code[spans.feature]
     counts = span_counts(spans, step)
     m = None
-    valid = _Validity(image)
     if mask or valid.needed:
         user = _Mask(mask, grid) if mask else None
         if user is not None and valid.needed:

@@ -200,11 +200,17 @@ def test_cancel_on_cluster_then_resume_here(tmp_path, dask_cluster):
     assert (tmp_path / "out.tif").read_bytes() == ref
 
 
-def test_changed_job_starts_over_and_says_why(tmp_path):
+def job_on_a_copy(tmp_path):
+    """fcn_job on a copy of the Spot-7 subset, which the test may change: (copy, job)."""
     src = tmp_path / "pxs.tif"
     shutil.copy(PXS, src)
-    job = ServeJob(MODEL3, [ServeSource(str(src), 16, "x")], str(tmp_path / "out.tif"),
-                   ["prediction"], fully_conv=True, tile_size=16, chunk_size=32)
+    job = fcn_job(tmp_path / "out.tif")
+    job.sources = [ServeSource(str(src), 16, "x")]
+    return src, job
+
+
+def test_changed_job_starts_over_and_says_why(tmp_path):
+    src, job = job_on_a_copy(tmp_path)
     with pytest.raises(CancelledError):
         serve_slow(job, Log(cancel_at=0.2))
     assert os.path.isdir(state_dir(job.output))
@@ -349,10 +355,7 @@ def test_a_kept_chunk_whose_pixels_were_changed_is_computed_again(tmp_path):
 
 
 def test_a_source_rewritten_with_its_size_and_time_restored_starts_over(tmp_path):
-    src = tmp_path / "pxs.tif"
-    shutil.copy(PXS, src)
-    job = ServeJob(MODEL3, [ServeSource(str(src), 16, "x")], str(tmp_path / "out.tif"),
-                   ["prediction"], fully_conv=True, tile_size=16, chunk_size=32)
+    src, job = job_on_a_copy(tmp_path)
     cancelled_state(job)
     st = os.stat(src)
     data = bytearray(src.read_bytes())
