@@ -10,7 +10,7 @@ from osgeo import gdal, osr
 from ..errors import GridError, RsdlIOError
 from .grid import Grid
 from .output import AtomicFile, gdal_checked, io_error
-from .windows import Window, crop
+from .windows import Window, crop, intersection
 
 gdal.UseExceptions()
 
@@ -353,6 +353,15 @@ class TiledWriter:
     ``commit`` flushes and closes it (any GDAL error, a full disk included, is raised
     there) and renames it onto the target, ``abort`` removes it. The queue is bounded, so
     memory stays bounded when the disk is slower than the model.
+
+    The file's bytes depend only on its pixels and on the order of the writes, never on
+    GDAL's block cache: each block of the file is written once, whole, as soon as the
+    writes have covered it, and flushed at once (all bands in one write). Left to the
+    cache, a block is encoded when the cache evicts it, which depends on the cache's size
+    and on what other threads read meanwhile; a block evicted half-written is encoded
+    twice and the file holds both. Pieces of blocks that a write leaves partly covered
+    wait here (at most a row of blocks across the output, and those along a write's
+    right edge).
     """
 
     def __init__(self, path, width, height, bands, dtype, geotransform, crs_wkt, nodata,
@@ -399,6 +408,8 @@ class TiledWriter:
             self._close_quietly()
             self.out.abort()
             raise
+        self.width, self.height, self.bands, self.block = width, height, bands, block
+        self.partial: dict = {}      # (block column, block row) -> [pixels, count covered]
         self.error = None
         self.queue: "queue.Queue[Any]" = queue.Queue(maxsize=max_pending)
         self.thread = threading.Thread(target=self._run, name="rsdl-writer", daemon=True)
@@ -414,11 +425,43 @@ class TiledWriter:
                 continue
             try:
                 with gdal_checked(self.path, self.param):
-                    for b in range(array.shape[2]):
-                        self.ds.GetRasterBand(b + 1).WriteArray(array[:, :, b], window.col_off,
-                                                                window.row_off)
+                    self._blocks(window, array)
             except Exception as exc:  # reported by write() or commit()
                 self.error = exc
+
+    def _block_window(self, bx, by):
+        b = self.block
+        x, y = bx * b, by * b
+        return Window(x, y, min(b, self.width - x), min(b, self.height - y))
+
+    def _blocks(self, window, array):
+        """Write the blocks of the file that `window` (with those before it) completes,
+        in row-major order; keep the pieces of the others."""
+        b = self.block
+        for by in range(window.row_off // b, (window.row_end - 1) // b + 1):
+            for bx in range(window.col_off // b, (window.col_end - 1) // b + 1):
+                blk = self._block_window(bx, by)
+                part = intersection(blk, window)
+                piece = array[part.relative_to(window).slices()]
+                if part == blk:
+                    self._put(blk, piece)
+                    continue
+                held = self.partial.get((bx, by))
+                if held is None:
+                    held = self.partial[(bx, by)] = [
+                        np.zeros((blk.height, blk.width, self.bands), self.dtype), 0]
+                held[0][part.relative_to(blk).slices()] = piece
+                held[1] += part.size
+                if held[1] >= blk.size:
+                    del self.partial[(bx, by)]
+                    self._put(blk, held[0])
+
+    def _put(self, blk, pixels):
+        """One whole block, all bands in one write, flushed to the file at once."""
+        data = np.ascontiguousarray(np.moveaxis(pixels, 2, 0))     # band, row, col
+        self.ds.WriteRaster(blk.col_off, blk.row_off, blk.width, blk.height, data.tobytes(),
+                            blk.width, blk.height, GDAL_TYPES[self.dtype.name])
+        self.ds.FlushCache()
 
     def _check(self):
         if self.error is not None:
@@ -441,6 +484,10 @@ class TiledWriter:
         try:
             self._check()
             with gdal_checked(self.path, self.param):
+                # blocks never fully covered (not in a serving run: its chunks cover the
+                # grid), in the order of the file
+                for (bx, by) in sorted(self.partial, key=lambda k: (k[1], k[0])):
+                    self._put(self._block_window(bx, by), self.partial.pop((bx, by))[0])
                 self.ds.FlushCache()
                 self.ds = None
         except RsdlIOError:
