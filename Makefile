@@ -13,6 +13,8 @@ VERSION      := $(shell sed -n 's/^version=//p' metadata.txt)
 CONFIG_ROOT  := $(if $(QGIS_CUSTOM_CONFIG_PATH),$(QGIS_CUSTOM_CONFIG_PATH),$(HOME)/.local/share/QGIS/QGIS3)
 PROFILE_DIR  ?= $(CONFIG_ROOT)/profiles/default
 PLUGIN_DEST  := $(PROFILE_DIR)/python/plugins/rsdl_qgis
+# rsdl-scheduler, rsdl-worker, rsdl-slurm (docs/cluster.md) go there
+BINDIR       ?= $(HOME)/.local/bin
 # DEPS_KIND: full (TensorFlow and ONNX Runtime) or apply (apply models only: ONNX Runtime,
 # no TensorFlow). Which packages and versions suit this host (its Python, its numpy, a GPU)
 # is decided in rsdl_qgis/deps.py only; `python3 rsdl_qgis/deps.py plan` says why.
@@ -30,8 +32,9 @@ PLUGIN       := $(BUILD)/plugin/rsdl_qgis
 PYTEST_ARGS  ?=
 
 SYSTEM_PACKAGES := qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-pip
-# otb-bin: the peer the tests compare with; xvfb, xauth: the real QGIS window of tests/desktop
-TEST_PACKAGES   := $(SYSTEM_PACKAGES) otb-bin? xvfb xauth
+# otb-bin: the peer the tests compare with; xvfb, xauth: the real QGIS window of tests/desktop;
+# slurm-wlm, munge, openssh-server, openssl: docs/cluster.md's recipes run as written
+TEST_PACKAGES   := $(SYSTEM_PACKAGES) otb-bin? xvfb xauth slurm-wlm? munge? openssh-server? openssl
 
 .PHONY: FORCE lint all system test-system deps testdeps plugin install zip test demo screenshots \
         clean record-otb test-hosts test-trixie test-forky demo-trixie
@@ -77,6 +80,8 @@ install: deps plugin
 	cp -r $(PLUGIN) $(PLUGIN_DEST)
 	cp -al $(DEPS) $(DEPS_DEST) 2>/dev/null || cp -a $(DEPS) $(DEPS_DEST)
 	$(PYTHON) scripts/enable-plugin.py $(PROFILE_DIR) rsdl_qgis
+	$(PYTHON) $(PLUGIN_DEST)/cluster_cli.py install --bin $(BINDIR) --deps $(DEPS_DEST) \
+	  --python $(PYTHON)
 	@echo "Installed rsdl_qgis $(VERSION) into $(PROFILE_DIR) (dependencies: $(DEPS_DEST))"
 
 zip: plugin

@@ -459,16 +459,23 @@ class Assembler:
         self.total = sum(c.window.size for c in chunks)
         self.todo = sum(c.window.size for c in chunks if c.index not in self.reused)
         self.computed = 0
-        self.start = time.monotonic()
+        self.threads = 1             # chunks computed at the same time (a cluster's threads)
+        self.costs = [0, 0.0]        # pixels and seconds of the chunks whose cost is known
+        self.first: Optional[float] = None      # when the first computed chunk came
+        self.since_first = 0         # pixels computed after it
+        self.after = 0               # chunks computed after it
         self.told: Optional[float] = None
         self.flush()
 
-    def add(self, index, array):
+    def add(self, index, array, seconds=None):
+        """Computed chunk `index`; `seconds`: what computing it took, or None when that
+        is not its real cost (the first chunk of a worker holds the model's first call)."""
         if self.store is not None:
             self.store.save(index, array)
         self.pending[index] = array
-        self.computed += self.chunks[index].window.size
-        self._estimate()
+        size = self.chunks[index].window.size
+        self.computed += size
+        self._estimate(size, seconds)
         self.flush()
 
     def flush(self):
@@ -492,13 +499,34 @@ class Assembler:
         done = self.total - self.todo + self.computed + partial
         return done / self.total if self.total else 1.0
 
-    def _estimate(self):
-        """Time left, in the log after the first chunk and then every 30 s or so."""
+    def rate(self, now):
+        """Pixels per second: the wall-clock rate since the first computed chunk came,
+        once twice as many chunks as run at the same time came after it; before, the
+        chunks' own cost times the threads. Never from the first chunk's wall time: it
+        holds the model's loading, the workers' start and TensorFlow's first call, which
+        made the first estimate 20 to 30 times too long on a cluster."""
+        if self.after >= 2 * self.threads and now > self.first:
+            return self.since_first / (now - self.first)
+        px, secs = self.costs
+        return self.threads * px / secs if secs > 0 else None
+
+    def _estimate(self, size, seconds):
+        """Time left, in the log once a chunk's real cost is known, then every 30 s or so."""
         now = time.monotonic()
+        if seconds is not None:
+            self.costs[0] += size
+            self.costs[1] += seconds
+        if self.first is None:
+            self.first, self.after = now, 0
+        else:
+            self.since_first += size
+            self.after += 1
         if self.computed >= self.todo or (self.told is not None and now - self.told < 30):
             return
+        rate = self.rate(now)
+        if not rate:
+            return
         self.told = now
-        rate = self.computed / max(now - self.start, 1e-6)
         left = (self.todo - self.computed) / rate
         self.info(f"{100 * self.fraction():.0f} % done; about {format_seconds(left)} left "
                   f"({rate / 1e6:.2f} Mpx/s)")

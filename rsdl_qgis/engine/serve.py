@@ -704,10 +704,13 @@ def run_local(plan, todo, assembler, progress):
     """Compute the chunks `todo` here, in order, handing each to the assembler."""
     skipped = 0
     for chunk in todo:
+        start = time.perf_counter()
         array, sk = compute_chunk(plan, chunk, lambda px: progress.set(assembler.fraction(px)),
                                   progress)
         skipped += sk
-        assembler.add(chunk.index, array)
+        # the first chunk's time holds the model's first call (tracing): not its cost
+        assembler.add(chunk.index, array,
+                      time.perf_counter() - start if chunk is not todo[0] else None)
         progress.set(assembler.fraction())
     return skipped
 
