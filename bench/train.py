@@ -62,7 +62,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="rsdl-bench-train-")
     try:
         polys = spectral_classes(LANDSAT, rotated_polygons(LANDSAT, os.path.join(tmp, "p.gpkg"),
-                                                           3000, seed=2))
+                                                           2000, seed=2))
         pts = os.path.join(tmp, "s.gpkg")
         sample_selection(SelectionJob(LANDSAT, pts, vector=polys, field="code", strategy="constant",
                                       samples=1000 if args.quick else 4000, sampler="random"))

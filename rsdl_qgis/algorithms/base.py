@@ -301,7 +301,7 @@ UPPER = {"BATCH_SIZE": MAX_BATCH, "EFIELD": 8192, "EPOCHS": 10000, "PATIENCE": 1
          "GRID_STEP": 10000, "PATCH_SIZE": MAX_PATCH, "LABEL_PATCH_SIZE": MAX_PATCH,
          "RFIELD": MAX_PATCH,
          "TILE_SIZE": 16384, "MEMORY_MB": 1 << 20, "SCALE": 100, "SEED": 2 ** 31 - 1,
-         "SAMPLES": 100_000_000, "MINIMUM": 1_000_000}
+         "SAMPLES": 100_000_000, "MINIMUM": 1_000_000, "WORKERS": 4096}
 
 
 def upper_bound(name):
@@ -720,12 +720,15 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                        "running the same job again after a crash or a cancel continues "
                        "from them. Untick to start over and keep nothing.")
         self.addParameter(advanced(resume))
+        self.add_scheduler("the chunks are computed by the cluster's workers, which read "
+                           "the inputs and the model from the same paths (a shared folder)")
+
+    def add_scheduler(self, what):
         scheduler = QgsProcessingParameterString(
             "SCHEDULER", "Dask scheduler address (empty = run in this process)",
             defaultValue="", optional=True)
-        scheduler.setHelp("For example tcp://gpu-server:8786: the chunks are computed by "
-                          "the cluster's workers, which read the inputs and the model from "
-                          "the same paths (a shared folder). See docs/cluster.md.")
+        scheduler.setHelp(f"For example tcp://127.0.0.1:8786 (rsdl-scheduler, "
+                          f"rsdl-worker): {what}. See docs/cluster.md.")
         self.addParameter(advanced(scheduler))
 
     def distribution(self, parameters, context):

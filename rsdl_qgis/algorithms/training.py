@@ -8,7 +8,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..engine.choices import SCHEDULES
+from ..engine.choices import DISTRIBUTIONS, SCHEDULES
 from ..models.zoo import ARCHITECTURES
 from .base import MAX_SOURCES, FeedbackProgress, RasterInput, RsdlAlgorithm, advanced, api, model_parameter
 
@@ -58,6 +58,17 @@ when the curves swing, overfit or still improve.</li>
 <li><b>AUGMENT</b>: random flips and 90-degree rotations (on by default).</li>
 <li><b>SEED</b>: the same seed gives the same model.</li>
 </ul>
+<h3>Several GPUs or machines (advanced)</h3>
+<ul>
+<li><b>DISTRIBUTION</b>: <i>this process</i> (default); <i>every GPU of this machine</i>
+(TensorFlow's MirroredStrategy: each batch is split between the GPUs); <i>the workers of a
+Dask cluster</i> (MultiWorkerMirroredStrategy: one training process per worker, each on its
+share of every batch, the gradients summed across them). The model files are those of a
+one-process training.</li>
+<li><b>SCHEDULER</b>: the cluster's address (rsdl-scheduler and rsdl-worker, or rsdl-slurm:
+docs/cluster.md); the workers read the patches from the same paths.
+<b>WORKERS</b>: how many of its workers (0: all).</li>
+</ul>
 <p>Progress moves per batch, the log gives each epoch's losses and accuracies. The model
 kept is the one of the best epoch (validation loss, or training loss without validation).
 Cancel stops after the current batch and saves the best model so far.</p>
@@ -78,6 +89,11 @@ per-class precision/recall/F1, overall accuracy and kappa of the validation set.
 
 
 SCHEDULE_LABELS = {"cosine": "cosine: decays to 1 % by the last epoch", "constant": "constant"}
+
+
+DISTRIBUTION_LABELS = {"none": "this process (one CPU or GPU)",
+                       "gpus": "every GPU of this machine",
+                       "workers": "the workers of a Dask cluster (SCHEDULER)"}
 
 
 class TrainModel(RsdlAlgorithm):
@@ -128,6 +144,15 @@ class TrainModel(RsdlAlgorithm):
             "LABEL_NODATA", "Label value to ignore", QgsProcessingParameterNumber.Integer,
             optional=True)))
         self.add_trust_model("the model to train further")
+        self.addParameter(advanced(QgsProcessingParameterEnum(
+            "DISTRIBUTION", "Train on", options=[DISTRIBUTION_LABELS[k] for k in DISTRIBUTIONS],
+            defaultValue=0)))
+        self.add_scheduler("with 'Train on' the workers of a Dask cluster, each worker "
+                           "trains on its share of every batch, reading the patches from "
+                           "the same paths (a shared folder)")
+        self.addParameter(advanced(QgsProcessingParameterNumber(
+            "WORKERS", "Dask workers to train on (0: all)",
+            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0)))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Trained model"))
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_REPORT", "Training report", "HTML files (*.html)", optional=True))
@@ -161,7 +186,11 @@ class TrainModel(RsdlAlgorithm):
             seed=self.parameterAsInt(parameters, "SEED", context),
             label_nodata=self.optional_int(parameters, "LABEL_NODATA", context),
             output_report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None,
-            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
+            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context),
+            distribution=DISTRIBUTIONS[self.parameterAsEnum(parameters, "DISTRIBUTION",
+                                                            context)],
+            scheduler=self.parameterAsString(parameters, "SCHEDULER", context).strip(),
+            workers=self.parameterAsInt(parameters, "WORKERS", context))
         res = self.run_engine(api.train_model, job, FeedbackProgress(feedback))
         return {k: res.get(k) for k in ("OUTPUT", "OUTPUT_REPORT", "OA", "KAPPA", "F1_MEAN",
                                         "EPOCHS", "BEST_EPOCH")}

@@ -12,6 +12,9 @@ OUTPUT_TYPES = ("automatic", "float32", "uint8", "uint16", "int16", "int32")
 NEIGHBOURHOOD = (3, 7, 15)
 #: learning-rate schedules of rsdl:trainmodel, the default first
 SCHEDULES = ("cosine", "constant")
+#: how rsdl:trainmodel spreads a training: one process; every GPU of this machine
+#: (MirroredStrategy); the workers of a Dask cluster (MultiWorkerMirroredStrategy)
+DISTRIBUTIONS = ("none", "gpus", "workers")
 #: the largest patch side (a receptive field, a model's fixed input) and the largest batch
 #: rsdl feeds a model: what fits in a machine's memory
 MAX_PATCH = 4096

@@ -13,6 +13,7 @@ normalisation statistics computed from the training patches are built into the m
 the exported SavedModel carries ``rsdl_metadata.json`` (input names, receptive and
 expression fields, mode, class codes and names), so rsdl:modelserve needs no field sizes.
 """
+import contextlib
 import json
 import os
 import time
@@ -23,7 +24,7 @@ from typing import List, Optional
 import numpy as np
 
 from ..deps import require_tensorflow
-from ..engine.choices import SCHEDULES
+from ..engine.choices import DISTRIBUTIONS, SCHEDULES
 from ..engine.output import AtomicFolder, io_error
 from ..engine.progress import Progress
 from ..engine.raster import open_raster
@@ -68,6 +69,21 @@ class TrainModelJob:
     label_nodata: Optional[int] = None
     output_report: Optional[str] = None
     trust_model: bool = False
+    distribution: str = "none"            # "none", "gpus" (this machine's), "workers" (a
+    #                                       Dask cluster's: models/distributed.py)
+    scheduler: str = ""                   # the Dask scheduler of "workers"
+    workers: int = 0                      # how many of its workers (0: all)
+
+    def to_dict(self):
+        from dataclasses import asdict
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d)
+        for k in ("train_sources", "valid_sources"):
+            d[k] = [TrainSource(**s) for s in d.get(k) or []]
+        return cls(**d)
 
 
 class Patches:
@@ -139,14 +155,19 @@ class Dataset:
             out.append(v)
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
-    def batches(self, batch, codes, weights, rng=None, augment=False):
-        """Yield (inputs dict, label indices, sample weights); shuffled when rng is given."""
-        starts = list(range(0, self.count, CHUNK))
+    def batches(self, batch, codes, weights, rng=None, augment=False, shard=(0, 1)):
+        """Yield (inputs dict, label indices, sample weights); shuffled when rng is given.
+        `shard` (k, n): the k-th of n workers' share, the k-th n-th of every block of
+        samples (each worker reads only its share)."""
+        k, n = shard
+        windows = [(i0 + (i1 - i0) * k // n, i0 + (i1 - i0) * (k + 1) // n)
+                   for i0, i1 in ((i, min(self.count, i + CHUNK))
+                                  for i in range(0, self.count, CHUNK))]
+        windows = [w for w in windows if w[1] > w[0]]
         if rng is not None:
-            rng.shuffle(starts)
+            rng.shuffle(windows)
         carry = None
-        for i0 in starts:
-            i1 = min(self.count, i0 + CHUNK)
+        for i0, i1 in windows:
             xs = [s.read(i0, i1) for s in self.sources]
             y = self.labels.read(i0, i1, np.int64)[..., 0]
             if not self.dense:
@@ -252,8 +273,10 @@ def _load_for_training(job, keras):
     return model, core, serving, meta
 
 
-def train_model(job, progress=None):
-    """Train a built-in or given model on patches images and export it for serving."""
+def train_model(job, progress=None, worker=None):
+    """Train a built-in or given model on patches images and export it for serving.
+    `worker`: (strategy, rank, size) in a process of a distributed training
+    (models/distributed.py); rank 0 writes the model."""
     progress = progress or Progress()
     start = time.monotonic()
     if not job.train_sources:
@@ -267,10 +290,18 @@ def train_model(job, progress=None):
     check_choice(job.schedule, SCHEDULES, "SCHEDULE", "learning-rate schedule")
     if job.patience < 0:
         raise ParameterError("PATIENCE must be 0 (off) or more epochs", "PATIENCE")
+    check_choice(job.distribution, DISTRIBUTIONS, "DISTRIBUTION", "distribution")
     # refused now, before any training, when the folder holds files we did not write
     output = AtomicFolder(job.output_model, "OUTPUT", owned=foreign_files, what="the model")
     try:
-        return _train(job, progress, start, output)
+        if worker is None and job.distribution == "workers":
+            from .distributed import train_on_workers
+            return train_on_workers(job, progress, output, start)
+        if worker is None and job.distribution == "gpus":
+            from .distributed import local_strategy
+            strategy = local_strategy(progress)
+            worker = (strategy, 0, 1) if strategy is not None else None
+        return _train(job, progress, start, output, worker)
     finally:
         output.abort()        # nothing left when the model was not written
 
@@ -287,19 +318,41 @@ def foreign_files(path):
     return [n for n in names if n not in OWN_FILES] if ours else names
 
 
-def _train(job, progress, start, output):
+def _train(job, progress, start, output, worker=None):
     """The steps of a training: data, classes, network, fit, validation, export."""
     train, valid = _datasets(job)
     classes = _classes(job, train, progress)
     tf = require_tensorflow()
     import keras
     keras.utils.set_random_seed(job.seed)
-    model, core, serving, arch, classes = _network(job, keras, train, classes, progress)
     steps = -(-train.count // job.batch_size)
-    model.compile(optimizer=keras.optimizers.Adam(_rate(job, steps, keras), use_ema=job.average,
-                                                  ema_momentum=ema_momentum(steps)),
-                  loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
-    fit = _fit(job, model, train, valid, classes, tf, keras, progress)
+    strategy, rank, size = worker or (None, 0, 1)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model, core, serving, arch, classes = _network(job, keras, train, classes, progress)
+        optimizer = _optimizer(job, steps, keras)
+        if size == 1:
+            _compile(model, optimizer)
+        else:                   # its own loop (models/distributed.py): no compile
+            optimizer.build(model.trainable_variables)
+    plain = None
+    if strategy is not None:
+        # the same network outside the strategy: it validates, and the files are written
+        # from it (no distributed variables in them)
+        plain, core, serving, arch, classes = _network(job, keras, train, classes, Progress())
+    if size > 1:
+        from .distributed import fit_on_workers
+        fit = fit_on_workers(job, model, plain, optimizer, train, valid, classes, tf,
+                             progress, strategy, rank, size)
+        trained = fit.best["weights"]
+    else:
+        fit = _fit(job, model, train, valid, classes, tf, keras, progress)
+        trained = model.get_weights()
+    if strategy is not None:
+        if rank:
+            return {"RANK": rank}
+        model = plain
+        model.set_weights(trained)
+        _compile(model, _optimizer(job, steps, keras))
     result = {"OUTPUT": job.output_model, "EPOCHS": len(fit.history) - 1,
               "BEST_EPOCH": fit.best["epoch"], "CANCELLED": fit.cancelled}
     matrix, metrics = _validate(model, valid, classes, progress)
@@ -328,6 +381,16 @@ def _train(job, progress, start, output):
     result["SECONDS"] = time.monotonic() - start
     progress.set(1.0)
     return result
+
+
+def _optimizer(job, steps, keras):
+    return keras.optimizers.Adam(_rate(job, steps, keras), use_ema=job.average,
+                                 ema_momentum=ema_momentum(steps))
+
+
+def _compile(model, optimizer):
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                  weighted_metrics=["accuracy"])
 
 
 EMA_MOMENTUM = (0.9, 0.995)   # the weights' moving average spans half an epoch, within
@@ -544,6 +607,7 @@ def _fit(job, model, train, valid, classes, tf, keras, progress):
                 progress.info(f"Early stop: no better validation loss in the {job.patience} "
                               f"epochs since epoch {fit.best['epoch']} (PATIENCE)")
 
+    began = time.monotonic()
     warnings.filterwarnings("ignore", message=".*ran out of data.*")
     if valid is not None:
         loss0, acc0 = model.evaluate(dataset(valid, False), verbose=0)
@@ -558,6 +622,11 @@ def _fit(job, model, train, valid, classes, tf, keras, progress):
               validation_data=dataset(valid, False).repeat() if valid else None,
               validation_steps=-(-valid.count // job.batch_size) if valid else None,
               epochs=job.epochs, verbose=0, shuffle=False, callbacks=swap + [Feedback()])
+    seconds = time.monotonic() - began
+    done = (len(fit.history) - 1) * steps * job.batch_size
+    progress.info(f"Speed: {done / max(seconds, 1e-9):.0f} samples/s ({len(fit.history) - 1} "
+                  f"epoch(s) of {steps} steps of {job.batch_size} samples in {seconds:.1f} s, "
+                  "validation included)")
     if fit.diverged:
         raise ParameterError(
             f"the training loss stopped being a number (NaN or infinite) at "
