@@ -13,8 +13,9 @@ every interface unless asked.
 - rsdl-worker listens on 127.0.0.1 when its scheduler is on this machine, else on the one
   address of this machine that routes to the scheduler; one thread (TensorFlow already
   uses every core for one model call).
-- rsdl-slurm keeps a scheduler here and submits single-thread workers as SLURM jobs; on
-  SIGTERM or Ctrl-C it cancels its jobs before it ends.
+- rsdl-slurm keeps a scheduler here (on --host) and submits single-thread workers as
+  SLURM jobs, each listening on its node's address towards the scheduler; on SIGTERM or
+  Ctrl-C it cancels its jobs before it ends.
 - TLS: with Dask's TLS settings in its configuration (docs/cluster.md shows the file),
   every command uses tls:// (``--protocol tls`` is implied).
 
@@ -148,7 +149,13 @@ def slurm_parser():
 def slurm_cluster(opts):
     from dask_jobqueue import SLURMCluster
     proto = protocol()
-    env = f"export PYTHONPATH={shlex.quote(os.environ.get('PYTHONPATH', ''))}"
+    path = os.pathsep.join(os.path.abspath(p) for p in
+                           os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)
+    # each job's worker listens on its node's address towards the scheduler, not on
+    # every interface (computed on the node, in the job script)
+    towards = (f"RSDL_HOST=$({shlex.quote(sys.executable)} -m rsdl_qgis.cluster_cli "
+               f"towards {shlex.quote(opts.host)} {opts.port})")
+    env = f"export PYTHONPATH={shlex.quote(path)}"
     extra = [f"--gres=gpu:{opts.gpus}"] if opts.gpus else []
     kwargs = {}
     if proto == "tls":
@@ -158,9 +165,10 @@ def slurm_cluster(opts):
     return SLURMCluster(
         queue=opts.queue, cores=opts.cores, processes=1, memory=opts.memory,
         walltime=opts.walltime, job_extra_directives=extra + opts.job_extra,
-        job_script_prologue=[env], python=sys.executable,
+        job_script_prologue=[env, towards], python=sys.executable,
         # one task at a time: TensorFlow uses the job's cores for one model call
-        worker_extra_args=["--nthreads", "1", "--dashboard-address", "127.0.0.1:0"],
+        worker_extra_args=["--nthreads", "1", "--dashboard-address", "127.0.0.1:0",
+                           "--host", '"$RSDL_HOST"'],
         scheduler_options={"host": opts.host, "port": opts.port,
                            "dashboard_address": None},
         **kwargs)
@@ -201,6 +209,13 @@ def slurm(args):
         cluster.close()
 
 
+def towards(args):
+    """`towards HOST [PORT]`: this machine's address towards HOST (a job script's)."""
+    port = int(args[1]) if len(args) > 1 else 0
+    print(address_towards(args[0], port or DEFAULT_PORT))
+    return 0
+
+
 def install_commands(args):
     """Write the three commands into a folder (make install: ~/.local/bin)."""
     p = argparse.ArgumentParser(prog="cluster_cli.py install")
@@ -230,7 +245,7 @@ def install_commands(args):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"scheduler": scheduler, "worker": worker, "slurm": slurm,
-                "install": install_commands}
+                "install": install_commands, "towards": towards}
     if not argv or argv[0] not in commands:
         print(f"usage: {os.path.basename(sys.argv[0])} {{{','.join(commands)}}} ...",
               file=sys.stderr)

@@ -334,7 +334,12 @@ def test_recipe_3_slurm_as_written(slurm, commands, tmp_path):
         assert sorted(q for q in queue if q) == ["RUNNING gres:gpu:1 8"] * 2
         got, ref, log = serve_on(f"tcp://127.0.0.1:{port}", tmp_path)
         assert got == ref and "2 worker(s), 2 thread(s)" in log
-        assert listening([proc.pid]) == {"127.0.0.1"}
+        import psutil
+        jobs = [p.pid for p in psutil.process_iter(["cmdline"])
+                if "distributed.cli.dask_worker" in " ".join(p.info["cmdline"] or [])
+                and f":{port}" in " ".join(p.info["cmdline"] or [])]
+        assert len(jobs) == 2                           # the two SLURM jobs' workers
+        assert listening([proc.pid] + jobs) == {"127.0.0.1"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
         assert "cancelling the SLURM jobs" in s.output(0)
