@@ -423,6 +423,12 @@ def train_on_workers(job, progress, output, start):
         progress.info(f"DISTRIBUTION: {n} worker(s) of the Dask cluster at "
                       f"'{job.scheduler}', MultiWorkerMirroredStrategy: "
                       f"{', '.join(cluster)}")
+        # TensorFlow's gRPC server binds every interface and has no authentication,
+        # whatever the address in TF_CONFIG: say so, each time
+        progress.info("Warning: for the training's duration, TensorFlow's server on each "
+                      "worker listens on the port above on every interface of its machine, "
+                      "unauthenticated (TensorFlow has no setting for it): train on workers "
+                      "only where the machines' network is trusted (docs/training.md)")
         token = f"rsdl-train-{uuid.uuid4().hex[:8]}"
         queue, cancel = Queue(token, client=client), Event(f"{token}-cancel", client=client)
         job_dict = _absolute(job)

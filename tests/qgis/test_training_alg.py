@@ -73,3 +73,17 @@ def test_train_then_cancel_keeps_best_then_serve(qgis_app, tmp_path):
         "INPUT": crop, "CLASSIFIER": c, "OUTPUT": str(tmp_path / f"{i}.tif")})["OUTPUT"])[0]
         for i, c in enumerate((implicit["OUTPUT"], explicit["OUTPUT"]))]
     assert (maps[0] == maps[1]).all()
+
+
+def test_training_on_workers_without_a_scheduler_is_one_line(qgis_app, tmp_path):
+    """DISTRIBUTION workers (2) needs SCHEDULER: refused in one line naming it, and no
+    model folder is left."""
+    import processing
+    from qgis.core import QgsProcessingException
+    with pytest.raises(QgsProcessingException) as e:
+        processing.run("rsdl:trainmodel", {
+            "TRAIN_SOURCE1": LANDSAT, "TRAIN_LABELS": LANDSAT, "DISTRIBUTION": 2,
+            "OUTPUT": str(tmp_path / "model")})
+    msg = str(e.value)
+    assert msg.startswith("SCHEDULER:") and "\n" not in msg and "Dask cluster" in msg
+    assert not (tmp_path / "model").exists()

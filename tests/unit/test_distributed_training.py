@@ -41,6 +41,8 @@ def test_two_workers_give_the_model_files_of_one_and_its_accuracy(patches, tmp_p
     assert "Training on 2 workers (MultiWorkerMirroredStrategy): batches of 32, 16 per " \
            "worker" in text
     assert "epoch 4/4" in text and two["WORKERS"] == 2
+    assert "listens on the port above on every interface of its machine, " \
+           "unauthenticated" in text
     # the same files, the same metadata but for what training measured
     assert sorted(os.listdir(tmp_path / "one")) == sorted(os.listdir(tmp_path / "two"))
     m1, m2 = (json.loads((tmp_path / d / "rsdl_metadata.json").read_text())
