@@ -291,13 +291,22 @@ def test_export_of_a_trained_model_serves_like_the_savedmodel(tmp_path):
     onnx_path = str(tmp_path / "model.onnx")
     api.export_onnx(model, onnx_path)
     assert OnnxModel(onnx_path).metadata["classes"]["names"] == data["names"]
-    for output in ("class", "probabilities"):
+    maps = {}
+    for output in ("probabilities", "class"):
         ref, gref, _ = serve(model, data["image"], tmp_path / f"sm_{output}.tif",
                              outputs=[output])
         got, g, _ = serve(onnx_path, data["image"], tmp_path / f"onnx_{output}.tif",
                           outputs=[output])
         assert g == gref
-        np.testing.assert_allclose(got, ref, atol=1e-5)
+        maps[output] = got, ref
+    got, ref = maps["probabilities"]
+    np.testing.assert_allclose(got, ref, atol=1e-5)
+    # the same classes, but where two classes tie within the runtimes' rounding (one
+    # pixel in 23 409 once: an argmax of float32 sums in another order)
+    top2 = np.sort(ref, axis=-1)[..., -2:]
+    tie = (top2[..., 1] - top2[..., 0]) < 1e-4
+    differ = (maps["class"][0] != maps["class"][1])[..., 0]
+    assert not (differ & ~tie).any() and differ.sum() <= 3
     assert "crop" in (tmp_path / "onnx_class.qml").read_text()
 
 
