@@ -44,32 +44,30 @@ def rate(times, n):
     return n / (sum(laps) / len(laps))
 
 
+def landsat_patches(tmp, quick):
+    """16 x 16 x 3 patches around samples of the Landsat scene, in `tmp`: (patches image,
+    labels image, how many)."""
+    from rsdl_qgis.api import PatchesJob, PatchSource, SelectionJob, extract_patches, sample_selection
+    from tests.polygons import rotated_polygons, spectral_classes
+    polys = spectral_classes(LANDSAT, rotated_polygons(LANDSAT, os.path.join(tmp, "p.gpkg"),
+                                                       2000, seed=2))
+    pts = os.path.join(tmp, "s.gpkg")
+    sample_selection(SelectionJob(LANDSAT, pts, vector=polys, field="code", strategy="constant",
+                                  samples=1000 if quick else 4000, sampler="random"))
+    px, lab = os.path.join(tmp, "p.tif"), os.path.join(tmp, "l.tif")
+    res = extract_patches(PatchesJob(pts, [PatchSource(LANDSAT, 16, px, nodata=0)],
+                                     field="code", output_labels=lab))
+    return px, lab, res["KEPT"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    from rsdl_qgis.api import (
-        PatchesJob,
-        PatchSource,
-        SelectionJob,
-        TrainModelJob,
-        TrainSource,
-        extract_patches,
-        sample_selection,
-        train_model,
-    )
-    from tests.polygons import rotated_polygons, spectral_classes
+    from rsdl_qgis.api import TrainModelJob, TrainSource, train_model
     tmp = tempfile.mkdtemp(prefix="rsdl-bench-train-")
     try:
-        polys = spectral_classes(LANDSAT, rotated_polygons(LANDSAT, os.path.join(tmp, "p.gpkg"),
-                                                           2000, seed=2))
-        pts = os.path.join(tmp, "s.gpkg")
-        sample_selection(SelectionJob(LANDSAT, pts, vector=polys, field="code", strategy="constant",
-                                      samples=1000 if args.quick else 4000, sampler="random"))
-        px, lab = os.path.join(tmp, "p.tif"), os.path.join(tmp, "l.tif")
-        res = extract_patches(PatchesJob(pts, [PatchSource(LANDSAT, 16, px, nodata=0)],
-                                         field="code", output_labels=lab))
-        n = res["KEPT"]
+        px, lab, n = landsat_patches(tmp, args.quick)
         epochs, batch = 4, 64
         figures = {}
         for aug in (False, True):

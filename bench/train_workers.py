@@ -22,8 +22,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench.serve import LANDSAT  # noqa: E402
-from bench.train import Stamps, rate  # noqa: E402
+from bench.train import Stamps, landsat_patches, rate  # noqa: E402
 
 
 def main():
@@ -32,28 +31,10 @@ def main():
     args = ap.parse_args()
     from distributed import LocalCluster
 
-    from rsdl_qgis.api import (
-        PatchesJob,
-        PatchSource,
-        SelectionJob,
-        TrainModelJob,
-        TrainSource,
-        extract_patches,
-        sample_selection,
-        train_model,
-    )
-    from tests.polygons import rotated_polygons, spectral_classes
+    from rsdl_qgis.api import TrainModelJob, TrainSource, train_model
     tmp = tempfile.mkdtemp(prefix="rsdl-bench-workers-")
     try:
-        polys = spectral_classes(LANDSAT, rotated_polygons(LANDSAT, os.path.join(tmp, "p.gpkg"),
-                                                           2000, seed=2))
-        pts = os.path.join(tmp, "s.gpkg")
-        sample_selection(SelectionJob(LANDSAT, pts, vector=polys, field="code",
-                                      strategy="constant",
-                                      samples=1000 if args.quick else 4000, sampler="random"))
-        px, lab = os.path.join(tmp, "p.tif"), os.path.join(tmp, "l.tif")
-        n = extract_patches(PatchesJob(pts, [PatchSource(LANDSAT, 16, px, nodata=0)],
-                                       field="code", output_labels=lab))["KEPT"]
+        px, lab, n = landsat_patches(tmp, args.quick)
         epochs, batch = 5, 64
         figures = {}
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

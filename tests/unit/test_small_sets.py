@@ -10,10 +10,10 @@ import zipfile
 import numpy as np
 from osgeo import gdal, ogr
 
-from rsdl_qgis.engine.progress import Progress
 from rsdl_qgis.engine.sampling import split_sets
 from rsdl_qgis.ml.pipeline import TrainClassifierJob, train_classifier
 from tests.conftest import LANDSAT
+from tests.log import Log
 
 
 def test_one_polygon_stays_whole_and_the_last_polygon_stays_in_training():
@@ -32,14 +32,6 @@ def test_one_polygon_stays_whole_and_the_last_polygon_stays_in_training():
     # pixels shuffled one by one (no polygons): one sample at least stays too
     sets = split_sets(np.ones(3, int), np.arange(3), 0.6, 0.3, False, 0)
     assert (sets == 0).sum() >= 1
-
-
-class Log(Progress):
-    def __init__(self):
-        self.lines = []
-
-    def info(self, m):
-        self.lines.append(m)
 
 
 def test_ten_rectangles_drawn_by_hand(tmp_path):
