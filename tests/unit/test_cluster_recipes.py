@@ -415,3 +415,6 @@ def test_rsdl_slurm_job_script_runs_single_thread_workers():
     worker_line = [ln for ln in script.splitlines() if "distributed.cli.dask_worker" in ln][0]
     assert worker_line.split("--nthreads")[-1].split()[0] == "1"
     assert "127.0.0.1:0" in worker_line.split("--dashboard-address")[-1]
+    # the worker listens on its node's address towards the scheduler, found on the node
+    assert '--host "$RSDL_HOST"' in worker_line
+    assert "RSDL_HOST=$(" in script and "rsdl_qgis.cluster_cli towards 127.0.0.1" in script
