@@ -169,8 +169,10 @@ def slurm_cluster(opts):
         # one task at a time: TensorFlow uses the job's cores for one model call
         worker_extra_args=["--nthreads", "1", "--dashboard-address", "127.0.0.1:0",
                            "--host", '"$RSDL_HOST"'],
+        # the scheduler's HTTP server (dashboard) on this machine only, as rsdl-scheduler's
+        # (left to Dask it would follow --host onto the cluster's network)
         scheduler_options={"host": opts.host, "port": opts.port,
-                           "dashboard_address": None},
+                           "dashboard_address": "127.0.0.1:8787"},
         **kwargs)
 
 

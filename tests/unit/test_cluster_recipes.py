@@ -418,3 +418,27 @@ def test_rsdl_slurm_job_script_runs_single_thread_workers():
     # the worker listens on its node's address towards the scheduler, found on the node
     assert '--host "$RSDL_HOST"' in worker_line
     assert "RSDL_HOST=$(" in script and "rsdl_qgis.cluster_cli towards 127.0.0.1" in script
+
+
+def test_rsdl_slurm_keeps_its_dashboard_on_this_machine():
+    """With --host on another interface (127.0.0.2 here), the scheduler listens there and
+    its HTTP dashboard stays on 127.0.0.1 (Dask would put it on --host too)."""
+    import psutil
+
+    from rsdl_qgis.cluster_cli import slurm_cluster, slurm_parser
+
+    def sockets():
+        me = psutil.Process()
+        conns = me.net_connections(kind="tcp") if hasattr(me, "net_connections") \
+            else me.connections(kind="tcp")
+        return {c.laddr for c in conns if c.status == psutil.CONN_LISTEN}
+
+    before = sockets()        # what else this test process listens on (other fixtures)
+    cluster = slurm_cluster(slurm_parser().parse_args(["--jobs", "0", "--port", "0",
+                                                       "--host", "127.0.0.2"]))
+    try:
+        new = sockets() - before
+        assert sorted(a.ip for a in new) == ["127.0.0.1", "127.0.0.2"]
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.2:")
+    finally:
+        cluster.close()
