@@ -455,14 +455,7 @@ def train_on_workers(job, progress, output, start):
         client.close()
     chief = results[0]
     try:
-        for rel, data in sorted(chief["files"].items()):
-            path = os.path.join(output.tmp, rel)
-            if data is None:
-                os.makedirs(path, exist_ok=True)
-                continue
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as fh:
-                fh.write(data)
+        write_files(chief["files"], output.tmp)
         output.commit()
         if job.output_report and chief.get("report"):
             from ..engine.output import AtomicFile
@@ -477,6 +470,23 @@ def train_on_workers(job, progress, output, start):
         result["OUTPUT_REPORT"] = job.output_report
     progress.set(1.0)
     return result
+
+
+def write_files(files, folder):
+    """Write the first worker's model files ({relative path: bytes, or None for a
+    folder}) under `folder`, refusing any name that would land outside it."""
+    top = os.path.realpath(folder)
+    for rel, data in sorted(files.items()):
+        path = os.path.realpath(os.path.join(top, rel))
+        if os.path.commonpath([path, top]) != top or path == top:
+            raise RsdlError(f"the first worker sent a model file named '{rel}', outside "
+                            "the model folder: the model was not written", "OUTPUT")
+        if data is None:
+            os.makedirs(path, exist_ok=True)
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(data)
 
 
 def _drain(queue):

@@ -67,3 +67,20 @@ def test_gpus_without_a_gpu_trains_on_the_cpu_and_says_so(patches, tmp_path):  #
                           **dict(SETTINGS, epochs=1)), log)
     assert "has no GPU TensorFlow can use: training on the CPU" in log.text()
     assert res["EPOCHS"] == 1 and (tmp_path / "m" / "saved_model.pb").exists()
+
+
+def test_model_files_from_a_worker_stay_in_the_model_folder(tmp_path):
+    """The first worker's files are written under OUTPUT's temporary folder only: a name
+    that climbs out (or is absolute) is refused and nothing lands outside."""
+    from rsdl_qgis.errors import RsdlError
+    from rsdl_qgis.models.distributed import write_files
+    folder = tmp_path / "model"
+    folder.mkdir()
+    write_files({"variables": None, "variables/a.index": b"1", "rsdl.json": b"{}"},
+                str(folder))
+    assert (folder / "variables" / "a.index").read_bytes() == b"1"
+    for bad in ("../evil.py", "variables/../../evil.py", str(tmp_path / "evil.py"), "."):
+        with pytest.raises(RsdlError) as e:
+            write_files({bad: b"x"}, str(folder))
+        assert e.value.param == "OUTPUT" and "outside the model folder" in str(e.value)
+    assert sorted(os.listdir(tmp_path)) == ["model"]
