@@ -4,7 +4,7 @@ Importing this package has no side effect and needs no qgis: the engine's tests 
 it as a plain library. QGIS calls :func:`classFactory`, which first puts the plugin's
 private dependency folder on ``sys.path``.
 """
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401  (the package's version)
 
 
 def classFactory(iface):  # noqa: N802 (QGIS's name)

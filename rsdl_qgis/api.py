@@ -70,7 +70,7 @@ def serve_model(job, progress=None, resume=True, scheduler=""):
                       + (f", nodata {job.output_nodata}" if named else ""))
     import os
     run = RunOptions(resume=resume, scheduler=scheduler, model_path=job.model,
-                     recipe={"builder": "rsdl_qgis.api:worker_model",
+                     recipe={"builder": worker_model,
                              "args": {"path": os.path.abspath(job.model),
                                       "trusted": job.trust_model}})
     res = serve(job, model, progress, run)

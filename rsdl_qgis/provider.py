@@ -12,9 +12,9 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import Qt
 
-from . import __version__
 from .algorithms import ALGORITHMS
 from .algorithms.base import icon
+from .version import __version__
 
 
 class ThreadedModel(QgsProcessingModelAlgorithm):

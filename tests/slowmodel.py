@@ -18,5 +18,5 @@ class Slow:
 
 
 def build(path, delay=0.1):
-    """The recipe builder of the tests' Dask workers: {"builder": "tests.slowmodel:build"}."""
+    """The recipe builder of the tests' Dask workers: {"builder": build}."""
     return Slow(load_model(path, trusted=True), delay)

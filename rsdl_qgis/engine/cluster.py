@@ -1,14 +1,13 @@
-"""A serving job's chunks computed by the workers of a Dask cluster.
+"""A serving job's chunks computed by the workers of a Dask cluster: the connection, its
+checks, the submission of chunks in a bounded window, the watch on the workers.
 
-The client (QGIS, qgis_process) sends the workers three pieces of plain data: the job
-(engine/serve.py's ServeJob as a dict), the chunk to compute (its window and tiles), and
-a *model recipe*: the name of a function that builds the model, and its plain arguments
-(a model path and whether it is trusted; a classifier file). A worker builds the model
-once and keeps it for every later chunk; each worker thread keeps its own open sources.
-The sources and the model are read by the workers from their paths, which must be the
-same on every worker (a shared folder). Only the job, the chunk description and the
-chunk's output pixels travel over the network; the client writes the one output file
-(engine/chunks.py's Assembler), so the output is the same bytes as a run in-process.
+What a worker runs for a chunk is engine/serve.py's (remote_chunk, given to
+run_on_cluster): from plain data (the job as a dict, the chunk, a model recipe) it
+builds the model once per worker and keeps it. The sources and the model are read by the
+workers from their paths, which must be the same on every worker (a shared folder). Only
+the job, the chunk description and the chunk's output pixels travel over the network;
+the client writes the one output file (engine/chunks.py's Assembler), so the output is
+the same bytes as a run in-process.
 
 The scheduler and the workers need ``PYTHONPATH`` holding the plugin's folder and its
 private dependency folder (the scheduler reads each task, so it imports rsdl_qgis too):
@@ -18,80 +17,19 @@ line naming SCHEDULER: an unknown host, a tls:// address without certificates, a
 scheduler or workers that cannot import rsdl_qgis.
 No qgis import here.
 """
-import importlib
 import importlib.util
-import json
-import os
 import socket
 import threading
 import time
 import uuid
 
-from ..errors import CancelledError, ParameterError, RsdlError
+from ..errors import CancelledError, ParameterError
 
 #: seconds a run waits with chunks to compute and no worker in the cluster before it
 #: fails (a worker restarted by its nanny is back within seconds)
 NO_WORKER_TIMEOUT = 60.0
 #: seconds between two looks at the cluster's workers
 WORKER_CHECK = 2.0
-
-_models: dict = {}
-_models_lock = threading.Lock()
-_local = threading.local()
-
-
-def build_model(recipe):
-    """The model a recipe names: ``{"builder": "module:function", "args": {...}}``."""
-    module, _, name = recipe["builder"].partition(":")
-    return getattr(importlib.import_module(module), name)(**recipe.get("args", {}))
-
-
-def _model(recipe):
-    """One model per recipe and worker process, built on first use and kept."""
-    key = json.dumps(recipe, sort_keys=True)
-    with _models_lock:
-        if key not in _models:
-            _models[key] = build_model(recipe)
-        return _models[key]
-
-
-def _plan(recipe, job_dict):
-    """The serving plan of a job in this worker thread (its sources kept open); the plan
-    of an earlier job is closed."""
-    from .progress import Progress
-    from .serve import ServeJob, ServePlan
-    key = json.dumps([recipe, job_dict], sort_keys=True)
-    cached = getattr(_local, "plan", None)
-    if cached and cached[0] == key:
-        return cached[1]
-    if cached:
-        cached[1].close()
-        _local.plan = None
-    plan = ServePlan(ServeJob.from_dict(job_dict), _model(recipe), Progress())
-    _local.plan = (key, plan)
-    return plan
-
-
-def compute_chunk(recipe, job_dict, chunk_dict):
-    """Worker side: (chunk index, output pixels (rows, cols, bands), tiles skipped,
-    seconds the chunk took: None for the worker's first chunk of the job, whose time
-    holds the model's first call)."""
-    from .chunks import Chunk
-    from .serve import compute_chunk as compute
-    try:
-        plan = _plan(recipe, job_dict)
-        chunk = Chunk.from_dict(chunk_dict)
-        start = time.perf_counter()
-        array, skipped = compute(plan, chunk)
-    except RsdlError as exc:
-        exc.message = f"on the Dask worker {socket.gethostname()}: {exc.message}"
-        exc.args = (exc.message,)
-        raise
-    # a worker's first chunk holds TensorFlow's first call (tracing): not its real cost
-    seconds = time.perf_counter() - start if getattr(plan, "warm", False) else None
-    plan.warm = True
-    return chunk.index, array, skipped, seconds
-
 
 #: the schemes of a Dask address rsdl_qgis supports
 SCHEMES = ("tcp", "tls")
@@ -199,23 +137,16 @@ def _check_imports(client, address, param):
             "folder on their PYTHONPATH", param)
 
 
-def _absolute(job_dict):
-    """The job with its sources' paths absolute: a worker runs in another folder."""
-    job = dict(job_dict)
-    job["sources"] = [dict(s, path=os.path.abspath(s["path"]))
-                      if os.path.exists(s["path"]) else s for s in job_dict["sources"]]
-    return job
-
-
-def run_on_cluster(address, recipe, job_dict, todo, assembler, progress, param="SCHEDULER"):
-    """Compute the chunks `todo` on the cluster and hand each to `assembler` as it comes
-    back. Runs at most two chunks per worker thread ahead, and never more than that far
-    ahead of the chunk the output waits for, so the client's memory stays bounded.
-    Returns the number of tiles that were all nodata."""
+def run_on_cluster(address, task, args, todo, assembler, progress, param="SCHEDULER"):
+    """Compute the chunks `todo` on the cluster, each as ``task(*args, chunk_dict)`` on a
+    worker (a module-level function, which Dask sends by name: the workers import its
+    module), and hand each result (index, pixels, tiles skipped, seconds) to `assembler`
+    as it comes back. Runs at most two chunks per worker thread ahead, and never more
+    than that far ahead of the chunk the output waits for, so the client's memory stays
+    bounded. Returns the number of tiles that were all nodata."""
     client = connect(address, param)
     running: dict = {}
     arrived = threading.Event()
-    job_dict = _absolute(job_dict)
     try:
         info = client.scheduler_info(n_workers=-1)["workers"]
         threads = sum(w.get("nthreads", 1) for w in info.values()) or 1
@@ -231,7 +162,7 @@ def run_on_cluster(address, recipe, job_dict, todo, assembler, progress, param="
             while queue and len(running) < ahead and \
                     queue[0].index < assembler.next + 2 * ahead:
                 chunk = queue.pop(0)
-                future = client.submit(compute_chunk, recipe, job_dict, chunk.to_dict(),
+                future = client.submit(task, *args, chunk.to_dict(),
                                        key=f"rsdl-chunk-{token}-{chunk.index}")
                 future.add_done_callback(lambda _f: arrived.set())
                 running[future] = chunk

@@ -30,12 +30,14 @@ from ..errors import (
     GridError,
     ModelError,
     ParameterError,
+    RsdlError,
     RsdlIOError,
     check_choice,
 )
 from .choices import OUTPUT_TYPES
 from .chunks import (
     Assembler,
+    Chunk,
     ChunkStore,
     chunk_side,
     clear_state,
@@ -687,7 +689,8 @@ def _write(plan, run, chunks, store, reused, progress):
                 if not run.recipe:
                     raise ParameterError("this model cannot be sent to a Dask cluster",
                                          "SCHEDULER")
-                skipped = run_on_cluster(run.scheduler, run.recipe, job.to_dict(), todo,
+                skipped = run_on_cluster(run.scheduler, remote_chunk,
+                                         (run.recipe, _absolute(job.to_dict())), todo,
                                          assembler, progress)
             else:
                 skipped = run_local(plan, todo, assembler, progress)
@@ -713,6 +716,73 @@ def run_local(plan, todo, assembler, progress):
                       time.perf_counter() - start if chunk is not todo[0] else None)
         progress.set(assembler.fraction())
     return skipped
+
+
+# --- on a Dask worker (engine/cluster.py sends remote_chunk) ----------------------------
+
+_models: dict = {}
+_models_lock = threading.Lock()
+_local = threading.local()
+
+
+def _absolute(job_dict):
+    """The job with its sources' paths absolute: a worker runs in another folder."""
+    job = dict(job_dict)
+    job["sources"] = [dict(s, path=os.path.abspath(s["path"]))
+                      if os.path.exists(s["path"]) else s for s in job_dict["sources"]]
+    return job
+
+
+def _recipe_key(recipe):
+    builder = recipe["builder"]
+    return json.dumps([f"{builder.__module__}.{builder.__qualname__}",
+                       recipe.get("args", {})], sort_keys=True)
+
+
+def _worker_model(recipe):
+    """The model of a recipe (``{"builder": function, "args": {...}}``: a module-level
+    function, sent by name, and its plain arguments), built once per worker process on
+    first use and kept."""
+    key = _recipe_key(recipe)
+    with _models_lock:
+        if key not in _models:
+            _models[key] = recipe["builder"](**recipe.get("args", {}))
+        return _models[key]
+
+
+def _worker_plan(recipe, job_dict):
+    """The serving plan of a job in this worker thread (its sources kept open); the plan
+    of an earlier job is closed."""
+    key = json.dumps([_recipe_key(recipe), job_dict], sort_keys=True)
+    cached = getattr(_local, "plan", None)
+    if cached and cached[0] == key:
+        return cached[1]
+    if cached:
+        cached[1].close()
+        _local.plan = None
+    plan = ServePlan(ServeJob.from_dict(job_dict), _worker_model(recipe), Progress())
+    _local.plan = (key, plan)
+    return plan
+
+
+def remote_chunk(recipe, job_dict, chunk_dict):
+    """A chunk computed on a Dask worker: (chunk index, output pixels (rows, cols,
+    bands), tiles skipped, seconds the chunk took: None for the worker's first chunk of
+    the job, whose time holds the model's first call)."""
+    import socket
+    try:
+        plan = _worker_plan(recipe, job_dict)
+        chunk = Chunk.from_dict(chunk_dict)
+        start = time.perf_counter()
+        array, skipped = compute_chunk(plan, chunk)
+    except RsdlError as exc:
+        exc.message = f"on the Dask worker {socket.gethostname()}: {exc.message}"
+        exc.args = (exc.message,)
+        raise
+    # a worker's first chunk holds TensorFlow's first call (tracing): not its real cost
+    seconds = time.perf_counter() - start if getattr(plan, "warm", False) else None
+    plan.warm = True
+    return chunk.index, array, skipped, seconds
 
 
 def compute_chunk(plan, chunk, report=None, progress=None):

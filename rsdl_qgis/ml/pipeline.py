@@ -8,6 +8,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..engine.choices import NEIGHBOURHOOD
+from ..engine.metrics import area_adjusted, confusion, scores
 from ..engine.output import AtomicFile, gdal_checked, remove_quietly, temp_path
 from ..engine.progress import Part, Progress
 from ..engine.raster import (
@@ -19,6 +20,7 @@ from ..engine.raster import (
     require_same_grid,
     smallest_int_type,
 )
+from ..engine.report import area_html, assessed_html, html_report, write_matrix_csv
 from ..engine.sampling import spans_of
 from ..engine.selection import training_samples
 from ..engine.serve import RunOptions, serve
@@ -37,8 +39,6 @@ from .design import (
     stratified_estimates,
 )
 from .features import FeatureModel, FeatureRecipe, feature_model, features_at, probe_bands, serve_job
-from .metrics import area_adjusted, confusion, scores
-from .report import area_html, assessed_html, html_report, write_matrix_csv
 
 gdal.UseExceptions()
 
@@ -327,7 +327,7 @@ def classify(job, progress=None, resume=True, scheduler=""):
             resume=resume, scheduler=scheduler, model_path=job.classifier, state_for=job.output,
             params=["INPUT"] + [f"SOURCE{i + 2}" for i in range(len(job.sources))] +
             (["MASK"] if job.mask else []),
-            recipe={"builder": "rsdl_qgis.ml.pipeline:worker_classifier_model",
+            recipe={"builder": worker_classifier_model,
                     "args": {"classifier": os.path.abspath(job.classifier),
                              "trusted": job.trust_model, "mask": bool(job.mask)}})
         try:

@@ -11,15 +11,12 @@ Every adapter has ``inputs`` and ``outputs`` (name -> (shape, dtype)),
 one; an unknown one fails with the names the model has), ``input_dtype(name)`` and
 ``run(feeds, output_names) -> list of numpy arrays``. TensorFlow is imported lazily.
 """
-import os
 
 import numpy as np
 
-from ..deps import require_tensorflow
 from ..engine.choices import MAX_BATCH
 from ..errors import ModelError
 from . import safety
-from .metadata import model_folder
 
 TF1_SKIP_SINK_TYPES = {"NoOp", "Assign", "AssignVariableOp", "SaveV2", "RestoreV2", "Const",
                        "VarHandleOp", "VariableV2", "MergeV2Checkpoints",
@@ -255,46 +252,3 @@ class KerasModel(ModelAdapter):
             res = [res]
         by_name = dict(zip(self.model.output_names, res))
         return [np.asarray(by_name[n]) for n in output_names]
-
-
-def load_model(path, param="MODEL", trusted=False):
-    """Load a SavedModel folder or a .keras file as a ModelAdapter; ``metadata`` holds
-    the rsdl metadata of models trained by rsdl:trainmodel (None for others).
-
-    Unless `trusted`, what the model may run is scanned first (models/safety.py): a
-    model with operations acting outside the computation is refused, not loaded."""
-    model = _load_model(path, param, trusted)
-    if getattr(model, "metadata", None) is None:
-        from .training import read_metadata
-        model.metadata = read_metadata(model_folder(path))
-    return model
-
-
-def _load_model(path, param="MODEL", trusted=False):
-    if not path:
-        raise ModelError("no model given: choose a SavedModel folder, a .keras or an .onnx "
-                         "file", param)
-    path = model_folder(path)
-    if not os.path.exists(path):
-        raise ModelError(f"'{path}' does not exist", param)
-    if os.path.isfile(path):
-        if path.endswith(".keras"):
-            safety.check_keras_file(path, param, trusted)
-            return KerasModel(path, require_tensorflow(), safe_mode=not trusted)
-        if path.lower().endswith(".onnx"):
-            from .onnx_model import OnnxModel
-            return OnnxModel(path, param, trusted)
-        raise ModelError(f"'{path}' is not a model: choose a SavedModel folder (holding "
-                         "saved_model.pb), a .keras or an .onnx file", param)
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise ModelError(f"'{path}' is not a SavedModel folder: it has no saved_model.pb", param)
-    tf = require_tensorflow()
-    meta_graph = safety.check_saved_model(path, param, trusted)
-    if len(meta_graph.object_graph_def.nodes):       # a TF2 object graph, not a TF1 graph
-        try:
-            loaded = tf.saved_model.load(path)
-        except Exception as exc:
-            raise ModelError(f"cannot load the SavedModel '{path}': {exc}", param) from exc
-        if len(loaded.signatures):
-            return TF2Model(path, tf, loaded)
-    return TF1Model(path, tf, graph_def=None if trusted else meta_graph.graph_def, param=param)

@@ -96,12 +96,12 @@ def synchronise_batch_norm(model, keras):
 
 
 def fit_on_workers(job, model, plain, optimizer, train, valid, classes, tf, progress,
-                   strategy, rank, size):
+                   strategy, rank, size, fit):
     """Train `model` (built in `strategy`'s scope) for EPOCHS, this worker being `rank`
     of `size`; `plain`, the same network outside the strategy, is what validates (the
-    distributed model's weights are only ever read). Returns models/training.py's _Fit;
-    the weights to keep are its best["weights"]."""
-    from .training import _Fit
+    distributed model's weights are only ever read). Fills and returns `fit`
+    (models/training.py's _Fit, not begun); the weights to keep are its
+    best["weights"]."""
     codes, weights = classes.codes, classes.weights
     local = -(-job.batch_size // size)               # this worker's share of a batch
     global_batch = local * size
@@ -163,8 +163,6 @@ def fit_on_workers(job, model, plain, optimizer, train, valid, classes, tf, prog
         total = all_sum(tf.constant(sums, tf.float64)).numpy()
         return total[0] / max(total[3], 1), total[1] / max(total[2], 1e-12)
 
-    fit = _Fit([], {"loss": np.inf, "weights": None, "epoch": None}, False,
-               "val_loss" if valid is not None else "loss")
     if valid is not None:
         loss0, acc0 = validate(model.get_weights())
         fit.history.append({"epoch": 0, "val_loss": float(loss0), "val_accuracy": float(acc0)})
@@ -237,7 +235,7 @@ def fit_on_workers(job, model, plain, optimizer, train, valid, classes, tf, prog
 
 # --- one worker's process --------------------------------------------------------------
 
-class _Lines(Progress):
+class WorkerLines(Progress):
     """The progress of a worker's training process: JSON lines on stdout (the first
     worker's reach the client); "cancel" on stdin cancels."""
 
@@ -267,32 +265,6 @@ class _Lines(Progress):
 
     def cancelled(self):
         return self.flag.is_set()
-
-
-def task_main(path):
-    """`python -m rsdl_qgis.models.distributed JOB.json`, TF_CONFIG in the environment:
-    one worker of a MultiWorkerMirroredStrategy training. Its last line on stdout is
-    {"result": ...} or {"error": ...}."""
-    from ..deps import require_tensorflow
-    from .training import TrainModelJob, train_model
-    tf = require_tensorflow()
-    # the strategy before any other TensorFlow call (TensorFlow's rule)
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = strategy.cluster_resolver
-    rank = int(resolver.task_id)
-    size = len(resolver.cluster_spec().as_dict().get("worker", [])) or 1
-    with open(path, encoding="utf-8") as fh:
-        job = TrainModelJob.from_dict(json.load(fh))
-    try:
-        result = train_model(job, _Lines(rank), worker=(strategy, rank, size))
-    except RsdlError as exc:
-        print(json.dumps({"error": {"kind": type(exc).__name__, "message": exc.message,
-                                    "param": exc.param}}), flush=True)
-        return 1
-    print(json.dumps({"result": {k: v for k, v in result.items()
-                                 if isinstance(v, (int, float, str, bool, type(None)))}}),
-          flush=True)
-    return 0
 
 
 def free_port():
@@ -326,7 +298,7 @@ def run_task(job_dict, cluster, rank, token):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(path), TF_CONFIG=json.dumps(
             {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": rank}}))
         with open(os.path.join(tmp, "stderr.log"), "w", encoding="utf-8") as err:
-            proc = subprocess.Popen([sys.executable, "-m", "rsdl_qgis.models.distributed",
+            proc = subprocess.Popen([sys.executable, "-m", "rsdl_qgis.models.train_worker",
                                      os.path.join(tmp, "job.json")], env=env, cwd=tmp,
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=err, text=True)
@@ -500,6 +472,3 @@ def _drain(queue):
         pass
     return out
 
-
-if __name__ == "__main__":
-    sys.exit(task_main(sys.argv[1]))

@@ -19,8 +19,8 @@ OPSET = 17
 def export_onnx(model_dir, output, trusted=False, progress=None):
     """Convert the model folder `model_dir` (written by rsdl:trainmodel) to the ONNX file
     `output`."""
-    from .metadata import model_folder
-    from .training import KERAS_FILE, core_of, load_keras, read_metadata, serving_function
+    from .metadata import model_folder, read_metadata
+    from .training import KERAS_FILE, core_of, load_keras, serving_function
     path = model_folder(model_dir)
     meta = read_metadata(path)
     kfile = os.path.join(path, KERAS_FILE)

@@ -1,8 +1,22 @@
 """What a model trained by rsdl:trainmodel says about itself (rsdl_metadata.json), applied
 to settings the user left unset. Shared by serving and by deep-feature classification."""
+import json
 import os
 
 from ..errors import ModelError
+
+#: the file of a model folder that holds what rsdl:trainmodel wrote about the model
+METADATA = "rsdl_metadata.json"
+
+
+def read_metadata(path):
+    """rsdl metadata of a model folder (None when it has none)."""
+    if path and os.path.isdir(str(path)):
+        p = os.path.join(str(path), METADATA)
+        if os.path.exists(p):
+            with open(p, encoding="utf-8") as fh:
+                return json.load(fh)
+    return None
 
 
 def model_folder(path):

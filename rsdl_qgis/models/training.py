@@ -31,9 +31,8 @@ from ..engine.raster import open_raster
 from ..engine.vectors import ClassCodes
 from ..errors import CancelledError, GridError, ModelError, ParameterError, RsdlIOError, check_choice
 from . import zoo
-from .metadata import model_folder
+from .metadata import METADATA, model_folder, read_metadata
 
-METADATA = "rsdl_metadata.json"
 KERAS_FILE = "model.keras"
 #: what rsdl:trainmodel writes in a model folder (a SavedModel, the Keras model, metadata)
 OWN_FILES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", KERAS_FILE, METADATA}
@@ -229,16 +228,6 @@ def class_names(labels_path, codes):
     return [str(int(c)) for c in codes]
 
 
-def read_metadata(path):
-    """rsdl metadata of a model folder (None when it has none)."""
-    if path and os.path.isdir(str(path)):
-        p = os.path.join(str(path), METADATA)
-        if os.path.exists(p):
-            with open(p, encoding="utf-8") as fh:
-                return json.load(fh)
-    return None
-
-
 def load_keras(kfile, keras, trusted=False):
     """A .keras file of MODEL, its configuration checked first, loaded in safe mode unless
     the user trusts it."""
@@ -342,7 +331,7 @@ def _train(job, progress, start, output, worker=None):
     if size > 1:
         from .distributed import fit_on_workers
         fit = fit_on_workers(job, model, plain, optimizer, train, valid, classes, tf,
-                             progress, strategy, rank, size)
+                             progress, strategy, rank, size, _Fit.start(valid is not None))
         trained = fit.best["weights"]
     else:
         fit = _fit(job, model, train, valid, classes, tf, keras, progress)
@@ -473,6 +462,12 @@ class _Fit:
     stopped: Optional[int] = None       # the epoch early stopping ended training after
     diverged: Optional[str] = None      # where the loss stopped being a number
 
+    @classmethod
+    def start(cls, validated):
+        """The record of a fit that has not begun (monitoring val_loss when `validated`)."""
+        return cls([], {"loss": np.inf, "weights": None, "epoch": None}, False,
+                   "val_loss" if validated else "loss")
+
 
 def _datasets(job):
     """The training set and the validation set (or None), checked against each other."""
@@ -570,8 +565,7 @@ def _fit(job, model, train, valid, classes, tf, keras, progress):
         return tf.data.Dataset.from_generator(gen, output_signature=sig).prefetch(2)
 
     steps = -(-train.count // job.batch_size)
-    fit = _Fit([], {"loss": np.inf, "weights": None, "epoch": None}, False,
-               "val_loss" if valid is not None else "loss")
+    fit = _Fit.start(valid is not None)
 
     class Feedback(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -646,7 +640,7 @@ def _validate(model, valid, classes, progress):
     """Confusion matrix and scores of the trained model on the validation set."""
     if valid is None:
         return None, None
-    from ..ml.metrics import confusion, scores
+    from ..engine.metrics import confusion, scores
     ref, pred = [], []
     for x, y, w in valid.batches(256, classes.codes, classes.weights):
         p = model.predict_on_batch(x).argmax(axis=-1)
@@ -761,7 +755,7 @@ def _layers(model):
 
 
 def _report(job, history, matrix, names, metrics, meta, model, counts, tips=()):
-    from ..ml.report import html_report, settings_html, svg_curves
+    from ..engine.report import html_report, settings_html, svg_curves
     curves = svg_curves(history, ["loss", "val_loss"], "Loss", log=True) + \
         svg_curves(history, ["accuracy", "val_accuracy"], "Accuracy")
     head = settings_html(_settings(job, meta, model, counts))

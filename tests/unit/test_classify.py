@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from rsdl_qgis.engine.metrics import confusion, scores
 from rsdl_qgis.engine.selection import SelectionJob, sample_selection
 from rsdl_qgis.errors import RsdlIOError
-from rsdl_qgis.ml.metrics import confusion, scores
 from rsdl_qgis.ml.pipeline import (
     AccuracyJob,
     ClassifyJob,

@@ -79,7 +79,7 @@ def reference(job, tmp_path):
 def serve_slow(job, progress=None, scheduler="", delay=0.05, resume=True):
     """Serve through the engine with the slow model, locally or on `scheduler`."""
     run = RunOptions(resume=resume, scheduler=scheduler, model_path=job.model,
-                     recipe={"builder": "tests.slowmodel:build",
+                     recipe={"builder": build,
                              "args": {"path": job.model, "delay": delay}})
     return serve(job, build(job.model, delay), progress, run)
 

@@ -12,9 +12,9 @@ import pytest
 from osgeo import gdal, ogr
 
 from rsdl_qgis import api
+from rsdl_qgis.engine.metrics import area_adjusted, confusion
 from rsdl_qgis.errors import ParameterError
 from rsdl_qgis.ml.design import allocate, draw, stratified_estimates
-from rsdl_qgis.ml.metrics import area_adjusted, confusion
 from tests.conftest import write_raster
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rsdl_qgis.ml.metrics import area_adjusted, confusion, scores
+from rsdl_qgis.engine.metrics import area_adjusted, confusion, scores
 
 # Olofsson et al. 2014 (Remote Sensing of Environment 148: 42-57), section 5 and
 # tables 8 and 9: sample counts with rows = map, columns = reference, the map's pixels per

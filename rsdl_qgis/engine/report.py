@@ -6,7 +6,7 @@ import math
 import os
 import time
 
-from ..engine.output import write_text
+from .output import write_text
 
 
 def write_matrix_csv(path, matrix, names):
