@@ -50,7 +50,7 @@ def reference():
     for cls in ALGORITHMS:
         alg = cls()
         alg.initAlgorithm()
-        help_md = html_to_markdown(flowing_html(alg.labelled(alg.HELP, ids=True)))
+        help_md = html_to_markdown(flowing_html(alg.labelled(alg.help_text(), ids=True)))
         parts += [f"## rsdl:{alg.name()}: {alg.displayName()}", "",
                   f"Group: {alg.group()}", "", help_md, "",
                   "| parameter | description | type | optional | range |",

@@ -341,11 +341,15 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
     def icon(self):
         return icon(self.GROUP)
 
+    def help_text(self):
+        """HELP with the number of numbered sources filled in (``{MAX_SOURCES}``)."""
+        return self.HELP.replace("{MAX_SOURCES}", str(MAX_SOURCES))
+
     def shortHelpString(self):  # noqa: N802
         # qgis_process prints the help as it is: plain text there, HTML in the dialogs
         if QgsApplication.platform() == "qgis_process":
-            return plain_text(self.HELP)
-        return flowing_html(self.labelled(self.HELP))
+            return plain_text(self.help_text())
+        return flowing_html(self.labelled(self.help_text()))
 
     def labelled(self, text, ids=False):
         """The help in the words of the dialog: each parameter id (what qgis_process and
@@ -357,15 +361,30 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                   if d.description()}
         if not labels:
             return text
-        word = re.compile(r"(?<![\w.=-])(" + "|".join(sorted(map(re.escape, labels), key=len,
-                                                              reverse=True)) + r")(?![\w=])")
+        one = "(" + "|".join(sorted(map(re.escape, labels), key=len, reverse=True)) + ")"
+        word = re.compile(r"(?<![\w.=-])" + one + r"(?![\w=])")
+        # a range of numbered ids, SOURCE1..SOURCE4: "Source 1 to 4"
+        span = re.compile(r"(?<![\w.=-])" + one + r"\.\." + one + r"(?![\w=])")
+
+        def spanned(m):
+            a, b = labels[m.group(1)], labels[m.group(2)]
+            na, nb = re.search(r"\d+$", a), re.search(r"\d+$", b)
+            if na and nb and a[:na.start()] == b[:nb.start()]:
+                return f"{a} to {nb.group()}"
+            return f"{a} to {b}"
+
         if ids:
-            bold = re.compile(r"<b>(" + "|".join(map(re.escape, labels)) + r")</b>")
-            text = bold.sub(lambda m: f"<b>{labels[m.group(1)]}</b> (<code>{m.group(1)}</code>)",
-                            text)
+            bold = re.compile(r"<b>(" + one + r"(?:\.\." + one + r")?)</b>")
+
+            def boldened(m):
+                shown = span.sub(spanned, m.group(1)) if m.group(3) else labels[m.group(2)]
+                return f"<b>{shown}</b> (<code>{m.group(1)}</code>)"
+
+            text = bold.sub(boldened, text)
         parts = re.split(r"(<pre>.*?</pre>|<code>.*?</code>)", text, flags=re.S)
         return "".join(p if p.startswith(("<pre>", "<code>")) else
-                       word.sub(lambda m: labels[m.group(1)], p) for p in parts)
+                       word.sub(lambda m: labels[m.group(1)], span.sub(spanned, p))
+                       for p in parts)
 
     def createInstance(self):  # noqa: N802
         return type(self)()

@@ -49,7 +49,7 @@ data, the random forest on pixel values alone maps half of the land along the sh
 urban; with the windows, a fifth (docs/classification.md). With MODEL (a SavedModel or .keras
 file): its outputs, computed only at the samples, with the same parameters as Apply a
 model: <b>SOURCE1_RFIELD</b>, <b>SOURCE1_NAME</b>, <b>SOURCE1_BANDS</b>,
-<b>SOURCE1_NODATA</b>, extra sources <b>SOURCE2..SOURCE4</b> with <b>SOURCEn_RFIELD</b>,
+<b>SOURCE1_NODATA</b>, extra sources <b>SOURCE2..SOURCE{MAX_SOURCES}</b> with <b>SOURCEn_RFIELD</b>,
 <b>SOURCEn_NAME</b>, <b>SOURCEn_BANDS</b>, <b>SOURCEn_NODATA</b>, <b>OUTPUT_NAMES</b>,
 <b>EFIELD</b> and <b>SCALE</b> (both must be 1: one feature vector per pixel) and
 <b>FULLY_CONV</b>. For a model trained by Train a model the receptive fields, input
@@ -186,7 +186,7 @@ computing the deep features on the way when the classifier uses them.</p>
 <ul>
 <li><b>INPUT</b>: the image (same bands as the one the classifier was trained on).</li>
 <li><b>CLASSIFIER</b>: the .rsdlc file.</li>
-<li><b>SOURCE2..SOURCE4</b>: the deep model's other sources, when it has several.</li>
+<li><b>SOURCE2..SOURCE{MAX_SOURCES}</b>: the deep model's other sources, when it has several.</li>
 <li><b>MASK</b> (optional): pixels where this raster is 0 are left unclassified.</li>
 <li><b>OUTPUT</b>: the class map, in the smallest integer type that holds the class codes,
 with a paletted style showing the class names (loaded with the layer).</li>

@@ -208,7 +208,7 @@ disk.</p>
 <li><b>VECTOR</b>: sample points (e.g. from Sample selection); <b>FIELD</b> (optional): their
 class field, written to OUTPUT_LABELS (text classes become the codes of the
 <code>.classes.csv</code> table beside the points, when there is one).</li>
-<li><b>SOURCE1..SOURCE4</b>: the images; they may have different resolutions, extents and
+<li><b>SOURCE1..SOURCE{MAX_SOURCES}</b>: the images; they may have different resolutions, extents and
 CRSs: each source's patch is centred on the pixel of that source that contains the point
 (for even sizes, the centre is index size/2, 0-based).</li>
 <li><b>SOURCEn_PATCH_SIZE</b>: patch side in pixels of that source (default 8: 240 m of a
@@ -219,7 +219,7 @@ every band but an alpha band; a sample whose patch has alpha 0 is rejected, as n
 Serve the model with the same band list.</li>
 <li><b>SOURCEn_NODATA</b>: value marking nodata (default: the raster's own). A sample is
 rejected when any source's patch leaves its image or contains this value in any band.</li>
-<li><b>OUTPUT_SOURCE1..OUTPUT_SOURCE4</b>: the patches images.</li>
+<li><b>OUTPUT_SOURCE1..OUTPUT_SOURCE{MAX_SOURCES}</b>: the patches images.</li>
 <li><b>OUTPUT_LABELS</b>: 1 x n raster of the class codes.</li>
 <li><b>LABEL_RASTER</b> + <b>LABEL_PATCH_SIZE</b> -> <b>OUTPUT_LABEL_PATCHES</b>: dense label
 patches cut the same way (for segmentation networks).</li>

@@ -28,7 +28,7 @@ ONNX models made to Deepness's contract are served as Deepness serves them (pixe
 and its standardisation, class names, class threshold, tile overlap; a regression model
 gives values, a super-resolution model a finer map); object detection models are
 refused.</li>
-<li><b>SOURCE1..SOURCE4</b>: input rasters. SOURCE1 is the reference grid; the other
+<li><b>SOURCE1..SOURCE{MAX_SOURCES}</b>: input rasters. SOURCE1 is the reference grid; the other
 sources are aligned on it by coordinates (other resolutions and extents allowed; another
 CRS is warped on the fly).</li>
 <li><b>SOURCEn_RFIELD</b>: receptive field (patch size, in pixels of that source) of the

@@ -32,10 +32,10 @@ uses the network, naming the operation. Tick it only for a model you trust.</li>
 </ul>
 <h3>Data</h3>
 <ul>
-<li><b>TRAIN_SOURCE1..TRAIN_SOURCE4</b>: patches images; <b>TRAIN_SOURCEn_NAME</b>: the
-model input each feeds (built-in models: x1..x4 by default).</li>
+<li><b>TRAIN_SOURCE1..TRAIN_SOURCE{MAX_SOURCES}</b>: patches images; <b>TRAIN_SOURCEn_NAME</b>: the
+model input each feeds (built-in models: x1..x{MAX_SOURCES} by default).</li>
 <li><b>TRAIN_LABELS</b>: the 1 x n labels raster, or dense label patches (unet).</li>
-<li><b>VALID_SOURCE1..VALID_SOURCE4</b>, <b>VALID_LABELS</b> (optional): the validation
+<li><b>VALID_SOURCE1..VALID_SOURCE{MAX_SOURCES}</b>, <b>VALID_LABELS</b> (optional): the validation
 set, e.g. from samples split by polygon.</li>
 <li><b>LABEL_NODATA</b> (advanced): label value to ignore (default: the labels' nodata).</li>
 </ul>

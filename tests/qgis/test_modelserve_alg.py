@@ -4,17 +4,17 @@ import re
 import numpy as np
 import pytest
 
-from tests.conftest import read_raster
+from tests.conftest import ROOT, read_raster
 
 
 def in_range(name, help_):
     """'SOURCE3' is explained by 'SOURCE2..SOURCE4' in the help."""
-    m = re.fullmatch(r"(.*?)([1-4])", name)
+    m = re.fullmatch(r"(.*?)(\d+)", name)
     if not m:
         return False
     base = re.escape(m.group(1))
     return any(int(a) <= int(m.group(2)) <= int(b)
-               for a, b in re.findall(rf"{base}([1-4])\.\.{base}([1-4])", help_))
+               for a, b in re.findall(rf"{base}(\d+)\.\.{base}(\d+)", help_))
 
 
 def test_provider_lists_working_algorithms_with_help(qgis_app):
@@ -31,13 +31,41 @@ def test_provider_lists_working_algorithms_with_help(qgis_app):
             continue
         assert a.group() in ("Sampling", "Training", "Serving", "Classification")
         assert not a.icon().isNull()
-        help_ = a.HELP                  # in ids, as qgis_process shows it (the dialog: labels)
+        help_ = a.help_text()           # in ids, as qgis_process shows it (the dialog: labels)
         assert "Example" in help_
         for d in a.parameterDefinitions():
             name = d.name()
-            generic = re.sub(r"SOURCE[1-4]", "SOURCEn", name)
+            generic = re.sub(r"SOURCE\d+", "SOURCEn", name)
             assert (name in help_ or generic in help_ or in_range(name, help_)), \
                 f"{a.id()}: the help does not explain {name}"
+
+
+def test_help_in_the_dialog_speaks_in_labels_and_counts_sources_once(qgis_app):
+    """The dialog's help names no parameter id outside its examples (a range of
+    numbered sources reads 'Source 1 to 4'), and every count of sources, in the help,
+    the README and the tutorial, is MAX_SOURCES."""
+    from qgis.core import QgsApplication, QgsProcessingModelAlgorithm
+
+    from rsdl_qgis.algorithms.base import MAX_SOURCES, flowing_html
+    p = QgsApplication.processingRegistry().providerById("rsdl")
+    ranges = 0
+    for a in p.algorithms():
+        if isinstance(a, QgsProcessingModelAlgorithm):
+            continue
+        assert "{MAX_SOURCES}" not in a.help_text()
+        shown = re.sub(r"<pre>.*?</pre>|<code>.*?</code>", "", flowing_html(
+            a.labelled(a.help_text())), flags=re.S)
+        # (a result such as OA is shown in the dialog by its id: its label is the id)
+        ids = [d.name() for d in list(a.parameterDefinitions()) + list(a.outputDefinitions())
+               if d.description() and d.description() != d.name()]
+        left = [i for i in ids if re.search(rf"(?<![\w=-]){re.escape(i)}(?![\w=])", shown)]
+        assert not left, f"{a.id()}: the dialog's help shows the ids {left}"
+        ranges += len(re.findall(rf"source 1 to {MAX_SOURCES}\b", shown, flags=re.I))
+    assert ranges >= 4
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        assert f"patches of 1-{MAX_SOURCES} sources" in fh.read()
+    with open(os.path.join(ROOT, "docs", "tutorial.md"), encoding="utf-8") as fh:
+        assert f"Up to {MAX_SOURCES} sources" in fh.read()
 
 
 @pytest.mark.tensorflow
