@@ -310,12 +310,31 @@ def slurm(tmp_path):
             pytest.fail(f"the one-node SLURM did not start: {out}; see {d}/slurmctld.log")
         yield env
     finally:
-        subprocess.run(["scancel", "-u", str(os.geteuid())], env=env, capture_output=True)
-        for pid_file in ("slurmd.pid", "slurmctld.pid", "munged.pid"):
-            try:
-                os.kill(int((d / pid_file).read_text()), signal.SIGTERM)
-            except (OSError, ValueError):
-                pass
+        stop_slurm(d, env)
+
+
+def stop_slurm(d, env):
+    """Cancel the jobs, wait for the queue to empty, stop the daemons, and kill whatever
+    of this SLURM is left (a job's slurmstepd outlived its slurmd on SLURM 24.11)."""
+    import psutil
+    subprocess.run(["scancel", "-u", str(os.geteuid())], env=env, capture_output=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and subprocess.run(
+            ["squeue", "-h"], env=env, capture_output=True, text=True).stdout.strip():
+        time.sleep(0.5)
+    for pid_file in ("slurmd.pid", "slurmctld.pid", "munged.pid"):
+        try:
+            os.kill(int((d / pid_file).read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+    ours = []
+    for p in psutil.process_iter(["cmdline", "cwd"]):
+        text = " ".join(p.info["cmdline"] or []) + " " + (p.info["cwd"] or "")
+        if str(d) in text and p.pid != os.getpid():
+            ours.append(p)
+    _gone, alive = psutil.wait_procs(ours, timeout=10)
+    for p in alive:
+        p.kill()
 
 
 def test_recipe_3_slurm_as_written(slurm, commands, tmp_path):
