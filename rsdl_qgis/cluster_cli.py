@@ -218,13 +218,34 @@ def towards(args):
     return 0
 
 
+def profile_deps(plugin_dir=None):
+    """The dependency folder the plugin menu installs into, for a plugin that sits in a
+    QGIS profile (<root>/profiles/<name>/python/plugins/rsdl_qgis, as the plugin manager
+    puts it); None elsewhere."""
+    from rsdl_qgis.deps import settings_root_of, shared_deps_dir
+    plugin_dir = os.path.abspath(plugin_dir or HERE)
+    profile = os.path.dirname(os.path.dirname(os.path.dirname(plugin_dir)))
+    parts = os.path.normpath(plugin_dir).split(os.sep)
+    if len(parts) < 6 or parts[-3:-1] != ["python", "plugins"] or parts[-5] != "profiles":
+        return None
+    return shared_deps_dir(settings_root_of(profile))
+
+
 def install_commands(args):
     """Write the three commands into a folder (make install: ~/.local/bin)."""
-    p = argparse.ArgumentParser(prog="cluster_cli.py install")
-    p.add_argument("--bin", required=True, help="folder of the commands")
-    p.add_argument("--deps", required=True, help="the plugin's dependency folder")
+    p = argparse.ArgumentParser(
+        prog="cluster_cli.py install",
+        description="Write rsdl-scheduler, rsdl-worker and rsdl-slurm into a folder.")
+    p.add_argument("--bin", default=os.path.expanduser(os.path.join("~", ".local", "bin")),
+                   help="folder of the commands (default ~/.local/bin)")
+    p.add_argument("--deps", default=profile_deps(),
+                   help="the plugin's dependency folder (default: the one the plugin menu "
+                   "installs into, for a plugin in a QGIS profile)")
     p.add_argument("--python", default=sys.executable)
     opts = p.parse_args(args)
+    if not opts.deps:
+        p.error("--deps: give the plugin's dependency folder (this plugin is not in a "
+                "QGIS profile's python/plugins folder)")
     os.makedirs(opts.bin, exist_ok=True)
     path = f"{os.path.abspath(opts.deps)}:{os.path.dirname(HERE)}"
     for name in COMMANDS:

@@ -470,3 +470,45 @@ def test_rsdl_slurm_keeps_its_dashboard_on_this_machine():
         assert cluster.scheduler_address.startswith("tcp://127.0.0.2:")
     finally:
         cluster.close()
+
+
+def test_commands_from_a_plugin_installed_by_the_plugin_manager(tmp_path):
+    """The docs' line for a plugin in a QGIS profile (as the plugin manager unzips it),
+    its dependencies where the plugin menu installs them, run as written with HOME a
+    fresh folder: it needs no --deps, writes the commands into ~/.local/bin, and the
+    rsdl-scheduler and rsdl-worker it writes import the plugin (connect checks both)."""
+    import distributed
+
+    from rsdl_qgis.deps import host_tag
+    [[line]] = blocks("### The three commands")[:1]
+    assert line.endswith("rsdl_qgis/cluster_cli.py install")
+    deps = os.path.dirname(os.path.dirname(distributed.__file__))
+    home = tmp_path / "home"
+    root = home / ".local" / "share" / "QGIS" / "QGIS3"
+    plugin = root / "profiles" / "default" / "python" / "plugins" / "rsdl_qgis"
+    shutil.copytree(os.path.join(ROOT, "rsdl_qgis"), plugin,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "rsdl_qgis" / "python-deps").mkdir(parents=True)
+    os.symlink(deps, root / "rsdl_qgis" / "python-deps" / host_tag())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["HOME"] = str(home)
+    out = subprocess.run(["bash", "-c", line.replace("python3 ", f"{sys.executable} ", 1)],
+                         env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    bindir = home / ".local" / "bin"
+    script = (bindir / "rsdl-scheduler").read_text()
+    assert str(root / "rsdl_qgis" / "python-deps" / host_tag()) in script
+    s = Started(env, str(tmp_path))
+    try:
+        port = free_port()
+        sched = s.start(f"{bindir}/rsdl-scheduler --port {port}")
+        wait_for_port(port, proc=sched)
+        s.start(f"{bindir}/rsdl-worker tcp://127.0.0.1:{port}")
+        connect(f"tcp://127.0.0.1:{port}", timeout=30).close()
+    finally:
+        s.stop()
+    # elsewhere (a source tree) the dependency folder must be given
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "rsdl_qgis", "cluster_cli.py"),
+                          "install", "--bin", str(tmp_path / "bin")], env=env,
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "--deps: give the plugin's dependency folder" in out.stderr
