@@ -223,6 +223,14 @@ def test_tls_as_documented(started, tmp_path, monkeypatch):
         with pytest.raises(ParameterError) as e:
             connect(f"tcp://127.0.0.1:{port}", timeout=3)
         assert e.value.param == "SCHEDULER" and "\n" not in str(e.value)
+        # rsdl-slurm's jobs get the certificates too: their workers speak TLS
+        out = subprocess.run(["bash", "-c", "rsdl-slurm --print-script --jobs 1 --port 0"],
+                             env=started.env, cwd=home, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        [line] = [ln for ln in out.stdout.splitlines() if "dask_worker" in ln]
+        assert "tls://127.0.0.1:" in line and "--tls-ca-file" in line
+        assert os.path.join(home, ".rsdl-tls", "node.pem") in line
     finally:
         monkeypatch.undo()
         dask.config.refresh()
