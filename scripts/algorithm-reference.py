@@ -29,7 +29,10 @@ def html_to_markdown(text):
 
 
 def number_range(d):
-    """"1 to 5000" for a number parameter; "" for others and unbounded numbers."""
+    """"1 to 5000" for a number parameter, the names a choice takes ("`rf`, `svm`..."); ""
+    for others and unbounded numbers."""
+    if hasattr(d, "choices"):                 # a Choice: stored by name (algorithms/parameters.py)
+        return ", ".join(f"`{k}`" for k in d.choices)
     if d.type() != "number":
         return ""
     def fmt(v):
@@ -53,7 +56,7 @@ def reference():
         help_md = html_to_markdown(flowing_html(alg.labelled(alg.help_text(), ids=True)))
         parts += [f"## rsdl:{alg.name()}: {alg.displayName()}", "",
                   f"Group: {alg.group()}", "", help_md, "",
-                  "| parameter | description | type | optional | range |",
+                  "| parameter | description | type | optional | range or choices |",
                   "|---|---|---|---|---|"]
         for d in alg.parameterDefinitions():
             optional = "yes" if d.flags() & d.FlagOptional else ""

@@ -49,9 +49,10 @@ def main(scene, class_map):
     wrappers = dlg.mainWidget().wrappers
     from qgis.core import QgsProcessingContext
     enabled = {}
-    for index, strategy in enumerate(("all", "constant", "smallest", "percent", "total",
-                                      "byclass")):
-        wrappers["STRATEGY"].setParameterValue(index, QgsProcessingContext())
+    for strategy in ("all", "constant", "smallest", "percent", "total", "byclass"):
+        # the value the combo box gives when a person picks the strategy
+        wrappers["STRATEGY"].setParameterValue(strategy, QgsProcessingContext())
+        assert wrappers["STRATEGY"].parameterValue() == strategy
         enabled[strategy] = sorted(n for n in ("SAMPLES", "PERCENT", "CLASS_COUNTS")
                                    if wrappers[n].wrappedWidget().isEnabled())
     out["enabled"] = enabled

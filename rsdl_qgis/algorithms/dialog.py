@@ -65,17 +65,14 @@ def link_enabled(alg, wrappers):
     """Enable a parameter's widget only while the choice it depends on
     (`alg.ENABLED_WHEN`: {name: (choice parameter, option names)}) has one of those
     options: sample selection's numbers follow its strategy."""
-    rules = [(wrappers[n], wrappers[c], alg.parameterDefinition(c).options(), set(v))
+    rules = [(wrappers[n], wrappers[c], alg.parameterDefinition(c), set(v))
              for n, (c, v) in getattr(alg, "ENABLED_WHEN", {}).items()
              if n in wrappers and c in wrappers]
 
     def update(*_):
-        for target, choice, options, values in rules:
-            try:
-                index = int(choice.parameterValue())
-            except (TypeError, ValueError):
-                continue
-            on = 0 <= index < len(options) and options[index] in values
+        for target, choice, param, values in rules:
+            # a Choice (base.py) reads its name from the label or index the widget gives
+            on = param.key(choice.parameterValue()) in values
             for widget in (target.wrappedWidget(), target.wrappedLabel()):
                 if widget is not None:
                     widget.setEnabled(on)

@@ -1,119 +1,118 @@
-"""Classical classifiers (scikit-learn), their settings, and training."""
-from ..deps import require
-from ..errors import CancelledError, ParameterError, check_choice
+"""The classical classifiers (scikit-learn) and their settings: one table each. Building
+and training one: fitting.py."""
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
 
-#: name -> (description, settings with defaults)
-CLASSIFIERS = {
-    "rf": ("Random forest", {"trees": 100, "max_depth": 0, "min_samples_leaf": 1}),
-    "svm": ("Support vector machine (RBF kernel)", {"c": 1.0, "gamma": 0.0}),
-    "gbt": ("Gradient boosting (histogram trees)", {"iterations": 100, "learning_rate": 0.1,
-                                                     "max_depth": 0}),
-    "knn": ("k-nearest neighbours", {"k": 5}),
-    "dt": ("Decision tree", {"max_depth": 0, "min_samples_leaf": 1}),
-    "bayes": ("Normal Bayes (Gaussian naive Bayes)", {}),
-}
+from ..errors import ParameterError
 
 
-#: setting -> (parameter, lowest, highest): what a classifier can be trained with in a
-#: time a user waits for (1e9 trees would train for ever); docs/classification.md
-BOUNDS = {
-    "trees": ("RF_TREES", 1, 5000),
-    "max_depth": ("MAX_DEPTH", 0, 1000),
-    "min_samples_leaf": ("MIN_SAMPLES_LEAF", 1, 100000),
-    "c": ("SVM_C", 1e-6, 1e6),
-    "gamma": ("SVM_GAMMA", 0.0, 1e6),
-    "iterations": ("GBT_ITERATIONS", 1, 10000),
-    "learning_rate": ("GBT_LEARNING_RATE", 1e-6, 1.0),
-    "k": ("KNN_K", 1, 1000),
-}
+@dataclass(frozen=True)
+class Setting:
+    """A classifier setting: its dialog parameter, default and the range a classifier can
+    be trained with in a time a user waits for (1e9 trees would train for ever)."""
+    key: str
+    param: str
+    label: str
+    default: float
+    lowest: float
+    highest: float
+    integer: bool = True
+
+
+#: every classifier setting, in the dialog's order; 0 means "no limit" or "automatic"
+SETTINGS: Dict[str, Setting] = {s.key: s for s in (
+    Setting("trees", "RF_TREES", "Random forest: trees", 100, 1, 5000),
+    Setting("max_depth", "MAX_DEPTH", "Maximum tree depth (0 = no limit)", 0, 0, 1000),
+    Setting("min_samples_leaf", "MIN_SAMPLES_LEAF", "Minimum samples per leaf", 1, 1, 100000),
+    Setting("c", "SVM_C", "SVM: C", 1.0, 1e-6, 1e6, integer=False),
+    Setting("gamma", "SVM_GAMMA", "SVM: gamma (0 = automatic)", 0.0, 0.0, 1e6, integer=False),
+    Setting("iterations", "GBT_ITERATIONS", "Gradient boosting: iterations", 100, 1, 10000),
+    Setting("learning_rate", "GBT_LEARNING_RATE", "Gradient boosting: learning rate", 0.1,
+            1e-6, 1.0, integer=False),
+    Setting("k", "KNN_K", "k-nearest neighbours: k", 5, 1, 1000),
+)}
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A classical classifier: `make(settings, seed, threads)` gives the scikit-learn
+    estimator; `grows` is the attribute a warm start grows (a forest's trees, boosting's
+    iterations), so that its training shows progress and can be cancelled."""
+    key: str
+    label: str
+    settings: Tuple[str, ...]
+    make: Callable[[Dict[str, float], int, int], Any]
+    grows: Optional[str] = None
+
+
+def _rf(s: Dict[str, float], seed: int, threads: int) -> Any:
+    from sklearn.ensemble import RandomForestClassifier
+    return RandomForestClassifier(n_estimators=int(s["trees"]),
+                                  max_depth=int(s["max_depth"]) or None,
+                                  min_samples_leaf=int(s["min_samples_leaf"]),
+                                  n_jobs=threads, random_state=seed)
+
+
+def _svm(s: Dict[str, float], seed: int, threads: int) -> Any:
+    from sklearn.svm import SVC
+    return SVC(C=float(s["c"]), gamma=float(s["gamma"]) or "scale", probability=True,
+               random_state=seed)
+
+
+def _gbt(s: Dict[str, float], seed: int, threads: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    return HistGradientBoostingClassifier(max_iter=int(s["iterations"]),
+                                          learning_rate=float(s["learning_rate"]),
+                                          max_depth=int(s["max_depth"]) or None,
+                                          random_state=seed)
+
+
+def _knn(s: Dict[str, float], seed: int, threads: int) -> Any:
+    from sklearn.neighbors import KNeighborsClassifier
+    return KNeighborsClassifier(n_neighbors=int(s["k"]), n_jobs=threads)
+
+
+def _dt(s: Dict[str, float], seed: int, threads: int) -> Any:
+    from sklearn.tree import DecisionTreeClassifier
+    return DecisionTreeClassifier(max_depth=int(s["max_depth"]) or None,
+                                  min_samples_leaf=int(s["min_samples_leaf"]),
+                                  random_state=seed)
+
+
+def _bayes(s: Dict[str, float], seed: int, threads: int) -> Any:
+    from sklearn.naive_bayes import GaussianNB
+    return GaussianNB()
+
+
+#: the classifiers, by the name scripts and classifier files use; a new one is one entry
+#: (and its settings in SETTINGS). The dialog lists them in this order, and scripts that
+#: gave the old index of one (CLASSIFIER=0) still get the classifier that index had.
+CLASSIFIERS: Dict[str, Classifier] = {c.key: c for c in (
+    Classifier("rf", "Random forest", ("trees", "max_depth", "min_samples_leaf"), _rf,
+               grows="n_estimators"),
+    Classifier("svm", "Support vector machine (RBF kernel)", ("c", "gamma"), _svm),
+    Classifier("gbt", "Gradient boosting (histogram trees)",
+               ("iterations", "learning_rate", "max_depth"), _gbt, grows="max_iter"),
+    Classifier("knn", "k-nearest neighbours", ("k",), _knn),
+    Classifier("dt", "Decision tree", ("max_depth", "min_samples_leaf"), _dt),
+    Classifier("bayes", "Normal Bayes (Gaussian naive Bayes)", (), _bayes),
+)}
+#: the order of CLASSIFIERS when the dialog stored the index of a classifier: an index
+#: in a script or a model of before is read with it, whatever entries come after
+INDEX_ORDER = ("rf", "svm", "gbt", "knn", "dt", "bayes")
+
 #: training samples above which an SVM is refused: its training time grows with their
 #: square (about 20 minutes at this size on one core) and it cannot show progress
 SVM_MAX_SAMPLES = 50000
 
 
-def check_settings(settings):
-    """Every setting within its BOUNDS, else an error naming its parameter."""
+def check_settings(settings: Dict[str, Any]) -> None:
+    """Every setting within its range, else an error naming its parameter."""
     for key, value in settings.items():
-        if key not in BOUNDS or value is None:
+        if key not in SETTINGS or value is None:
             continue
-        param, lo, hi = BOUNDS[key]
+        s = SETTINGS[key]
         v = float(value)
-        if not lo <= v <= hi:
-            raise ParameterError(f"{value:g} is out of range: {param} takes {lo:g} to {hi:g}",
-                                 param)
-
-
-def build(name, settings=None, seed=0, threads=-1):
-    """A scaler + classifier pipeline. Settings of 0 mean "no limit" / "automatic"."""
-    check_choice(name, list(CLASSIFIERS), "CLASSIFIER", "classifier")
-    s = dict(CLASSIFIERS[name][1])
-    s.update({k: v for k, v in (settings or {}).items() if k in s and v is not None})
-    check_settings(s)
-    require("sklearn", "scikit-learn")
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    if name == "rf":
-        from sklearn.ensemble import RandomForestClassifier
-        clf = RandomForestClassifier(n_estimators=int(s["trees"]),
-                                     max_depth=int(s["max_depth"]) or None,
-                                     min_samples_leaf=int(s["min_samples_leaf"]),
-                                     n_jobs=threads, random_state=seed)
-    elif name == "svm":
-        from sklearn.svm import SVC
-        clf = SVC(C=float(s["c"]), gamma=float(s["gamma"]) or "scale", probability=True,
-                  random_state=seed)
-    elif name == "gbt":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        clf = HistGradientBoostingClassifier(max_iter=int(s["iterations"]),
-                                             learning_rate=float(s["learning_rate"]),
-                                             max_depth=int(s["max_depth"]) or None,
-                                             random_state=seed)
-    elif name == "knn":
-        from sklearn.neighbors import KNeighborsClassifier
-        clf = KNeighborsClassifier(n_neighbors=int(s["k"]), n_jobs=threads)
-    elif name == "dt":
-        from sklearn.tree import DecisionTreeClassifier
-        clf = DecisionTreeClassifier(max_depth=int(s["max_depth"]) or None,
-                                     min_samples_leaf=int(s["min_samples_leaf"]),
-                                     random_state=seed)
-    else:
-        from sklearn.naive_bayes import GaussianNB
-        clf = GaussianNB()
-    return make_pipeline(StandardScaler(), clf), s
-
-
-def fit(pipeline, name, x, y, progress, steps=20):
-    """Train the pipeline, in `steps` parts for the ensembles (a forest's trees, boosting's
-    iterations: scikit-learn's warm start gives the very trees of one fit), so that a long
-    training shows progress and can be cancelled between parts. An SVM on more than
-    SVM_MAX_SAMPLES samples is refused (its time grows with their square)."""
-    if name == "svm" and len(y) > SVM_MAX_SAMPLES:
-        raise ParameterError(
-            f"an SVM on {len(y)} training samples would train for hours without progress "
-            f"(its time grows with their square): lower SAMPLES (at most {SVM_MAX_SAMPLES} "
-            "in all), or choose rf or gbt", "SAMPLES")
-    if name not in ("rf", "gbt"):
-        pipeline.fit(x, y)
-        progress.set(1.0)
-        return pipeline
-    scaler, clf = pipeline.steps[0][1], pipeline.steps[-1][1]
-    xs = scaler.fit_transform(x)
-    attr = "n_estimators" if name == "rf" else "max_iter"
-    total = int(getattr(clf, attr))
-    step = max(1, -(-total // steps))
-    done = 0
-    clf.set_params(warm_start=True)
-    try:
-        while done < total:
-            done = min(total, done + step)
-            clf.set_params(**{attr: done})
-            clf.fit(xs, y)
-            progress.set(done / total)
-            if progress.cancelled():
-                raise CancelledError()
-            if name == "gbt" and clf.n_iter_ < done:      # boosting's own early stop
-                break
-    finally:
-        clf.set_params(warm_start=False, **{attr: total})
-    progress.set(1.0)
-    return pipeline
+        if not s.lowest <= v <= s.highest:
+            raise ParameterError(f"{value:g} is out of range: {s.param} takes {s.lowest:g} "
+                                 f"to {s.highest:g}", s.param)

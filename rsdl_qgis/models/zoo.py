@@ -11,13 +11,22 @@ says how rsdl:modelserve applies it (receptive fields, expression field, mode).
   convolutionally, much faster than patch by patch;
 - ``unet``: a U-Net for dense labels (label patches), served with an expression field
   of half the patch;
-- ``m3``: an M3-style fusion net: a CNN branch on image patches (SOURCE1) and a recurrent
-  (GRU) branch on a pixel time series (SOURCE2, one band per date), fused before the
+- ``m3``: an M3-style fusion net: a CNN branch on image patches (source 1) and a recurrent
+  (GRU) branch on a pixel time series (source 2, one band per date), fused before the
   classifier.
 """
-from ..errors import ModelError
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-ARCHITECTURES = ("cnn", "fcn", "unet", "m3")
+from ..errors import ModelError, check_choice
+
+
+@dataclass(frozen=True)
+class Architecture:
+    label: str
+    #: (keras, inputs, number of classes, statistics, the inputs' parameters) ->
+    #: (train_model, core, serving)
+    build: Callable[..., Any]
 
 
 def _norm(keras, x, name, stats):
@@ -25,25 +34,26 @@ def _norm(keras, x, name, stats):
     return keras.layers.Normalization(mean=mean, variance=var, name=f"{name}_norm")(x)
 
 
-def build(arch, keras, inputs, n_classes, stats, seed=0):
-    """inputs: [(name, patch size, bands)], stats: per input (mean, variance) per band."""
+def build(arch: str, keras: Any, inputs: Sequence[Tuple[str, int, int]], n_classes: int,
+          stats: Sequence[Any], seed: int = 0,
+          params: Optional[Sequence[Optional[str]]] = None) -> Tuple[Any, Any, Dict[str, Any]]:
+    """inputs: [(name, patch size, bands)], stats: per input (mean, variance) per band;
+    params: the parameter of each input, which errors name (default: none)."""
+    check(arch)
     keras.utils.set_random_seed(seed)
-    if arch == "cnn":
-        return _cnn(keras, inputs, n_classes, stats)
-    if arch == "fcn":
-        return _fcn(keras, inputs, n_classes, stats)
-    if arch == "unet":
-        return _unet(keras, inputs, n_classes, stats)
-    if arch == "m3":
-        return _m3(keras, inputs, n_classes, stats)
-    raise ModelError(f"unknown architecture '{arch}'; one of {', '.join(ARCHITECTURES)}",
-                     "ARCHITECTURE")
+    params = list(params or []) + [None] * (max(len(inputs), 2) - len(params or []))
+    return ARCHITECTURES[arch].build(keras, inputs, n_classes, stats, params)
 
 
-def _one_input(arch, inputs):
+def check(arch: str, param: Optional[str] = None) -> None:
+    """An error (naming `param`) unless `arch` is one of ARCHITECTURES."""
+    check_choice(arch, list(ARCHITECTURES), param, "architecture")
+
+
+def _one_input(arch, inputs, params):
     if len(inputs) != 1:
         raise ModelError(f"the {arch} architecture takes one source ({len(inputs)} given); "
-                         "use m3 for an image and a time series", "TRAIN_SOURCE2")
+                         "use m3 for an image and a time series", params[1])
     return inputs[0]
 
 
@@ -53,8 +63,8 @@ def _conv(keras, x, filters, k=3, padding="valid"):
     return keras.layers.Activation("relu")(x)
 
 
-def _cnn(keras, inputs, k, stats):
-    name, size, bands = _one_input("cnn", inputs)
+def _cnn(keras, inputs, k, stats, params):
+    name, size, bands = _one_input("cnn", inputs, params)
     x_in = keras.Input((size, size, bands), name=name)
     x = _norm(keras, x_in, name, stats[0])
     x = _conv(keras, x, 32, 3, "same")
@@ -71,11 +81,11 @@ def _cnn(keras, inputs, k, stats):
     return model, model, {"rfields": [size], "efield": 1, "fully_conv": False}
 
 
-def _fcn(keras, inputs, k, stats):
-    name, size, bands = _one_input("fcn", inputs)
+def _fcn(keras, inputs, k, stats, params):
+    name, size, bands = _one_input("fcn", inputs, params)
     if size < 5:
         raise ModelError("the fcn architecture needs patches of at least 5 pixels",
-                         "TRAIN_SOURCE1")
+                         params[0])
     x_in = keras.Input((None, None, bands), name=name)
     x = _norm(keras, x_in, name, stats[0])
     left, filters = size, 32
@@ -94,11 +104,11 @@ def _fcn(keras, inputs, k, stats):
     return model, core, {"rfields": [size], "efield": 1, "fully_conv": True}
 
 
-def _unet(keras, inputs, k, stats):
-    name, size, bands = _one_input("unet", inputs)
+def _unet(keras, inputs, k, stats, params):
+    name, size, bands = _one_input("unet", inputs, params)
     if size % 8:
         raise ModelError(f"the unet architecture needs patch sizes that are multiples of 8 "
-                         f"(got {size})", "TRAIN_SOURCE1")
+                         f"(got {size})", params[0])
     x_in = keras.Input((size, size, bands), name=name)
     x = _norm(keras, x_in, name, stats[0])
     skips, filters = [], 32
@@ -119,15 +129,15 @@ def _unet(keras, inputs, k, stats):
                           "crop": size // 4}
 
 
-def _m3(keras, inputs, k, stats):
+def _m3(keras, inputs, k, stats, params):
     if len(inputs) != 2:
-        raise ModelError("the m3 architecture takes two sources: image patches (SOURCE1) and "
-                         "a pixel time series (SOURCE2, patch size 1, one band per date)",
-                         "TRAIN_SOURCE2")
+        raise ModelError("the m3 architecture takes two sources: image patches (the first) "
+                         "and a pixel time series (the second, patch size 1, one band per "
+                         "date)", params[1])
     (n1, s1, b1), (n2, s2, b2) = inputs
     if s2 != 1:
-        raise ModelError(f"the time series (SOURCE2) must have patches of 1 pixel (got {s2})",
-                         "TRAIN_SOURCE2")
+        raise ModelError(f"the time series (the second source) must have patches of 1 pixel "
+                         f"(got {s2})", params[1])
     a_in = keras.Input((s1, s1, b1), name=n1)
     a = _norm(keras, a_in, n1, stats[0])
     a = _conv(keras, a, 32, 3, "same")
@@ -143,3 +153,14 @@ def _m3(keras, inputs, k, stats):
     out = keras.layers.Dense(k, activation="softmax", name="probabilities")(x)
     model = keras.Model({n1: a_in, n2: t_in}, out, name="m3")
     return model, model, {"rfields": [s1, 1], "efield": 1, "fully_conv": False}
+
+
+#: the built-in architectures, by the name scripts give (ARCHITECTURE=fcn), in the
+#: dialog's order; a new one is one entry and its builder. Old scripts gave an index in
+#: this order (ARCHITECTURE=1): new entries go at the end.
+ARCHITECTURES: Dict[str, Architecture] = {
+    "cnn": Architecture("cnn: small patch-based CNN", _cnn),
+    "fcn": Architecture("fcn: fully convolutional (fast to serve)", _fcn),
+    "unet": Architecture("unet: U-Net for dense labels", _unet),
+    "m3": Architecture("m3: image patches + pixel time series (CNN and GRU)", _m3),
+}

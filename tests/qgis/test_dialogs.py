@@ -36,7 +36,7 @@ def test_dialogs(tmp_path):
     help_text = out["help"]
     assert "<b>Strategy</b>" in help_text and "<b>STRATEGY</b>" not in help_text
     assert "<b>Samples of each class</b>" in help_text
-    assert "STRATEGY=1" in help_text
+    assert "STRATEGY=constant" in help_text
     assert out["line_running"] == "Execution failed after 2.10 seconds"
     assert out["line_cancelled"].startswith("Cancelled after 2.10 seconds")
     assert out["template_cancelled"] == out["line_cancelled"]

@@ -6,7 +6,7 @@ import pytest
 from rsdl_qgis.engine.progress import Progress
 from rsdl_qgis.errors import CancelledError, ParameterError
 from rsdl_qgis.ml import classifiers
-from rsdl_qgis.ml.classifiers import build, fit
+from rsdl_qgis.ml.fitting import build, fit
 
 
 class Log(Progress):
