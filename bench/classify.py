@@ -46,7 +46,7 @@ def main():
                                                            2000, seed=4))
         points = os.path.join(tmp, "train.gpkg")
         sample_selection(SelectionJob(LANDSAT, points, vector=polys, field="code",
-                                      strategy="constant", samples=2000, sampler="random"))
+                                      strategy="constant", samples=2000, sampler="random", valid_fraction=0))
         image = LANDSAT
         if not args.quick:
             image = os.path.join(tmp, "mosaic.vrt")

@@ -52,7 +52,8 @@ SELECT = """
 import sys
 from rsdl_qgis.api import SelectionJob, sample_selection
 sample_selection(SelectionJob(sys.argv[1], sys.argv[3], vector=sys.argv[2], field='code',
-                              strategy=sys.argv[4], samples=int(sys.argv[5]), sampler='random'))
+                              strategy=sys.argv[4], samples=int(sys.argv[5]), sampler='random',
+                              valid_fraction=0))
 """
 PATCHES = """
 import json, resource, sys, time

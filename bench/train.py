@@ -53,7 +53,7 @@ def landsat_patches(tmp, quick):
                                                        2000, seed=2))
     pts = os.path.join(tmp, "s.gpkg")
     sample_selection(SelectionJob(LANDSAT, pts, vector=polys, field="code", strategy="constant",
-                                  samples=1000 if quick else 4000, sampler="random"))
+                                  samples=1000 if quick else 4000, sampler="random", valid_fraction=0))
     px, lab = os.path.join(tmp, "p.tif"), os.path.join(tmp, "l.tif")
     res = extract_patches(PatchesJob(pts, [PatchSource(LANDSAT, 16, px, nodata=0)],
                                      field="code", output_labels=lab))

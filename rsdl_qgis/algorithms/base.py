@@ -10,30 +10,32 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputLayerDefinition,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
     QgsProperty,
 )
 from qgis.PyQt.QtGui import QIcon
 
-from ..engine.choices import MAX_BATCH, MAX_PATCH
+from ..engine import declare
+from ..engine.declare import declaration, declared
+from ..engine.jobs import PatchSource, ServeJob, ServeSource
 from ..engine.output import check_paths
 from ..engine.progress import Progress
 from ..engine.styles import qml_path
 from ..errors import CancelledError, RsdlError
 from ..models.metadata import model_folder
+from . import binder
+from .parameters import Choice, RasterInput, model_parameter, raster_file  # noqa: F401
 
 #: how many numbered sources (SOURCE1..SOURCE4, TRAIN_SOURCE1..4...) an algorithm takes
 MAX_SOURCES = 4
 #: the accuracy figures that training and assessment algorithms return
 METRICS = ("OA", "KAPPA", "F1_MEAN")
 
+#: the settings of a numbered source (SOURCEn_RFIELD...), as the jobs declare them
+SOURCE_SETTINGS = {spec.name: spec for job in (ServeSource, PatchSource)
+                   for _, spec in declared(job)}
 #: vector formats handed to the engine as they are; others are exported by QGIS first
 VECTOR_FORMATS = ["gpkg", "shp", "geojson", "sqlite", "fgb"]
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,45 +50,6 @@ def icon(name):
         if os.path.exists(path):
             return QIcon(path)
     return QIcon()
-
-
-def raster_file(value, context):
-    """The file of a raster parameter given as a path, which rsdl reads with GDAL without
-    loading it as a QGIS layer; None when the value is a layer of the project or of the
-    run (QGIS resolves those), or not a path to an existing file."""
-    if isinstance(value, QgsProperty) or not isinstance(value, str) or not value:
-        return None
-    if "|" in value or not os.path.isfile(value):
-        return None
-    from qgis.core import QgsProcessingUtils
-    if QgsProcessingUtils.mapLayerFromString(value, context, False) is not None:
-        return None                                    # already loaded: QGIS's layer
-    return value
-
-
-class RasterInput(QgsProcessingParameterRasterLayer):
-    """A raster input whose value, when a path to a file, is checked with GDAL instead of
-    being loaded as a QGIS layer. qgis_process checks every value before the run, and
-    loading a raster as a layer computes a histogram for its renderer, which GDAL
-    writes into the user's files on closing it: a .aux.xml beside a GeoTIFF, the whole
-    VRT serialised again (its comments lost). rsdl reads its inputs and writes nothing
-    to or beside them."""
-
-    def __init__(self, name, description="", defaultValue=None, optional=False):  # noqa: N803
-        super().__init__(name, description, defaultValue, optional)
-
-    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802 (QGIS's name)
-        if context is not None and raster_file(value, context) is not None:
-            return True                 # the file is read by GDAL in checkParameterValues
-        return super().checkValueIsAcceptable(value, context)
-
-    def clone(self):
-        copy = RasterInput(self.name(), self.description(), self.defaultValue(),
-                           bool(self.flags() & QgsProcessingParameterDefinition.FlagOptional))
-        copy.setFlags(self.flags())
-        copy.setHelp(self.help())
-        copy.setMetadata(self.metadata())
-        return copy
 
 
 def path_error(param, value):
@@ -233,29 +196,6 @@ def plain_text(text, width=88):
     return out
 
 
-def serving_mode(param):
-    """A FULLY_CONV parameter (optional boolean: unset = the model's metadata) shown in
-    dialogs as three choices (algorithms/widgets.py), since a checkbox is never unset."""
-    param.setMetadata({"widget_wrapper": {
-        "class": "rsdl_qgis.algorithms.widgets.ServingModeWrapper"}})
-    return param
-
-
-MODEL_FILTER = "Models (*.keras *.onnx saved_model.pb);;All files (*)"
-
-
-def model_parameter(name, description, optional=False, onnx=True):
-    """A model path: a SavedModel folder (or its saved_model.pb), a .keras or an .onnx file.
-    Its dialog widget (algorithms/widgets.py) picks a folder or a file: QGIS's own file
-    widget cannot select a folder."""
-    param = QgsProcessingParameterFile(
-        name, description, optional=optional,
-        fileFilter=MODEL_FILTER if onnx else MODEL_FILTER.replace(" *.onnx", ""))
-    param.setMetadata({"widget_wrapper": {
-        "class": "rsdl_qgis.algorithms.widgets.ModelPathWrapper"}})
-    return param
-
-
 class _LazyApi:
     """rsdl_qgis.api, imported when an algorithm first runs: loading the plugin (QGIS
     start-up, the toolbox, `qgis_process list`) then imports no numpy, GDAL or engine."""
@@ -276,7 +216,7 @@ def advanced(param):
 class LoadStyle(QgsProcessingLayerPostProcessorInterface):
     """Applies the .qml that the engine wrote beside an output when QGIS loads it as a
     result: Processing loads result layers without their default style."""
-    _alive = {}    # QGIS keeps a bare pointer to Python post-processors: hold them here
+    _alive: dict = {}    # QGIS keeps a bare pointer to Python post-processors: hold them here
 
     def __init__(self, qml):
         super().__init__()
@@ -294,21 +234,6 @@ class LoadStyle(QgsProcessingLayerPostProcessorInterface):
         layer.triggerRepaint()
 
 
-#: the largest value of each number a run takes (by name, or by its ending after
-#: SOURCEn_): what can finish in the time and memory a user has. A number declared with
-#: its own maximum keeps it. docs/algorithms.md lists every range.
-UPPER = {"BATCH_SIZE": MAX_BATCH, "EFIELD": 8192, "EPOCHS": 10000, "PATIENCE": 10000,
-         "GRID_STEP": 10000, "PATCH_SIZE": MAX_PATCH, "LABEL_PATCH_SIZE": MAX_PATCH,
-         "RFIELD": MAX_PATCH,
-         "TILE_SIZE": 16384, "MEMORY_MB": 1 << 20, "SCALE": 100, "SEED": 2 ** 31 - 1,
-         "SAMPLES": 100_000_000, "MINIMUM": 1_000_000, "WORKERS": 4096}
-
-
-def upper_bound(name):
-    """The UPPER bound of a number parameter (None: it has none, a nodata value)."""
-    return UPPER.get(name, UPPER.get(re.sub(r"^(\w*SOURCE\d+_)", "", name)))
-
-
 class RsdlAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses set NAME, DISPLAY, GROUP, HELP and implement ``process``."""
     NAME = ""
@@ -316,24 +241,39 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
     GROUP = ""
     HELP = ""
 
-    def addParameter(self, param, createOutput=True):  # noqa: N802, N803 (QGIS's names)
-        """Every number gets its upper bound (UPPER): a huge value is refused by QGIS's
-        check with the range it takes, before any work, instead of running for ever or
-        wrapping round in a 32-bit integer."""
-        if param.type() == "number" and param.maximum() > 1e300:
-            top = upper_bound(param.name())
-            if top is not None:
-                param.setMaximum(top)
-        return super().addParameter(param, createOutput)
+    def tr(self, text):
+        """A user string in the language of QGIS (the plugin's translation, when one is
+        installed), as QGIS's own algorithms translate theirs."""
+        from qgis.PyQt.QtCore import QCoreApplication
+        return QCoreApplication.translate("rsdl", text)
+
+    def declare(self, job, *fields):
+        """The parameters a job class declares for `fields`, in that order (binder.py)."""
+        binder.add(self, job, *fields)
+
+    def job(self, job, parameters, context, feedback=None, **given):
+        """A `job` from a run's parameters (binder.py); `given` fields as they are."""
+        return binder.read(self, job, parameters, context, feedback, **given)
+
+    def source_settings(self, job, key, parameters, context):
+        """{field: value} of the settings numbered source `key` has among those `job`
+        (ServeSource, PatchSource) declares (SOURCE2_RFIELD -> rfield...)."""
+        names = {p.name() for p in self.parameterDefinitions()}
+        out = {}
+        for field_name, spec in declared(job):
+            spec = binder.numbered(spec, key, "")
+            if spec.name in names:
+                out[field_name] = binder.value(self, spec, parameters, context)
+        return out
 
     def name(self):
         return self.NAME
 
     def displayName(self):  # noqa: N802
-        return self.DISPLAY
+        return self.tr(self.DISPLAY)
 
     def group(self):
-        return GROUPS[self.GROUP]
+        return self.tr(GROUPS[self.GROUP])
 
     def groupId(self):  # noqa: N802
         return self.GROUP
@@ -342,8 +282,11 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         return icon(self.GROUP)
 
     def help_text(self):
-        """HELP with the number of numbered sources filled in (``{MAX_SOURCES}``)."""
-        return self.HELP.replace("{MAX_SOURCES}", str(MAX_SOURCES))
+        """HELP with the number of numbered sources (``{MAX_SOURCES}``) and the model
+        formats (``{MODEL_FORMATS}``, from models/formats.py) filled in."""
+        from ..models.formats import help_text
+        return self.tr(self.HELP).replace("{MAX_SOURCES}", str(MAX_SOURCES)).replace(
+            "{MODEL_FORMATS}", help_text())
 
     def shortHelpString(self):  # noqa: N802
         # qgis_process prints the help as it is: plain text there, HTML in the dialogs
@@ -407,12 +350,13 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             self.check_outputs(parameters, context)
             results = self.process(parameters, context, feedback)
         except CancelledError as exc:
-            raise QgsProcessingException(f"{exc}: no output was written") from exc
+            raise QgsProcessingException(
+                self.tr("{what}: no output was written").format(what=exc)) from exc
         except RsdlError as exc:
             raise QgsProcessingException(str(exc)) from exc
         except MemoryError as exc:
-            raise QgsProcessingException(
-                "Out of memory: lower TILE_SIZE, BATCH_SIZE or the memory budget") from exc
+            raise QgsProcessingException(self.tr(
+                "Out of memory: lower TILE_SIZE, BATCH_SIZE or the memory budget")) from exc
         except QgsProcessingException:
             raise
         except Exception as exc:          # a bug: one line for the user, the trace in the log
@@ -420,9 +364,10 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             if feedback is not None:
                 feedback.pushDebugInfo(traceback.format_exc())
             first = (str(exc).strip().splitlines() or [""])[0][:300]
-            raise QgsProcessingException(
-                f"Unexpected error in {self.NAME} ({type(exc).__name__}: {first}). This is a "
-                "bug in rsdl_qgis: please report it with the log (Processing > History)") from exc
+            raise QgsProcessingException(self.tr(
+                "Unexpected error in {name} ({kind}: {first}). This is a bug in rsdl_qgis: "
+                "please report it with the log (Processing > History)").format(
+                    name=self.NAME, kind=type(exc).__name__, first=first)) from exc
         self.style_on_load(results, context)
         return results
 
@@ -615,9 +560,10 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
     def add_vector(self, types, description="Training polygons or points", optional=False):
         """VECTOR and its class FIELD."""
         self.addParameter(QgsProcessingParameterFeatureSource(
-            "VECTOR", description, types, optional=optional))
+            "VECTOR", self.tr(description), types, optional=optional))
         self.addParameter(QgsProcessingParameterField(
-            "FIELD", "Class field", parentLayerParameterName="VECTOR", optional=optional))
+            "FIELD", self.tr("Class field"), parentLayerParameterName="VECTOR",
+            optional=optional))
 
     def vector_path(self, parameters, key, context, feedback):
         """A file OGR can read for a vector parameter (selections and memory layers are
@@ -642,154 +588,68 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         if layer is None or not layer.isValid():
             raise QgsProcessingException(self.invalidRasterError(parameters, key))
         if layer.providerType() != "gdal":
-            raise QgsProcessingException(
-                f"{key}: '{layer.name()}' is a {layer.providerType()} layer; save it as a "
-                "GeoTIFF first (Export > Save As...)")
+            raise QgsProcessingException(self.tr(
+                "{key}: '{layer}' is a {provider} layer; save it as a GeoTIFF first (Export > "
+                "Save As...)").format(key=key, layer=layer.name(), provider=layer.providerType()))
         return layer.source()
 
-    def add_sources(self, fields=(), label="Source {i}", first=1, rasters_from=1,
-                    required=1, hidden=False):
+    def add_sources(self, fields=(), label=None, first=1, rasters_from=1, required=1,
+                    hidden=False):
         """The numbered source blocks, SOURCEn and its per-source settings, for n = first
         .. MAX_SOURCES: the raster (from n = rasters_from; n <= required is mandatory) and
-        `fields` among RFIELD, NAME, BANDS, NODATA and PATCH_SIZE. `hidden`: all advanced
-        (sources 2..4 always are)."""
+        `fields` among RFIELD, NAME, BANDS, NODATA and PATCH_SIZE, as ServeSource and
+        PatchSource declare them. `hidden`: all advanced (sources 2..4 always are)."""
         def add(param):
             # sources 2..4 are for multi-source models: under Advanced, so that the
             # dialog of the common one-image case fits a laptop screen
             self.addParameter(advanced(param) if hidden or i > 1 else param)
+        sources = declaration(ServeJob, "sources")          # SOURCEn: engine/jobs.py
         for i in range(first, MAX_SOURCES + 1):
-            key, what = f"SOURCE{i}", label.format(i=i)
+            key = declare.numbered(sources.name, i - 1)
+            what = self.tr(label or sources.label).format(i=i)
             if i >= rasters_from:
                 add(RasterInput(
-                    key, what + (" (reference grid)" if i == 1 and "RFIELD" in fields else ""),
-                    optional=i > required))
-            for f in fields:
-                if f == "RFIELD":
-                    add(QgsProcessingParameterNumber(
-                        f"{key}_RFIELD", f"{what}: receptive field (pixels; empty = from the "
-                        "model)", QgsProcessingParameterNumber.Integer, minValue=1,
-                        optional=True))
-                elif f == "NAME":
-                    add(QgsProcessingParameterString(
-                        f"{key}_NAME", f"{what}: model input name", defaultValue="",
-                        optional=True))
-                elif f == "BANDS":
-                    add(QgsProcessingParameterString(
-                        f"{key}_BANDS", f"{what}: bands (e.g. 1,2,3; empty: all but alpha)",
-                        defaultValue="", optional=True))
-                elif f == "NODATA":
-                    add(QgsProcessingParameterNumber(
-                        f"{key}_NODATA", f"{what}: nodata value",
-                        QgsProcessingParameterNumber.Double, optional=True))
-                elif f == "PATCH_SIZE":
-                    add(QgsProcessingParameterNumber(
-                        f"{key}_PATCH_SIZE", f"{what}: patch size (pixels)",
-                        QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=1,
-                        optional=i > required))
+                    key, what + (self.tr(" (reference grid)") if i == 1 and "RFIELD" in fields
+                                 else ""), optional=i > required))
+            for f in fields:                # declared once: engine/jobs.py
+                spec = binder.numbered(SOURCE_SETTINGS[f], key, what,
+                                       optional=i > required if f == "PATCH_SIZE" else None)
+                add(binder.definition(spec, self.tr))
 
     # parameters and results shared by several algorithms: defined once, here
-
-    def add_seed(self):
-        self.addParameter(QgsProcessingParameterNumber(
-            "SEED", "Random seed", QgsProcessingParameterNumber.Integer, defaultValue=0,
-            minValue=0))
 
     def add_metrics(self):
         """The OA, KAPPA and F1_MEAN results."""
         for key in METRICS:
             self.addOutput(QgsProcessingOutputNumber(key, key))
 
-    def add_tiling(self, hidden=False):
-        """TILE_SIZE and MEMORY_MB of the streaming engine (MEMORY_MB always advanced)."""
-        tile = QgsProcessingParameterNumber(
-            "TILE_SIZE", "Tile size (pixels, 0 = automatic)",
-            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0)
-        self.addParameter(advanced(tile) if hidden else tile)
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "MEMORY_MB", "Memory budget for automatic tiles (MB)",
-            QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=16)))
-
-    def add_pad(self, automatic=False):
-        """PAD: mirror the sources' edges so that the map covers the whole image.
-        `automatic`: unset lets the model decide (tile models cover the whole image)."""
-        if automatic:
-            pad = QgsProcessingParameterBoolean(
-                "PAD", "Map extent (empty: the whole image for tile models)", optional=True)
-            pad.setMetadata({"widget_wrapper": {
-                "class": "rsdl_qgis.algorithms.widgets.EdgesWrapper"}})
-            pad.setHelp("Empty: tile models (a U-Net, a Deepness model) map the whole image, "
-                        "others as OTBTF does. False: OTBTF's extent, which loses half a "
-                        "receptive field at each edge. True: the sources are mirrored at "
-                        "their edges and the map is on SOURCE1's whole grid.")
-        else:
-            pad = QgsProcessingParameterBoolean(
-                "PAD", "Full extent: mirror the image's edges (the map covers the whole "
-                "image)", defaultValue=False)
-            pad.setHelp("Off (as OTBTF): the map loses half a receptive field at each edge. "
-                        "On: the sources are mirrored at their edges so every pixel gets a "
-                        "value.")
-        self.addParameter(pad)
-
     def add_distribution(self):
         """RESUME and SCHEDULER (advanced): resumable chunked runs, on a Dask cluster."""
-        resume = QgsProcessingParameterBoolean(
-            "RESUME", "Resume an interrupted run of the same job (keep finished chunks)",
-            defaultValue=True)
-        resume.setHelp("Finished chunks are kept beside the output until it is complete; "
-                       "running the same job again after a crash or a cancel continues "
-                       "from them. Untick to start over and keep nothing.")
-        self.addParameter(advanced(resume))
-        self.add_scheduler("the chunks are computed by the cluster's workers, which read "
-                           "the inputs and the model from the same paths (a shared folder)")
+        self.add_declared(declare.resume(), declare.chunk_scheduler())
 
-    def add_scheduler(self, what):
-        scheduler = QgsProcessingParameterString(
-            "SCHEDULER", "Dask scheduler address (empty = run in this process)",
-            defaultValue="", optional=True)
-        scheduler.setHelp(f"For example tcp://127.0.0.1:8786 (rsdl-scheduler, "
-                          f"rsdl-worker): {what}. See docs/cluster.md.")
-        self.addParameter(advanced(scheduler))
+    def add_declared(self, *fields):
+        """Parameters declared outside a job (engine/declare.py's shared ones)."""
+        for f in fields:
+            self.addParameter(binder.definition(f.metadata["param"], self.tr))
 
     def distribution(self, parameters, context):
         """(resume, scheduler) as the API takes them."""
         return (self.parameterAsBool(parameters, "RESUME", context),
                 self.parameterAsString(parameters, "SCHEDULER", context).strip())
 
-    def add_output_names(self, label="Model output names (comma separated)", hidden=False):
-        param = QgsProcessingParameterString("OUTPUT_NAMES", label, defaultValue="",
-                                             optional=True)
-        self.addParameter(advanced(param) if hidden else param)
-
-    def add_trust_model(self, what="the model"):
-        """TRUST_MODEL: skip the scan of what a model may run (advanced, off)."""
-        param = QgsProcessingParameterBoolean(
-            "TRUST_MODEL", f"Trust {what}: run it even if it can act outside the "
-            "computation (files, network, Python code)", defaultValue=False)
-        param.setHelp("A model is code. Before loading one, rsdl checks that it only "
-                      "computes; a model that writes or reads files, calls Python or uses "
-                      "the network is refused. Tick this only for a model whose origin "
-                      "you know and trust.")
-        self.addParameter(advanced(param))
+    def choice(self, parameters, key, context=None):
+        """The name of the choice (a Choice parameter) given as `key`."""
+        return self.parameterDefinition(key).value(parameters, context)
 
     def optional_double(self, parameters, key, context):
         if parameters.get(key) in (None, ""):
             return None
         return self.parameterAsDouble(parameters, key, context)
 
-    def optional_bool(self, parameters, key, context):
-        if parameters.get(key) in (None, ""):
-            return None
-        return self.parameterAsBool(parameters, key, context)
-
     def bands(self, parameters, key, context):
         """A band list parameter (SOURCEn_BANDS) as 1-based band numbers, None if empty."""
         from ..engine.raster import parse_bands
         return parse_bands(self.parameterAsString(parameters, key, context), key)
-
-    def optional_int(self, parameters, key, context):
-        if parameters.get(key) in (None, ""):
-            return None
-        return self.parameterAsInt(parameters, key, context)
 
     def numbered(self, parameters, template, first=1, last=MAX_SOURCES, required=True):
         """Indices i of the given parameters template.format(i) (e.g. 'SOURCE{}'), which
@@ -799,7 +659,9 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
         if given != list(range(first, first + len(given))) or (required and not given):
             names = ", ".join(template.format(i) for i in given) or "none"
             raise QgsProcessingException(
-                (f"{template.format(first)} is required and " if required else "")
-                + f"{template.format(first)}..{template.format(last)} are numbered from "
-                f"{first} without gaps (given: {names})")
+                (self.tr("{first} is required and ").format(first=template.format(first))
+                 if required else "")
+                + self.tr("{first}..{last} are numbered from {n} without gaps (given: "
+                          "{names})").format(first=template.format(first),
+                                             last=template.format(last), n=first, names=names))
         return given

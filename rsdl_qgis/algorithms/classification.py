@@ -2,25 +2,21 @@
 import functools
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingException,
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterField,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterString,
-    QgsProcessingParameterVectorDestination,
 )
 
-from ..engine.choices import NEIGHBOURHOOD
-from ..ml.classifiers import BOUNDS, CLASSIFIERS
-from .base import FeedbackProgress, RasterInput, RsdlAlgorithm, advanced, api, model_parameter, serving_mode
-
-CLASSIFIER_KEYS = list(CLASSIFIERS)
+from ..engine.declare import declaration
+from ..engine.jobs import ServeSource
+from ..ml.classifiers import SETTINGS
+from ..ml.jobs import AccuracyJob, ClassifyJob, DeepFeatures, DesignJob, TrainClassifierJob
+from .base import (
+    FeedbackProgress,
+    RasterInput,
+    RsdlAlgorithm,
+    advanced,
+    api,
+)
 
 TRAIN_HELP = """<p>Trains a classical classifier (random forest, SVM, gradient boosting,
 k-nearest neighbours, decision tree, normal Bayes) on raw pixel values or on the outputs of
@@ -69,7 +65,7 @@ precision, recall, F1, overall accuracy, kappa).</li>
 <p>Results: OA, KAPPA, F1_MEAN (validation set), TRAIN_SAMPLES, VALID_SAMPLES.</p>
 <h3>Example</h3>
 <pre>qgis_process.bin run rsdl:trainclassifier -- INPUT=scene.tif VECTOR=polygons.gpkg
-  FIELD=class CLASSIFIER=0 OUTPUT=rf.rsdlc OUTPUT_REPORT=rf.html</pre>
+  FIELD=class CLASSIFIER=rf OUTPUT=rf.rsdlc OUTPUT_REPORT=rf.html</pre>
 """
 
 
@@ -80,103 +76,44 @@ class TrainClassifier(RsdlAlgorithm):
     HELP = TRAIN_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(RasterInput("INPUT", "Image"))
-        self.add_vector([QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint])
-        self.addParameter(QgsProcessingParameterNumber(
-            "SAMPLES", "Samples per class (at most)", QgsProcessingParameterNumber.Integer,
-            defaultValue=1000, minValue=1, maxValue=1_000_000))
-        self.addParameter(QgsProcessingParameterNumber(
-            "VALID_FRACTION", "Validation fraction (split by polygon)",
-            QgsProcessingParameterNumber.Double, defaultValue=0.3, minValue=0.0, maxValue=0.9))
-        self.add_seed()
-        self.addParameter(QgsProcessingParameterEnum(
-            "CLASSIFIER", "Classifier", options=[f"{k}: {CLASSIFIERS[k][0]}" for k in CLASSIFIER_KEYS],
-            defaultValue=0))
-        for key, label, typ, default, minimum in (
-                ("RF_TREES", "Random forest: trees", "int", 100, 1),
-                ("MAX_DEPTH", "Maximum tree depth (0 = no limit)", "int", 0, 0),
-                ("MIN_SAMPLES_LEAF", "Minimum samples per leaf", "int", 1, 1),
-                ("SVM_C", "SVM: C", "float", 1.0, 1e-6),
-                ("SVM_GAMMA", "SVM: gamma (0 = automatic)", "float", 0.0, 0.0),
-                ("GBT_ITERATIONS", "Gradient boosting: iterations", "int", 100, 1),
-                ("GBT_LEARNING_RATE", "Gradient boosting: learning rate", "float", 0.1, 1e-6),
-                ("KNN_K", "k-nearest neighbours: k", "int", 5, 1)):
-            top = next(hi for _k, (p, _lo, hi) in BOUNDS.items() if p == key)
+        job, deep = TrainClassifierJob, DeepFeatures     # ml/jobs.py declares them
+        self.declare(job, "image", "vector", "field", "samples", "valid_fraction", "seed",
+                     "classifier")
+        for s in SETTINGS.values():          # ml/classifiers.py: every classifier's settings
             self.addParameter(advanced(QgsProcessingParameterNumber(
-                key, label, QgsProcessingParameterNumber.Integer if typ == "int"
-                else QgsProcessingParameterNumber.Double, defaultValue=default, minValue=minimum,
-                maxValue=top)))
-        self.addParameter(QgsProcessingParameterString(
-            "NEIGHBOURHOOD", "Pixel features: neighbourhood windows (pixels, e.g. 3,7,15; "
-            "empty: pixel values alone)", defaultValue=",".join(map(str, NEIGHBOURHOOD)),
-            optional=True))
-        self.addParameter(model_parameter(
-            "MODEL", "Deep model for features (optional)", optional=True))
+                s.param, self.tr(s.label), QgsProcessingParameterNumber.Integer if s.integer
+                else QgsProcessingParameterNumber.Double, defaultValue=s.default,
+                minValue=s.lowest, maxValue=s.highest)))
+        self.declare(job, "neighbourhood")
+        self.declare(deep, "model")
         # SOURCE1 of the deep model is INPUT: its raster is not asked again
         self.add_sources(("RFIELD", "NAME", "BANDS", "NODATA"), "Deep model: source {i}",
                          rasters_from=2, required=0, hidden=True)
-        self.add_output_names("Deep model: output names (comma separated)", hidden=True)
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "EFIELD", "Deep model: expression field", QgsProcessingParameterNumber.Integer,
-            defaultValue=1, minValue=1)))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "SCALE", "Deep model: spacing scale", QgsProcessingParameterNumber.Double,
-            defaultValue=1.0, minValue=1e-6)))
-        self.addParameter(advanced(serving_mode(QgsProcessingParameterBoolean(
-            "FULLY_CONV", "Deep model: mode (fully convolutional or patch-based)",
-            optional=True))))
-        self.add_trust_model("the deep model")
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT", "Classifier file", "rsdl classifier (*.rsdlc)"))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_REPORT", "Validation report", "HTML files (*.html)", optional=True,
-            createByDefault=False))
+        self.declare(deep, "output_names", "efield", "scale", "fully_conv")
+        self.declare(job, "trust_model", "output", "report")
         self.add_metrics()
 
     def process(self, parameters, context, feedback):
         field = self.parameterAsString(parameters, "FIELD", context)
         if not field:
-            raise QgsProcessingException("FIELD: choose the class field of VECTOR")
-        name = CLASSIFIER_KEYS[self.parameterAsEnum(parameters, "CLASSIFIER", context)]
-        num = lambda k: self.parameterAsDouble(parameters, k, context)  # noqa: E731
-        settings = {"trees": num("RF_TREES"), "max_depth": num("MAX_DEPTH"),
-                    "min_samples_leaf": num("MIN_SAMPLES_LEAF"), "c": num("SVM_C"),
-                    "gamma": num("SVM_GAMMA"), "iterations": num("GBT_ITERATIONS"),
-                    "learning_rate": num("GBT_LEARNING_RATE"), "k": num("KNN_K")}
+            raise QgsProcessingException(self.tr("FIELD: choose the class field of VECTOR"))
+        settings = {k: self.parameterAsDouble(parameters, s.param, context)
+                    for k, s in SETTINGS.items()}
         deep = None
-        model = self.parameterAsFile(parameters, "MODEL", context)
-        if model:
+        if self.parameterAsFile(parameters, "MODEL", context):
             extra = self.numbered(parameters, "SOURCE{}", first=2, required=False)
-            n = 1 + len(extra)
-            deep = api.DeepFeatures(
-                model=model,
+            per_source = [self.source_settings(ServeSource, f"SOURCE{i}", parameters, context)
+                          for i in range(1, 2 + len(extra))]
+            deep = self.job(
+                DeepFeatures, parameters, context, feedback,
                 sources=[self.raster_path(parameters, f"SOURCE{i}", context) for i in extra],
-                rfields=[self.optional_int(parameters, f"SOURCE{i}_RFIELD", context)
-                         for i in range(1, n + 1)],
-                names=[self.parameterAsString(parameters, f"SOURCE{i}_NAME", context).strip()
-                       for i in range(1, n + 1)],
-                nodata=[self.optional_double(parameters, f"SOURCE{i}_NODATA", context)
-                        for i in range(1, n + 1)],
-                output_names=self.parameterAsString(parameters, "OUTPUT_NAMES", context).split(","),
-                efield=self.parameterAsInt(parameters, "EFIELD", context),
-                scale=self.parameterAsDouble(parameters, "SCALE", context),
-                fully_conv=self.optional_bool(parameters, "FULLY_CONV", context),
-                bands=[self.bands(parameters, f"SOURCE{i}_BANDS", context)
-                       for i in range(1, n + 1)])
-        job = api.TrainClassifierJob(
-            image=self.raster_path(parameters, "INPUT", context),
-            vector=self.vector_path(parameters, "VECTOR", context, feedback),
-            field=field,
-            output=self.parameterAsFileOutput(parameters, "OUTPUT", context),
-            classifier=name, settings=settings,
-            samples=self.parameterAsInt(parameters, "SAMPLES", context),
-            valid_fraction=self.parameterAsDouble(parameters, "VALID_FRACTION", context),
-            seed=self.parameterAsInt(parameters, "SEED", context), deep=deep,
-            report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None,
-            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context),
-            bands=self.bands(parameters, "SOURCE1_BANDS", context),
-            neighbourhood=api.parse_windows(
-                self.parameterAsString(parameters, "NEIGHBOURHOOD", context)))
+                rfields=[s["rfield"] for s in per_source],
+                names=[s["name"] for s in per_source],
+                nodata=[s["nodata"] for s in per_source],
+                bands=[s["bands"] for s in per_source])
+        job = self.job(
+            TrainClassifierJob, parameters, context, feedback, settings=settings, deep=deep,
+            bands=self.bands(parameters, "SOURCE1_BANDS", context))
         return self.run_engine(api.train_classifier, job, FeedbackProgress(feedback))
 
 
@@ -214,34 +151,17 @@ class Classify(RsdlAlgorithm):
     HELP = CLASSIFY_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(RasterInput("INPUT", "Image"))
-        self.addParameter(QgsProcessingParameterFile(
-            "CLASSIFIER", "Classifier file", fileFilter="rsdl classifier (*.rsdlc)"))
+        job = ClassifyJob                                # ml/jobs.py declares it
+        self.declare(job, "image", "classifier")
         self.add_sources((), "Deep model: source {i}", first=2, required=0, hidden=True)
-        self.addParameter(RasterInput(
-            "MASK", "Mask (0 = not classified)", optional=True))
-        self.add_pad()
-        self.add_tiling(hidden=True)
-        self.add_trust_model("the deep model inside the classifier file")
+        self.declare(job, "mask", "pad", "tile_size", "memory_mb", "trust_model")
         self.add_distribution()
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Class map"))
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT_CONFIDENCE", "Confidence", optional=True, createByDefault=False))
+        self.declare(job, "output", "confidence")
 
     def process(self, parameters, context, feedback):
         extra = [self.raster_path(parameters, f"SOURCE{i}", context)
                  for i in self.numbered(parameters, "SOURCE{}", first=2, required=False)]
-        job = api.ClassifyJob(
-            image=self.raster_path(parameters, "INPUT", context),
-            classifier=self.parameterAsFile(parameters, "CLASSIFIER", context),
-            output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
-            sources=extra,
-            confidence=self.parameterAsOutputLayer(parameters, "OUTPUT_CONFIDENCE", context) or None,
-            mask=self.raster_path(parameters, "MASK", context),
-            tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
-            memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
-            pad=self.parameterAsBool(parameters, "PAD", context),
-            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
+        job = self.job(ClassifyJob, parameters, context, feedback, sources=extra)
         resume, scheduler = self.distribution(parameters, context)
         res = self.run_engine(functools.partial(api.classify, resume=resume, scheduler=scheduler),
                               job, FeedbackProgress(feedback))
@@ -312,24 +232,10 @@ class SamplingDesign(RsdlAlgorithm):
     HELP = DESIGN_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(RasterInput("INPUT", "Class map (strata)"))
-        self.addParameter(QgsProcessingParameterNumber(
-            "SAMPLES", "Points in all", QgsProcessingParameterNumber.Integer,
-            defaultValue=300, minValue=1))
-        self.addParameter(QgsProcessingParameterNumber(
-            "MINIMUM", "Points per class at least", QgsProcessingParameterNumber.Integer,
-            defaultValue=30, minValue=0))
-        self.add_seed()
-        self.addParameter(QgsProcessingParameterVectorDestination(
-            "OUTPUT", "Sample points to interpret", QgsProcessing.TypeVectorPoint))
+        self.declare(DesignJob, "image", "samples", "minimum", "seed", "output")  # ml/jobs.py
 
     def process(self, parameters, context, feedback):
-        job = api.DesignJob(
-            image=self.raster_path(parameters, "INPUT", context),
-            output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
-            samples=self.parameterAsInt(parameters, "SAMPLES", context),
-            minimum=self.parameterAsInt(parameters, "MINIMUM", context),
-            seed=self.parameterAsInt(parameters, "SEED", context))
+        job = self.job(DesignJob, parameters, context, feedback)
         res = self.run_engine(api.sampling_design, job, FeedbackProgress(feedback))
         res["ALLOCATION"] = ", ".join(f"{k}: {v}" for k, v in res["ALLOCATION"].items())
         return res
@@ -343,40 +249,26 @@ class Accuracy(RsdlAlgorithm):
     HELP = ACCURACY_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(RasterInput("INPUT", "Class map"))
+        job = AccuracyJob                                # ml/jobs.py declares it
+        self.declare(job, "image")
         # two parameters, not one map layer of any type: QGIS 3.22's dialog crashes when a
         # field's parent is a map-layer parameter that holds a raster (the active layer)
-        self.addParameter(QgsProcessingParameterFeatureSource(
-            "REFERENCE", "Reference polygons or points",
-            [QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint], optional=True))
-        self.addParameter(QgsProcessingParameterField(
-            "FIELD", "Class field of the reference", parentLayerParameterName="REFERENCE",
-            optional=True))
-        self.addParameter(RasterInput(
-            "REFERENCE_RASTER", "Or a reference raster (on the map's grid)", optional=True))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "REFERENCE_NODATA", "Reference raster nodata", QgsProcessingParameterNumber.Double,
-            optional=True)))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_MATRIX", "Confusion matrix", "CSV files (*.csv)", optional=True))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_REPORT", "Report", "HTML files (*.html)", optional=True))
+        reference = declaration(job, "reference")
+        self.declare(job, "reference", "field")
+        self.addParameter(RasterInput(reference.option("raster"),
+                                      self.tr(reference.option("raster_label")), optional=True))
+        self.declare(job, "reference_nodata", "output_matrix", "output_report")
         self.add_metrics()
 
     def process(self, parameters, context, feedback):
-        vector = self.vector_path(parameters, "REFERENCE", context, feedback)
-        raster = self.raster_path(parameters, "REFERENCE_RASTER", context)
+        reference = declaration(AccuracyJob, "reference")
+        vector = self.vector_path(parameters, reference.name, context, feedback)
+        raster = self.raster_path(parameters, reference.option("raster"), context)
         if (vector is None) == (raster is None):
-            raise QgsProcessingException(
+            raise QgsProcessingException(self.tr(
                 "REFERENCE or REFERENCE_RASTER: give one reference, polygons or points "
-                "(REFERENCE with FIELD) or a raster (REFERENCE_RASTER)")
-        reference = vector or raster
-        job = api.AccuracyJob(
-            image=self.raster_path(parameters, "INPUT", context), reference=reference,
-            field=self.parameterAsString(parameters, "FIELD", context) or None,
-            output_matrix=self.parameterAsFileOutput(parameters, "OUTPUT_MATRIX", context) or None,
-            output_report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None,
-            reference_nodata=self.optional_double(parameters, "REFERENCE_NODATA", context))
+                "(REFERENCE with FIELD) or a raster (REFERENCE_RASTER)"))
+        job = self.job(AccuracyJob, parameters, context, feedback, reference=vector or raster)
         res = self.run_engine(api.accuracy, job, FeedbackProgress(feedback))
         res.pop("MATRIX", None)
         res["CLASSES"] = ", ".join(map(str, res["CLASSES"]))

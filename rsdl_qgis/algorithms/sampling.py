@@ -3,18 +3,13 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterFeatureSource,
-    QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterString,
-    QgsProcessingParameterVectorDestination,
     QgsProcessingUtils,
 )
 
-from ..engine.choices import SAMPLERS, STRATEGIES
+from ..engine.declare import declaration, numbered, param_name
+from ..engine.jobs import PatchesJob, PatchSource, SelectionJob
 from .base import MAX_SOURCES, FeedbackProgress, RasterInput, RsdlAlgorithm, advanced, api
 
 CLASS_STATS_HELP = """<p>Counts, for each class, the pixels of INPUT whose centre lies inside
@@ -44,12 +39,12 @@ class ClassStatistics(RsdlAlgorithm):
     HELP = CLASS_STATS_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(RasterInput("INPUT", "Image"))
+        self.addParameter(RasterInput("INPUT", self.tr("Image")))
         self.add_vector([QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint])
         self.addParameter(advanced(RasterInput(
-            "MASK", "Mask (non-zero pixels are used)", optional=True)))
+            "MASK", self.tr("Mask (non-zero pixels are used)"), optional=True)))
         self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT", "Class statistics", "CSV files (*.csv);;GeoPackage (*.gpkg)"))
+            "OUTPUT", self.tr("Class statistics"), "CSV files (*.csv);;GeoPackage (*.gpkg)"))
 
     def process(self, parameters, context, feedback):
         res = self.run_engine(
@@ -97,7 +92,7 @@ reused by the next steps.</li>
 </ul>
 <h3>Example</h3>
 <pre>qgis_process.bin run rsdl:sampleselection -- INPUT=scene.tif VECTOR=polygons.gpkg
-  FIELD=class STRATEGY=1 SAMPLES=500 OUTPUT=train.gpkg
+  FIELD=class STRATEGY=constant SAMPLES=500 OUTPUT=train.gpkg
   OUTPUT_VALID=valid.gpkg</pre>
 """
 
@@ -113,76 +108,20 @@ class SampleSelection(RsdlAlgorithm):
     HELP = SELECTION_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(RasterInput("INPUT", "Image"))
-        self.add_vector([QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint],
-                        optional=True)
-        self.addParameter(RasterInput(
-            "LABELS", "Label raster (instead of polygons)", optional=True))
-        self.addParameter(QgsProcessingParameterEnum(
-            "STRATEGY", "Strategy", options=list(STRATEGIES), defaultValue=2))
-        self.addParameter(QgsProcessingParameterNumber(
-            "SAMPLES", "Samples (constant: per class; total: in all)",
-            QgsProcessingParameterNumber.Integer, defaultValue=1000, minValue=1))
-        self.addParameter(QgsProcessingParameterNumber(
-            "PERCENT", "Percent of each class (percent strategy)",
-            QgsProcessingParameterNumber.Double, defaultValue=50.0, minValue=0.0001,
-            maxValue=100.0))
-        self.addParameter(QgsProcessingParameterString(
-            "CLASS_COUNTS", "Samples of each class (byclass strategy: 1:500,2:300)",
-            defaultValue="", optional=True))
-        self.addParameter(QgsProcessingParameterEnum(
-            "SAMPLER", "Sampler", options=list(SAMPLERS), defaultValue=0))
-        self.add_seed()
-        self.addParameter(RasterInput(
-            "MASK", "Mask (samples only where non-zero)", optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "GRID_STEP", "Minimum spacing between samples (pixels)",
-            QgsProcessingParameterNumber.Integer, defaultValue=1, minValue=1))
-        self.addParameter(QgsProcessingParameterNumber(
-            "VALID_FRACTION", "Validation fraction", QgsProcessingParameterNumber.Double,
-            defaultValue=0.3, minValue=0.0, maxValue=0.99))
-        self.addParameter(QgsProcessingParameterNumber(
-            "TEST_FRACTION", "Test fraction", QgsProcessingParameterNumber.Double,
-            defaultValue=0.0, minValue=0.0, maxValue=0.99))
-        self.addParameter(QgsProcessingParameterBoolean(
-            "SPLIT_BY_POLYGON", "Split by polygon (no spatial leakage)", defaultValue=True))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "LABELS_NODATA", "Label raster nodata value", QgsProcessingParameterNumber.Double,
-            optional=True)))
-        self.addParameter(QgsProcessingParameterVectorDestination(
-            "OUTPUT", "Training samples", QgsProcessing.TypeVectorPoint))
-        self.addParameter(QgsProcessingParameterVectorDestination(
-            "OUTPUT_VALID", "Validation samples", QgsProcessing.TypeVectorPoint,
-            optional=True, createByDefault=True))
-        self.addParameter(QgsProcessingParameterVectorDestination(
-            "OUTPUT_TEST", "Test samples", QgsProcessing.TypeVectorPoint, optional=True,
-            createByDefault=False))
+        self.declare(SelectionJob,             # engine/jobs.py declares the parameters
+                     "image", "vector", "field", "labels", "strategy", "samples", "percent",
+                     "class_counts", "sampler", "seed", "mask", "grid_step", "valid_fraction",
+                     "test_fraction", "split_by_polygon", "labels_nodata", "output",
+                     "output_valid", "output_test")
 
     def process(self, parameters, context, feedback):
-        job = api.SelectionJob(
-            image=self.raster_path(parameters, "INPUT", context),
-            output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
-            vector=self.vector_path(parameters, "VECTOR", context, feedback),
-            labels=self.raster_path(parameters, "LABELS", context),
-            field=self.parameterAsString(parameters, "FIELD", context) or None,
-            strategy=STRATEGIES[self.parameterAsEnum(parameters, "STRATEGY", context)],
-            samples=self.parameterAsInt(parameters, "SAMPLES", context),
-            percent=self.parameterAsDouble(parameters, "PERCENT", context),
-            class_counts=self.parameterAsString(parameters, "CLASS_COUNTS", context),
-            sampler=SAMPLERS[self.parameterAsEnum(parameters, "SAMPLER", context)],
-            seed=self.parameterAsInt(parameters, "SEED", context),
-            mask=self.raster_path(parameters, "MASK", context),
-            grid_step=self.parameterAsInt(parameters, "GRID_STEP", context),
-            valid_fraction=self.parameterAsDouble(parameters, "VALID_FRACTION", context),
-            test_fraction=self.parameterAsDouble(parameters, "TEST_FRACTION", context),
-            split_by_polygon=self.parameterAsBool(parameters, "SPLIT_BY_POLYGON", context),
-            output_valid=self.split_output(parameters, "OUTPUT_VALID", "VALID_FRACTION",
-                                           context, feedback),
-            output_test=self.split_output(parameters, "OUTPUT_TEST", "TEST_FRACTION", context,
-                                          feedback),
-            labels_nodata=self.optional_double(parameters, "LABELS_NODATA", context))
+        job = self.job(SelectionJob, parameters, context, feedback,
+                       output_valid=self.split_output(parameters, "OUTPUT_VALID",
+                                                      "VALID_FRACTION", context, feedback),
+                       output_test=self.split_output(parameters, "OUTPUT_TEST",
+                                                     "TEST_FRACTION", context, feedback))
         if job.vector and not job.field:
-            raise QgsProcessingException("FIELD: choose the class field of VECTOR")
+            raise QgsProcessingException(self.tr("FIELD: choose the class field of VECTOR"))
         res = self.run_engine(api.sample_selection, job, FeedbackProgress(feedback))
         return {k: res.get(k) for k in ("OUTPUT", "OUTPUT_VALID", "OUTPUT_TEST", "SAMPLES",
                                         "TRAIN", "VALID", "TEST")}
@@ -236,6 +175,10 @@ are training data, not maps, so by default they are written but not added.</li>
 """
 
 
+#: the numbered sources' prefix (engine/jobs.py)
+SOURCES = param_name(PatchesJob, "sources")
+
+
 class PatchesExtraction(RsdlAlgorithm):
     NAME = "patchesextraction"
     GROUP = "sampling"
@@ -243,61 +186,38 @@ class PatchesExtraction(RsdlAlgorithm):
     HELP = PATCHES_HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterFeatureSource(
-            "VECTOR", "Sample points", [QgsProcessing.TypeVectorPoint]))
-        self.addParameter(QgsProcessingParameterField(
-            "FIELD", "Class field", parentLayerParameterName="VECTOR", optional=True))
+        self.declare(PatchesJob, "vector", "field")     # engine/jobs.py
         self.add_sources(("PATCH_SIZE", "BANDS", "NODATA"))
-        self.addParameter(RasterInput(
-            "LABEL_RASTER", "Label raster (dense labels)", optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "LABEL_PATCH_SIZE", "Label patch size (pixels)", QgsProcessingParameterNumber.Integer,
-            defaultValue=16, minValue=1))
-        for i in range(1, MAX_SOURCES + 1):
+        self.declare(PatchesJob, "label_raster", "label_patch_size")
+        output = declaration(PatchSource, "output")      # OUTPUT_SOURCEn: engine/jobs.py
+        for i in range(MAX_SOURCES):
             self.addParameter(QgsProcessingParameterRasterDestination(
-                f"OUTPUT_SOURCE{i}", f"Patches of source {i}", optional=i > 1,
-                createByDefault=i == 1))
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT_LABELS", "Labels (1 x n)", optional=True, createByDefault=True))
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT_LABEL_PATCHES", "Label patches", optional=True, createByDefault=False))
-        self.addParameter(QgsProcessingParameterVectorDestination(
-            "OUTPUT_POINTS", "Kept points", QgsProcessing.TypeVectorPoint, optional=True,
-            createByDefault=False))
+                numbered(SOURCES, i, output), self.tr(output.label).format(i=i + 1),
+                optional=i > 0, createByDefault=i == 0))
+        self.declare(PatchesJob, "output_labels", "output_label_patches", "output_points")
         self.addParameter(advanced(QgsProcessingParameterBoolean(
-            "ADD_TO_MAP", "Add the patches images and labels to the map", defaultValue=False)))
+            "ADD_TO_MAP", self.tr("Add the patches images and labels to the map"),
+            defaultValue=False)))
 
     def process(self, parameters, context, feedback):
-        given = self.numbered(parameters, "SOURCE{}")
+        given = self.numbered(parameters, SOURCES + "{}")
         sources = []
         for i in given:
-            key = f"SOURCE{i}"
-            out = self.parameterAsOutputLayer(parameters, f"OUTPUT_{key}", context)
-            if not out:
-                raise QgsProcessingException(f"OUTPUT_{key}: {key} is given, so give where its "
-                                             "patches go")
-            sources.append(api.PatchSource(
-                self.raster_path(parameters, key, context),
-                self.parameterAsInt(parameters, f"{key}_PATCH_SIZE", context), out,
-                self.optional_double(parameters, f"{key}_NODATA", context),
-                bands=self.bands(parameters, f"{key}_BANDS", context)))
-        label_raster = self.raster_path(parameters, "LABEL_RASTER", context)
-        job = api.PatchesJob(
-            vector=self.vector_path(parameters, "VECTOR", context, feedback),
-            sources=sources,
-            field=self.parameterAsString(parameters, "FIELD", context) or None,
-            output_labels=self.parameterAsOutputLayer(parameters, "OUTPUT_LABELS", context) or None,
-            label_raster=label_raster,
-            label_patch_size=self.parameterAsInt(parameters, "LABEL_PATCH_SIZE", context),
-            output_label_patches=self.parameterAsOutputLayer(
-                parameters, "OUTPUT_LABEL_PATCHES", context) or None,
-            output_points=self.parameterAsOutputLayer(parameters, "OUTPUT_POINTS", context) or None)
+            key = numbered(SOURCES, i - 1)
+            settings = self.source_settings(PatchSource, key, parameters, context)
+            if not settings["output"]:
+                raise QgsProcessingException(self.tr(
+                    "{out}: {key} is given, so give where its patches go").format(
+                        out=numbered(SOURCES, i - 1, declaration(PatchSource, "output")),
+                        key=key))
+            sources.append(PatchSource(self.raster_path(parameters, key, context), **settings))
+        job = self.job(PatchesJob, parameters, context, feedback, sources=sources)
         res = self.run_engine(api.extract_patches, job, FeedbackProgress(feedback))
         if not self.parameterAsBool(parameters, "ADD_TO_MAP", context):
             # patches images are training data, not maps: as layers they only clutter the
             # project, and the next dialog proposed them as inputs of the wrong kind
             self.do_not_load(context, [s.output for s in sources] +
                              [job.output_labels, job.output_label_patches])
-        keys = [f"OUTPUT_SOURCE{i}" for i in given] + ["OUTPUT_LABELS", "OUTPUT_LABEL_PATCHES",
-                                                       "OUTPUT_POINTS", "KEPT", "REJECTED"]
+        keys = [numbered(SOURCES, i - 1, declaration(PatchSource, "output")) for i in given] \
+            + ["OUTPUT_LABELS", "OUTPUT_LABEL_PATCHES", "OUTPUT_POINTS", "KEPT", "REJECTED"]
         return {k: res.get(k) for k in keys}

@@ -1,15 +1,8 @@
 """rsdl:modelserve: apply a TensorFlow model to rasters of any size."""
 import functools
 
-from qgis.core import (
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
-    QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterDestination,
-)
-
-from ..engine.choices import OUTPUT_TYPES
-from .base import FeedbackProgress, RsdlAlgorithm, advanced, api, model_parameter, serving_mode
+from ..engine.jobs import ServeJob, ServeSource
+from .base import FeedbackProgress, RsdlAlgorithm, api
 
 HELP = """<p>Applies a TensorFlow model to one to four rasters of any size, with bounded
 memory, as OTBTF's TensorflowModelServe does. The output is a tiled, compressed GeoTIFF on
@@ -22,12 +15,7 @@ shifted by 8 input pixels. <b>Fully-convolutional</b>: the model receives whole 
 and returns the expression field of each; much faster for convolutional models.</p>
 <h3>Parameters</h3>
 <ul>
-<li><b>MODEL</b>: a SavedModel folder (choose its saved_model.pb), a .keras or an .onnx
-file. TF1 models (OTBTF's) are addressed by tensor names, TF2 models by signature keys.
-ONNX models made to Deepness's contract are served as Deepness serves them (pixels / 255
-and its standardisation, class names, class threshold, tile overlap; a regression model
-gives values, a super-resolution model a finer map); object detection models are
-refused.</li>
+<li><b>MODEL</b>: {MODEL_FORMATS}</li>
 <li><b>SOURCE1..SOURCE{MAX_SOURCES}</b>: input rasters. SOURCE1 is the reference grid; the other
 sources are aligned on it by coordinates (other resolutions and extents allowed; another
 CRS is warped on the fly).</li>
@@ -96,57 +84,21 @@ class ModelServe(RsdlAlgorithm):
     HELP = HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(model_parameter(
-            "MODEL", "Model (a SavedModel folder, a .keras or an .onnx file)"))
+        job = ServeJob                       # engine/jobs.py declares the parameters
+        self.declare(job, "model")
         self.add_sources(("RFIELD", "NAME", "BANDS", "NODATA"))
-        self.add_output_names()
-        self.addParameter(QgsProcessingParameterNumber(
-            "EFIELD", "Expression field (pixels; empty = from the model's metadata, else 1)",
-            QgsProcessingParameterNumber.Integer, minValue=1, optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "SCALE", "Output spacing scale factor (empty = from the model, else 1)",
-            QgsProcessingParameterNumber.Double, minValue=1e-6, optional=True))
-        self.addParameter(serving_mode(QgsProcessingParameterBoolean(
-            "FULLY_CONV", "Mode (fully convolutional or patch-based)", optional=True)))
-        self.add_pad(automatic=True)
-        self.add_tiling()
-        self.addParameter(QgsProcessingParameterNumber(
-            "BATCH_SIZE", "Batch size (patch-based mode)",
-            QgsProcessingParameterNumber.Integer, defaultValue=256, minValue=1))
-        self.addParameter(QgsProcessingParameterEnum(
-            "OUTPUT_TYPE", "Output data type", options=list(OUTPUT_TYPES), defaultValue=0))
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "OUTPUT_NODATA", "Output nodata value", QgsProcessingParameterNumber.Double,
-            optional=True)))
-        self.add_trust_model()
+        self.declare(job, "output_names", "efield", "scale", "fully_conv", "pad", "tile_size",
+                     "memory_mb", "batch_size", "output_type", "output_nodata", "trust_model")
         self.add_distribution()
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Model output"))
+        self.declare(job, "output")
 
     def process(self, parameters, context, feedback):
         sources = []
         for i in self.numbered(parameters, "SOURCE{}"):
             key = f"SOURCE{i}"
-            sources.append(api.ServeSource(
-                self.raster_path(parameters, key, context),
-                self.optional_int(parameters, f"{key}_RFIELD", context),
-                self.parameterAsString(parameters, f"{key}_NAME", context).strip(),
-                self.optional_double(parameters, f"{key}_NODATA", context),
-                bands=self.bands(parameters, f"{key}_BANDS", context)))
-        job = api.ServeJob(
-            model=self.parameterAsFile(parameters, "MODEL", context),
-            sources=sources,
-            output=self.parameterAsOutputLayer(parameters, "OUTPUT", context),
-            output_names=self.parameterAsString(parameters, "OUTPUT_NAMES", context).split(","),
-            efield=self.optional_int(parameters, "EFIELD", context),
-            scale=self.optional_double(parameters, "SCALE", context),
-            fully_conv=self.optional_bool(parameters, "FULLY_CONV", context),
-            tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
-            batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
-            output_type=OUTPUT_TYPES[self.parameterAsEnum(parameters, "OUTPUT_TYPE", context)],
-            output_nodata=self.optional_double(parameters, "OUTPUT_NODATA", context),
-            memory_mb=self.parameterAsInt(parameters, "MEMORY_MB", context),
-            pad=self.optional_bool(parameters, "PAD", context),
-            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context))
+            settings = self.source_settings(ServeSource, key, parameters, context)
+            sources.append(ServeSource(self.raster_path(parameters, key, context), **settings))
+        job = self.job(ServeJob, parameters, context, feedback, sources=sources)
         resume, scheduler = self.distribution(parameters, context)
         return self.run_engine(functools.partial(api.serve_model, resume=resume,
                                                  scheduler=scheduler),

@@ -1,16 +1,20 @@
 """rsdl:trainmodel: train a network on patches images, without writing code."""
 from qgis.core import (
-    QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
-    QgsProcessingParameterString,
 )
 
-from ..engine.choices import DISTRIBUTIONS, SCHEDULES
-from ..models.zoo import ARCHITECTURES
-from .base import MAX_SOURCES, FeedbackProgress, RasterInput, RsdlAlgorithm, advanced, api, model_parameter
+from ..engine import declare
+from ..engine.declare import declaration
+from ..models.jobs import TrainModelJob, TrainSource
+from . import binder
+from .base import (
+    MAX_SOURCES,
+    FeedbackProgress,
+    RasterInput,
+    RsdlAlgorithm,
+    api,
+    model_parameter,
+)
 
 HELP = """<p>Trains a network on patches images (from Patches extraction): a built-in
 architecture sized from the data, or your own model, which it can fine-tune. The result is
@@ -60,11 +64,12 @@ when the curves swing, overfit or still improve.</li>
 </ul>
 <h3>Several GPUs or machines (advanced)</h3>
 <ul>
-<li><b>DISTRIBUTION</b>: <i>this process</i> (default); <i>every GPU of this machine</i>
-(TensorFlow's MirroredStrategy: each batch is split between the GPUs); <i>the workers of a
-Dask cluster</i> (MultiWorkerMirroredStrategy: one training process per worker, each on its
-share of every batch, the gradients summed across them). The model files are those of a
-one-process training.</li>
+<li><b>DISTRIBUTION</b>: <i>this process</i> (<code>none</code>, the default); <i>every
+GPU of this machine</i> (<code>gpus</code>: TensorFlow's MirroredStrategy, each batch is
+split between the GPUs); <i>the workers of a Dask cluster</i> (<code>workers</code>:
+MultiWorkerMirroredStrategy, one training process per worker, each on its share of every
+batch, the gradients summed across them). The model files are those of a one-process
+training.</li>
 <li><b>SCHEDULER</b>: the cluster's address (rsdl-scheduler and rsdl-worker, or rsdl-slurm:
 docs/cluster.md); the workers read the patches from the same paths.
 <b>WORKERS</b>: how many of its workers (0: all).</li>
@@ -82,18 +87,10 @@ per-class precision/recall/F1, overall accuracy and kappa of the validation set.
 </ul>
 <p>Results: OA, KAPPA, F1_MEAN of the validation set.</p>
 <h3>Example</h3>
-<pre>qgis_process.bin run rsdl:trainmodel -- ARCHITECTURE=1 TRAIN_SOURCE1=patches.tif
+<pre>qgis_process.bin run rsdl:trainmodel -- ARCHITECTURE=fcn TRAIN_SOURCE1=patches.tif
   TRAIN_LABELS=labels.tif VALID_SOURCE1=vpatches.tif VALID_LABELS=vlabels.tif EPOCHS=20
   OUTPUT=model OUTPUT_REPORT=training.html</pre>
 """
-
-
-SCHEDULE_LABELS = {"cosine": "cosine: decays to 1 % by the last epoch", "constant": "constant"}
-
-
-DISTRIBUTION_LABELS = {"none": "this process (one CPU or GPU)",
-                       "gpus": "every GPU of this machine",
-                       "workers": "the workers of a Dask cluster (SCHEDULER)"}
 
 
 class TrainModel(RsdlAlgorithm):
@@ -103,94 +100,42 @@ class TrainModel(RsdlAlgorithm):
     HELP = HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterEnum(
-            "ARCHITECTURE", "Built-in architecture", options=list(ARCHITECTURES), defaultValue=1))
-        self.addParameter(model_parameter(
-            "MODEL", "Model to train further (instead of a built-in one)", optional=True,
-            onnx=False))
-        self.addParameter(QgsProcessingParameterBoolean(
-            "RESTORE", "Start from the model's weights (fine-tuning)", defaultValue=True))
-        for prefix, title in (("TRAIN", "Training"), ("VALID", "Validation")):
-            for i in range(1, MAX_SOURCES + 1):
-                self.addParameter(RasterInput(
-                    f"{prefix}_SOURCE{i}", f"{title} patches, source {i}",
-                    optional=(prefix == "VALID" or i > 1)))
-                if prefix == "TRAIN":
-                    self.addParameter(QgsProcessingParameterString(
-                        f"TRAIN_SOURCE{i}_NAME", f"Source {i}: model input name",
-                        defaultValue="", optional=True))
-            self.addParameter(RasterInput(
-                f"{prefix}_LABELS", f"{title} labels", optional=prefix == "VALID"))
-        self.addParameter(QgsProcessingParameterNumber(
-            "EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer, defaultValue=20, minValue=1))
-        self.addParameter(QgsProcessingParameterNumber(
-            "BATCH_SIZE", "Batch size", QgsProcessingParameterNumber.Integer, defaultValue=64,
-            minValue=1))
-        self.addParameter(QgsProcessingParameterNumber(
-            "LEARNING_RATE", "Learning rate", QgsProcessingParameterNumber.Double,
-            defaultValue=0.0003, minValue=1e-8, maxValue=1.0))
-        self.addParameter(QgsProcessingParameterEnum(
-            "SCHEDULE", "Learning-rate schedule", options=[
-                SCHEDULE_LABELS[k] for k in SCHEDULES], defaultValue=0))
-        self.addParameter(QgsProcessingParameterNumber(
-            "PATIENCE", "Stop after this many epochs without a better validation loss "
-            "(0: never)", QgsProcessingParameterNumber.Integer, defaultValue=8, minValue=0))
-        self.addParameter(QgsProcessingParameterBoolean(
-            "CLASS_WEIGHTS", "Balance classes", defaultValue=True))
-        self.addParameter(QgsProcessingParameterBoolean(
-            "AUGMENT", "Augment (flips, rotations)", defaultValue=True))
-        self.add_seed()
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "LABEL_NODATA", "Label value to ignore", QgsProcessingParameterNumber.Integer,
-            optional=True)))
-        self.add_trust_model("the model to train further")
-        self.addParameter(advanced(QgsProcessingParameterEnum(
-            "DISTRIBUTION", "Train on", options=[DISTRIBUTION_LABELS[k] for k in DISTRIBUTIONS],
-            defaultValue=0)))
-        self.add_scheduler("with 'Train on' the workers of a Dask cluster, each worker "
-                           "trains on its share of every batch, reading the patches from "
-                           "the same paths (a shared folder)")
-        self.addParameter(advanced(QgsProcessingParameterNumber(
-            "WORKERS", "Dask workers to train on (0: all)",
-            QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0)))
-        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT", "Trained model"))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_REPORT", "Training report", "HTML files (*.html)", optional=True))
+        job = TrainModelJob                # models/jobs.py declares the parameters
+        self.declare(job, "architecture", "model", "restore")
+        name = declaration(TrainSource, "name")
+        for sources, labels in (("train_sources", "train_labels"),
+                                ("valid_sources", "valid_labels")):
+            spec = declaration(job, sources)
+            for i in range(MAX_SOURCES):
+                key = declare.numbered(spec.name, i)
+                self.addParameter(RasterInput(key, self.tr(spec.label).format(i=i + 1),
+                                              optional=spec.optional or i > 0))
+                if sources == "train_sources":   # the validation sources feed the same inputs
+                    self.addParameter(binder.definition(binder.numbered(
+                        name, key, self.tr("Source {i}").format(i=i + 1)), self.tr))
+            self.declare(job, labels)
+        self.declare(job, "epochs", "batch_size", "learning_rate", "schedule", "patience",
+                     "class_weights", "augment", "seed", "label_nodata", "trust_model",
+                     "distribution", "scheduler", "workers", "output_model", "output_report")
         self.add_metrics()
 
-    def _sources(self, parameters, prefix, context):
+    def _sources(self, parameters, field, context):
+        """The numbered sources of `field` (train_sources, valid_sources), each with the
+        model input name given for its training source."""
+        spec, train = declaration(TrainModelJob, field), declaration(TrainModelJob,
+                                                                     "train_sources")
         out = []
-        for i in self.numbered(parameters, prefix + "_SOURCE{}", required=prefix == "TRAIN"):
-            name = self.parameterAsString(parameters, f"TRAIN_SOURCE{i}_NAME", context).strip()
-            out.append(api.TrainSource(self.raster_path(parameters, f"{prefix}_SOURCE{i}", context),
-                                       name))
+        for i in self.numbered(parameters, spec.name + "{}", required=not spec.optional):
+            settings = self.source_settings(TrainSource, f"{train.name}{i}", parameters,
+                                            context)
+            out.append(TrainSource(self.raster_path(parameters, f"{spec.name}{i}", context),
+                                   **settings))
         return out
 
     def process(self, parameters, context, feedback):
-        job = api.TrainModelJob(
-            train_sources=self._sources(parameters, "TRAIN", context),
-            train_labels=self.raster_path(parameters, "TRAIN_LABELS", context),
-            output_model=self.parameterAsFileOutput(parameters, "OUTPUT", context),
-            valid_sources=self._sources(parameters, "VALID", context),
-            valid_labels=self.raster_path(parameters, "VALID_LABELS", context),
-            model=self.parameterAsFile(parameters, "MODEL", context) or None,
-            architecture=ARCHITECTURES[self.parameterAsEnum(parameters, "ARCHITECTURE", context)],
-            epochs=self.parameterAsInt(parameters, "EPOCHS", context),
-            batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
-            learning_rate=self.parameterAsDouble(parameters, "LEARNING_RATE", context),
-            schedule=SCHEDULES[self.parameterAsEnum(parameters, "SCHEDULE", context)],
-            patience=self.parameterAsInt(parameters, "PATIENCE", context),
-            class_weights=self.parameterAsBool(parameters, "CLASS_WEIGHTS", context),
-            augment=self.parameterAsBool(parameters, "AUGMENT", context),
-            restore=self.parameterAsBool(parameters, "RESTORE", context),
-            seed=self.parameterAsInt(parameters, "SEED", context),
-            label_nodata=self.optional_int(parameters, "LABEL_NODATA", context),
-            output_report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None,
-            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context),
-            distribution=DISTRIBUTIONS[self.parameterAsEnum(parameters, "DISTRIBUTION",
-                                                            context)],
-            scheduler=self.parameterAsString(parameters, "SCHEDULER", context).strip(),
-            workers=self.parameterAsInt(parameters, "WORKERS", context))
+        job = self.job(TrainModelJob, parameters, context, feedback,
+                       train_sources=self._sources(parameters, "train_sources", context),
+                       valid_sources=self._sources(parameters, "valid_sources", context))
         res = self.run_engine(api.train_model, job, FeedbackProgress(feedback))
         return {k: res.get(k) for k in ("OUTPUT", "OUTPUT_REPORT", "OA", "KAPPA", "F1_MEAN",
                                         "EPOCHS", "BEST_EPOCH")}
@@ -222,10 +167,10 @@ class ExportOnnx(RsdlAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(model_parameter(
-            "MODEL", "Model folder written by Train a model", onnx=False))
-        self.add_trust_model()
+            "MODEL", self.tr("Model folder written by Train a model"), trainable=True))
+        self.add_declared(declare.trust_model())
         self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT", "ONNX model", "ONNX models (*.onnx)"))
+            "OUTPUT", self.tr("ONNX model"), "ONNX models (*.onnx)"))
 
     def process(self, parameters, context, feedback):
         return self.run_engine(api.export_onnx,

@@ -69,7 +69,8 @@ class ModelPanel(FileSelectionPanel):
     def __init__(self, file_filter):
         super().__init__(False)
         self.file_filter = file_filter
-        kinds = re.search(r"\((.*?)\)", file_filter).group(1).replace("*", "").split()
+        found = re.search(r"\((.*?)\)", file_filter)
+        kinds = found.group(1).replace("*", "").split() if found else []
         self.btnSelect.clicked.disconnect()
         menu = QMenu(self.btnSelect)
         menu.addAction("Model folder (SavedModel)…", lambda: self.choose(True))

@@ -132,11 +132,12 @@ def test_the_dialogs_defaults_make_the_workflow(session):
     the defaults are the tutorial's (fcn, 20 epochs, 8 px patches, validation 0.3)."""
     _, report = session
     runs = report["runs"]
-    assert "'ARCHITECTURE' : 1" in runs["trainmodel"]["log_head"]           # fcn
+    # a choice is stored by name: the dialog gives the label of the choice
+    assert "'ARCHITECTURE' : 'fcn: " in runs["trainmodel"]["log_head"]
     assert "'EPOCHS' : 20" in runs["trainmodel"]["log_head"]
     assert "'SOURCE1_PATCH_SIZE' : 8" in runs["patches_train"]["log_head"]
     assert "'VALID_FRACTION' : 0.3" in runs["sampleselection"]["log_head"]
-    assert "'OUTPUT_TYPE' : 0" in runs["modelserve"]["log_head"]            # automatic
+    assert "'OUTPUT_TYPE' : 'automatic'" in runs["modelserve"]["log_head"]
 
 
 @pytest.mark.parametrize("name", ["toolbox.png", "dialog.png", "running.png", "class_map.png",

@@ -34,7 +34,7 @@ def data(tmp_path_factory):
     _add_layer(polys, "roads")                       # a project GeoPackage: several layers
     points = str(d / "points.gpkg")
     api.sample_selection(api.SelectionJob(image, points, vector=polys, field="name",
-                                          strategy="constant", samples=60, seed=1))
+                                          strategy="constant", samples=60, seed=1, valid_fraction=0))
     patches, labels = str(d / "patches.tif"), str(d / "labels.tif")
     api.extract_patches(api.PatchesJob(points, [api.PatchSource(image, 8, patches)],
                                        field="name", output_labels=labels))

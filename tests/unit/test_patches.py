@@ -29,7 +29,7 @@ def data(tmp_path_factory):
     polys = rotated_polygons(LANDSAT, d / "polys.gpkg", 400, seed=3, margin_px=0)
     pts = str(d / "points.gpkg")
     sample_selection(SelectionJob(LANDSAT, pts, vector=polys, field="name", strategy="constant",
-                                  samples=150, sampler="random", seed=9))
+                                  samples=150, sampler="random", seed=9, valid_fraction=0))
     return {"fine": fine, "coarse": coarse, "points": pts, "dir": d}
 
 

@@ -4,7 +4,7 @@ import pytest
 from osgeo import gdal, ogr
 
 from rsdl_qgis.engine.selection import SelectionJob, class_statistics, sample_selection
-from rsdl_qgis.errors import GridError
+from rsdl_qgis.errors import GridError, ParameterError
 from tests.conftest import LANDSAT, write_on_grid_of
 from tests.otb import class_counts, otbcli, read_stats_xml
 from tests.polygons import rotated_polygons
@@ -81,7 +81,7 @@ def test_selection_counts_equal_otb(scene, tmp_path, strategy, otb_args, kwargs)
         out = tmp_path / f"{sampler}.gpkg"
         res = sample_selection(SelectionJob(LANDSAT, str(out), vector=scene["polygons"],
                                             field="code", strategy=strategy, sampler=sampler,
-                                            seed=4, **kwargs))
+                                            seed=4, **kwargs, valid_fraction=0))
         mine = class_counts(out, "code")
         assert mine == otb, sampler
         assert res["SAMPLES"] == sum(otb.values())
@@ -90,7 +90,8 @@ def test_selection_counts_equal_otb(scene, tmp_path, strategy, otb_args, kwargs)
 def test_selected_points_are_distinct_centres_inside_their_polygon(scene, tmp_path):
     out = tmp_path / "sel.gpkg"
     sample_selection(SelectionJob(LANDSAT, str(out), vector=scene["polygons"], field="code",
-                                  strategy="constant", samples=400, sampler="random", seed=2))
+                                  strategy="constant", samples=400, sampler="random", seed=2,
+                                  valid_fraction=0))
     pts = read_points(out, "code")
     ds = gdal.Open(LANDSAT)
     inv = gdal.InvGeoTransform(ds.GetGeoTransform())
@@ -160,7 +161,7 @@ def test_mask_equal_otb(scene, tmp_path):
            "-field", "code", "-instats", xml, "-strategy", "smallest", "-out", otb_out)
     out = tmp_path / "masked.gpkg"
     sample_selection(SelectionJob(LANDSAT, str(out), vector=scene["polygons"], field="code",
-                                  strategy="smallest", mask=mpath, sampler="random"))
+                                  strategy="smallest", mask=mpath, sampler="random", valid_fraction=0))
     assert class_counts(out, "code") == class_counts(otb_out, "code")
     inv = gdal.InvGeoTransform(ds.GetGeoTransform())
     for x, y, _, _ in read_points(out, "code"):
@@ -171,7 +172,7 @@ def test_mask_equal_otb(scene, tmp_path):
 def test_grid_step_spaces_samples(scene, tmp_path):
     out = tmp_path / "grid.gpkg"
     sample_selection(SelectionJob(LANDSAT, str(out), vector=scene["polygons"], field="code",
-                                  strategy="all", grid_step=5))
+                                  strategy="all", grid_step=5, valid_fraction=0))
     inv = gdal.InvGeoTransform(gdal.Open(LANDSAT).GetGeoTransform())
     cr = np.array([gdal.ApplyGeoTransform(inv, x, y) for x, y, _, _ in read_points(out, "code")])
     assert len(cr) > 500
@@ -204,7 +205,7 @@ def test_label_raster_selection(tmp_path):
 def test_text_classes_get_a_lookup_table(scene, tmp_path):
     out = tmp_path / "named.gpkg"
     sample_selection(SelectionJob(LANDSAT, str(out), vector=scene["polygons"], field="name",
-                                  strategy="constant", samples=10))
+                                  strategy="constant", samples=10, valid_fraction=0))
     table = (tmp_path / "named.classes.csv").read_text().splitlines()
     assert table == ["code,name", "1,crop", "2,developed", "3,tree", "4,water"]
     assert class_counts(out, "name") == {"crop": 10, "developed": 10, "tree": 10, "water": 10}
@@ -265,3 +266,22 @@ def test_class_without_pixels(tmp_path):
         sample_selection(SelectionJob(LANDSAT, str(tmp_path / "o.gpkg"), vector=polys, field="name"))
     assert "tiny" in str(e.value) and "no pixel" in str(e.value)
     assert not (tmp_path / "o.gpkg").exists()
+
+
+def test_the_default_split_goes_beside_the_output(scene, tmp_path):
+    """The Python API splits as the dialog does (VALID_FRACTION 0.3); the validation set
+    it was not given a file for goes beside OUTPUT, never over a file that is there."""
+    out = tmp_path / "train.gpkg"
+    res = sample_selection(SelectionJob(LANDSAT, str(out), vector=scene["polygons"],
+                                        field="code", strategy="constant", samples=60))
+    valid = tmp_path / "train_valid.gpkg"
+    assert res["OUTPUT_VALID"] == str(valid) and valid.exists()
+    assert res["VALID"] > 0 and res["TRAIN"] + res["VALID"] == res["SAMPLES"]
+    assert len(read_points(valid, "code")) == res["VALID"]
+    mine = tmp_path / "b_valid.gpkg"
+    mine.write_text("the user's")
+    with pytest.raises(ParameterError) as e:
+        sample_selection(SelectionJob(LANDSAT, str(tmp_path / "b.gpkg"),
+                                      vector=scene["polygons"], field="code"))
+    assert e.value.param == "OUTPUT_VALID" and "exists already" in str(e.value)
+    assert mine.read_text() == "the user's" and not (tmp_path / "b.gpkg").exists()

@@ -43,6 +43,9 @@ def patches(tmp_path_factory):
 
 
 def job(patches, out, **kw):
+    # what these tests were written with (a CNN); the API's default is now the dialog's fcn
+    kw.setdefault("architecture", "cnn")
+    kw.setdefault("epochs", 10)
     return TrainModelJob([TrainSource(patches["train"][0])], patches["train"][1], str(out),
                          [TrainSource(patches["valid"][0])], patches["valid"][1], **kw)
 
@@ -183,7 +186,7 @@ def small_training_set(folder):
     crop, polys = classes_on_crop(LANDSAT, folder, [300, 100, 160, 160], 45, seed=2)
     pts = str(folder / "points.gpkg")
     sample_selection(SelectionJob(crop, pts, vector=polys, field="name", strategy="constant",
-                                  samples=60, seed=1))
+                                  samples=60, seed=1, valid_fraction=0))
     extract_patches(PatchesJob(pts, [PatchSource(crop, 8, str(folder / "patches.tif"))],
                                field="name", output_labels=str(folder / "labels.tif")))
     names = sorted({f for f in ("crop", "developed", "tree", "water")
