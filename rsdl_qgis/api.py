@@ -4,34 +4,45 @@ Each function takes plain values (paths, numbers, names, a progress object) and 
 a dict of results; algorithms only translate parameters to these calls.
 """
 from dataclasses import replace
+from typing import Any, Dict, Optional
 
-from .engine.patches import PatchesJob, PatchSource, extract_patches  # noqa: F401
+from .engine.choices import NEIGHBOURHOOD  # noqa: F401
+from .engine.jobs import (  # noqa: F401 (the jobs: engine/jobs.py, models/jobs.py, ml/jobs.py)
+    SERVE,
+    PatchesJob,
+    PatchSource,
+    SelectionJob,
+    ServeJob,
+    ServeSource,
+    source_param,
+)
+from .engine.model import LoadedModel, ProgressLike
+from .engine.patches import extract_patches  # noqa: F401
 from .engine.progress import Progress  # noqa: F401
-from .engine.selection import SelectionJob, class_statistics, sample_selection  # noqa: F401
-from .engine.serve import RunOptions, ServeJob, ServeSource, runs_fully_conv, serve  # noqa: F401
+from .engine.selection import class_statistics, sample_selection  # noqa: F401
+from .engine.serve import RunOptions, runs_fully_conv, serve  # noqa: F401
 from .errors import ModelError
-from .ml.design import DesignJob, sampling_design  # noqa: F401
-from .ml.pipeline import (  # noqa: F401
-    NEIGHBOURHOOD,
+from .ml.design import sampling_design  # noqa: F401
+from .ml.jobs import (  # noqa: F401
     AccuracyJob,
     ClassifyJob,
     DeepFeatures,
+    DesignJob,
     TrainClassifierJob,
-    accuracy,
-    classify,
-    parse_windows,
-    train_classifier,
 )
-from .models.training import TrainModelJob, TrainSource  # noqa: F401
+from .ml.pipeline import accuracy, classify, parse_windows, train_classifier  # noqa: F401
+from .models.jobs import TrainModelJob, TrainSource  # noqa: F401
 
 
-def train_model(job, progress=None):
+def train_model(job: TrainModelJob,
+                progress: Optional[ProgressLike] = None) -> Dict[str, Any]:
     """Train a built-in or given network on patches images; export it for serving."""
     from .models.training import train_model as _train
     return _train(job, progress)
 
 
-def serve_model(job, progress=None, resume=True, scheduler=""):
+def serve_model(job: ServeJob, progress: Optional[ProgressLike] = None, resume: bool = True,
+                scheduler: str = "") -> Dict[str, Any]:
     """Load the job's model, complete the job from the model, and run the serving engine:
     resumable (chunks kept beside the output, `resume`), in this process or on the Dask
     cluster whose scheduler's address is `scheduler`. The job given is left as it is."""
@@ -43,7 +54,7 @@ def serve_model(job, progress=None, resume=True, scheduler=""):
     deepness_notes(job, model, progress)
     if runs_fully_conv(job, model):
         progress.info("This model gives the same values in fully-convolutional mode (to "
-                      "1e-5, checked on a probe in the middle of the image): set FULLY_CONV "
+                      f"1e-5, checked on a probe in the middle of the image): set {SERVE.fully_conv} "
                       "to true (in the dialog, Mode: fully convolutional) for a much faster "
                       "run")
     meta = getattr(model, "metadata", None) or {}
@@ -82,13 +93,14 @@ def serve_model(job, progress=None, resume=True, scheduler=""):
     return res
 
 
-def worker_model(path, trusted=False):
+def worker_model(path: str, trusted: bool = False) -> LoadedModel:
     """The model a Dask worker loads (once) for serving chunks (engine/cluster.py)."""
     from .models import load_model
     return load_model(path, trusted=trusted)
 
 
-def resolve_job(job, model, progress=None):
+def resolve_job(job: ServeJob, model: LoadedModel,
+                progress: Optional[ProgressLike] = None) -> ServeJob:
     """A new job with everything the user left unset filled from the model (its metadata,
     else what models/fields.py infers) and the input and output names resolved."""
     from .models.metadata import model_settings
@@ -99,18 +111,19 @@ def resolve_job(job, model, progress=None):
                                      [s.bands for s in job.sources])
     job = replace(job, sources=[replace(s, name=n) for s, n in zip(job.sources, names)])
     job = apply_metadata(job, settings, progress)
-    sources = [replace(s, name=model.resolve_input(s.name, f"SOURCE{i + 1}_NAME"))
+    sources = [replace(s, name=model.resolve_input(s.name, source_param(i, "name")))
                for i, s in enumerate(job.sources)]
     outputs = [n.strip() for n in job.output_names if n.strip()] or [""]
     job = replace(job, sources=sources,
-                  output_names=[model.resolve_output(n, "OUTPUT_NAMES") for n in outputs])
+                  output_names=[model.resolve_output(n, SERVE.output_names) for n in outputs])
     if len(set(s.name for s in job.sources)) != len(job.sources):
         raise ModelError("two sources feed the same model input: give each source its own "
-                         "input name", "SOURCE2_NAME")
+                         "input name", source_param(1, "name"))
     return job
 
 
-def apply_metadata(job, meta, progress=None):
+def apply_metadata(job: ServeJob, meta: Optional[Dict[str, Any]],
+                   progress: Optional[ProgressLike] = None) -> ServeJob:
     """A new job with what the user left unset (receptive fields, input names, expression
     field, mode, outputs) taken from the model's metadata `meta`."""
     from .models.metadata import fully_conv, source_settings
@@ -133,20 +146,21 @@ def apply_metadata(job, meta, progress=None):
         source = "the model (inferred)" if meta.get("how") else "the model's metadata"
         progress.info(f"From {source}: receptive field(s) "
                       f"{[s.rfield for s in job.sources]}, expression field {job.efield}, "
-                      + (f"SCALE {job.scale:g}, " if job.scale != 1 else "")
+                      + (f"{SERVE.scale} {job.scale:g}, " if job.scale != 1 else "")
                       + f"{'fully-convolutional' if job.fully_conv else 'patch-based'}, "
                       f"outputs {', '.join(job.output_names)}"
-                      + ("; the map covers the whole image (PAD)" if job.pad else ""))
+                      + (f"; the map covers the whole image ({SERVE.pad})" if job.pad else ""))
     return job
 
 
-def deepness_notes(job, model, progress):
+def deepness_notes(job: ServeJob, model: LoadedModel,
+                   progress: Optional[ProgressLike]) -> None:
     """What a model made to Deepness's contract says, in the log: its type, input
     scaling, tile and overlap, and whether SOURCE1's resolution is the model's."""
     deep = (getattr(model, "metadata", None) or {}).get("deepness")
     if deep is None or progress is None:
         return
-    norm = model.metadata.get("standardization") or {}
+    norm = (model.metadata or {}).get("standardization") or {}
     kind = deep.get("model_type", "segmentation (from its class names)"
                     if deep.get("heads") else "not given")
     progress.info(
@@ -165,30 +179,32 @@ def deepness_notes(job, model, progress):
     from osgeo import osr
 
     from .engine.raster import open_raster
-    ds = open_raster(job.sources[0].path, "SOURCE1")
+    first = source_param(0)
+    ds = open_raster(job.sources[0].path, first)
     spacing = abs(ds.GetGeoTransform()[1])
     srs = osr.SpatialReference()
     wkt = ds.GetProjectionRef()
     ds = None
     if not wkt or srs.ImportFromWkt(wkt) != 0 or not srs.IsProjected():
-        progress.info(f"The model was made for {res:g} cm per pixel; SOURCE1's CRS is not "
+        progress.info(f"The model was made for {res:g} cm per pixel; {first}'s CRS is not "
                       "projected, so its resolution cannot be compared: check it")
         return
     cm = spacing * srs.GetLinearUnits() * 100
     ratio = cm / res
     if abs(ratio - 1) > 0.05:
         progress.info(
-            f"Warning: the model was made for {res:g} cm per pixel and SOURCE1 has "
+            f"Warning: the model was made for {res:g} cm per pixel and {first} has "
             f"{cm:.3g} cm per pixel ({ratio:.2f} x {'coarser' if ratio > 1 else 'finer'}); "
             "objects will look smaller or larger to the model than it learnt. Resample "
-            f"SOURCE1 to {res:g} cm (Raster > Projections > Warp, resolution "
+            f"{first} to {res:g} cm (Raster > Projections > Warp, resolution "
             f"{res / 100:g} m) for the results the model was made for")
     else:
-        progress.info(f"SOURCE1's resolution ({cm:.3g} cm per pixel) is the model's "
+        progress.info(f"{first}'s resolution ({cm:.3g} cm per pixel) is the model's "
                       f"({res:g} cm)")
 
 
-def export_onnx(model, output, trusted=False, progress=None):
+def export_onnx(model: str, output: str, trusted: bool = False,
+                progress: Optional[ProgressLike] = None) -> Dict[str, Any]:
     """Export a model folder to an ONNX file carrying its rsdl metadata."""
     from .models.export import export_onnx as _export
     return _export(model, output, trusted, progress or Progress())

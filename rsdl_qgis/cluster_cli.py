@@ -29,12 +29,14 @@ import signal
 import socket
 import sys
 import time
+from typing import Any, Dict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if not __package__:         # run as a file (make install): import the plugin beside it
     sys.path.insert(0, os.path.dirname(HERE))
 
 from rsdl_qgis.engine.cluster import DEFAULT_PORT, split_address, tls_configured  # noqa: E402
+from rsdl_qgis.engine.jobs import SCHEDULER  # noqa: E402
 
 COMMANDS = ("rsdl-scheduler", "rsdl-worker", "rsdl-slurm")
 
@@ -157,7 +159,7 @@ def slurm_cluster(opts):
                f"towards {shlex.quote(opts.host)} {opts.port})")
     env = f"export PYTHONPATH={shlex.quote(path)}"
     extra = [f"--gres=gpu:{opts.gpus}"] if opts.gpus else []
-    kwargs = {}
+    kwargs: Dict[str, Any] = {}
     if proto == "tls":
         from distributed.security import Security
         kwargs["security"] = Security()
@@ -191,7 +193,7 @@ def slurm(args):
             print(cluster.job_script())
             return 0
         cluster.scale(jobs=opts.jobs)
-        print(f"SCHEDULER = {cluster.scheduler_address}", flush=True)
+        print(f"{SCHEDULER} = {cluster.scheduler_address}", flush=True)
         if opts.scheduler_file:
             import json
             tmp = opts.scheduler_file + ".tmp"

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, Optional
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 ENV_VAR = "RSDL_QGIS_DEPS"
@@ -278,7 +279,7 @@ def find_python(executable=None, exec_prefix=None, system=None, version=None, is
 
 
 #: on Windows, pip runs without a console window flashing up over QGIS
-NO_WINDOW = {"creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0)}
+NO_WINDOW: Dict[str, Any] = {"creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0)}
 
 
 def pip_base(python):
@@ -429,7 +430,7 @@ def environment():
                           ("onnxruntime", "ONNX Runtime")):
         try:
             mod = importlib.import_module(module)
-            info[label] = f"{mod.__version__} ({os.path.dirname(mod.__file__)})"
+            info[label] = f"{mod.__version__} ({os.path.dirname(mod.__file__ or '')})"
         except ImportError as exc:
             info[label] = f"missing ({exc})"
     try:
@@ -561,7 +562,7 @@ class _start_up_lines_dropped:
         import tempfile
         try:
             sys.stderr.flush()
-            self.saved = os.dup(2)
+            self.saved: Optional[int] = os.dup(2)
             self.tmp = tempfile.TemporaryFile()
             os.dup2(self.tmp.fileno(), 2)
         except (OSError, ValueError, AttributeError):

@@ -31,7 +31,7 @@ class InstallDepsTask(QgsTask):
             self.error = str(exc)
             return False
         seen = 0
-        for line in proc.stdout:
+        for line in proc.stdout or ():
             self.log.append(line.rstrip())
             if line.startswith(("Collecting", "Downloading", "Installing", "Successfully")):
                 seen += 1

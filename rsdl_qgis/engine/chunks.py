@@ -24,11 +24,12 @@ import re
 import socket
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Any, Callable, Collection, Dict, List, Optional, Sequence, Set
 
 import numpy as np
 
 from ..errors import RsdlIOError
+from .jobs import OUTPUT
 from .output import _alive, describe, io_error, real, remove_quietly
 from .windows import Window, subdivide
 
@@ -48,17 +49,18 @@ class Chunk:
     window: Window
     tiles: tuple
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         w = self.window
         return {"index": self.index, "window": [w.col_off, w.row_off, w.width, w.height],
                 "tiles": [[t.col_off, t.row_off, t.width, t.height] for t in self.tiles]}
 
     @classmethod
-    def from_dict(cls, d):
+    def from_dict(cls, d: Dict[str, Any]) -> "Chunk":
         return cls(d["index"], Window(*d["window"]), tuple(Window(*t) for t in d["tiles"]))
 
 
-def chunk_side(tile, bands, itemsize, memory_mb, chunk_size=0):
+def chunk_side(tile: int, bands: int, itemsize: int, memory_mb: int,
+               chunk_size: int = 0) -> int:
     """The side of the chunks, a whole number of tiles: `chunk_size` pixels rounded down
     to tiles when given, else as many tiles as keep one chunk's output within a
     sixteenth of the memory budget (up to three are held: one filling, one waiting for
@@ -71,7 +73,7 @@ def chunk_side(tile, bands, itemsize, memory_mb, chunk_size=0):
     return tile * max(1, min(k, MAX_CHUNK // tile))
 
 
-def layout(width, height, tile, side):
+def layout(width: int, height: int, tile: int, side: int) -> List["Chunk"]:
     """The chunks of a ``width`` x ``height`` output, row by row; each lists its tiles,
     which are the tiles of the whole output that fall in it (side is a multiple of tile)."""
     chunks = []
@@ -91,7 +93,7 @@ SAMPLED_BLOCKS = 62
 SAMPLE_BLOCK = 64 << 10
 
 
-def file_digest(path):
+def file_digest(path: str) -> str:
     """SHA-256 of a whole file."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -100,7 +102,7 @@ def file_digest(path):
     return h.hexdigest()
 
 
-def content_digest(path):
+def content_digest(path: str) -> str:
     """SHA-256 of a file's content: all of it up to WHOLE_HASH bytes, else of its first
     and last 64 KiB and SAMPLED_BLOCKS blocks of 64 KiB evenly between (4 MiB read
     whatever the size: a 50 GB scene costs a few milliseconds). A change that keeps the
@@ -118,7 +120,7 @@ def content_digest(path):
     return h.hexdigest()
 
 
-def file_stamp(path, files=()):
+def file_stamp(path: str, files: Any = ()) -> Dict[str, Any]:
     """What identifies an input file's content: path, size, modification time and a
     digest of its content (content_digest), and of the other files GDAL reads for it
     (`files`: the rasters a VRT points to, a .aux.xml, a .ovr)."""
@@ -142,7 +144,7 @@ def file_stamp(path, files=()):
     return stamp
 
 
-def model_digest(path):
+def model_digest(path: str) -> str:
     """SHA-256 of a model's files: a folder (a SavedModel; its saved_model.pb given
     stands for it) or one file (.keras, .onnx, a classifier file)."""
     path = str(path)
@@ -164,7 +166,8 @@ def model_digest(path):
     return h.hexdigest()
 
 
-def fingerprint(job_dict, params, model_path, files_of=None):
+def fingerprint(job_dict: Dict[str, Any], params: Sequence[str], model_path: str,
+                files_of: Optional[Callable[[str], Any]] = None) -> Dict[str, Any]:
     """The fingerprint of a job: its inputs' stamps, its model's checksum and every
     parameter (the job without its output path, which the state's place already says).
     `params` names the parameter of each source, for saying what changed; `files_of`
@@ -177,7 +180,7 @@ def fingerprint(job_dict, params, model_path, files_of=None):
             "job": job}
 
 
-def differences(old, new):
+def differences(old: Dict[str, Any], new: Dict[str, Any]) -> List[str]:
     """Why two fingerprints differ, in words (empty when they are the same)."""
     why = []
     olds, news = old.get("sources", []), new.get("sources", [])
@@ -211,7 +214,7 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def valid_manifest(m):
+def valid_manifest(m: Any) -> bool:
     """Whether `m` has the shape of a manifest this class writes: every field read is
     of its type, so that an edited or damaged file is discarded, not a traceback."""
     if not isinstance(m, dict) or m.get("format") != FORMAT:
@@ -226,7 +229,7 @@ def valid_manifest(m):
             and all(isinstance(x, dict) for x in fp["sources"]))
 
 
-def process_start(pid):
+def process_start(pid: int) -> Optional[str]:
     """When process `pid` started, as the system counts it (Linux: clock ticks since boot,
     with the boot's id; elsewhere psutil's creation time when psutil is there), or None
     when it cannot be told. With the pid it names one process: a pid is reused by
@@ -255,7 +258,7 @@ def _running(pid, started):
     return started is None or now is None or now == started
 
 
-def state_dir(output):
+def state_dir(output: str) -> str:
     d, name = os.path.split(os.path.abspath(str(output)))
     return os.path.join(d, f".{name}{STATE_MARK}")
 
@@ -269,7 +272,9 @@ class ChunkStore:
     Only files this class writes are ever deleted from the folder.
     """
 
-    def __init__(self, output, fp, chunks, bands, param="OUTPUT", info=None):
+    def __init__(self, output: str, fp: Dict[str, Any], chunks: Sequence["Chunk"], bands: int,
+                 param: Optional[str] = OUTPUT,
+                 info: Optional[Callable[[str], None]] = None) -> None:
         self.output = str(output)
         self.bands = bands
         self.dir = state_dir(output)
@@ -313,7 +318,7 @@ class ChunkStore:
             return None
         return m if valid_manifest(m) else None
 
-    def open(self):
+    def open(self) -> Set[int]:
         """The set of chunk indices an earlier run of this job finished."""
         done = set()
         if os.path.isdir(self.dir):
@@ -367,7 +372,7 @@ class ChunkStore:
             remove_quietly(path + ".tmp")
             raise io_error(self.output, exc, self.param) from exc
 
-    def save(self, index, array):
+    def save(self, index: int, array: np.ndarray) -> None:
         """Keep finished chunk `index` (rows, cols, bands), then mark it done.
 
         Kept as a plain .npy file, written by numpy, not GDAL: its pixels would
@@ -381,7 +386,7 @@ class ChunkStore:
             # ("the disk is full"), not numpy's "n requested and m written"
             fmt, header = np.lib.format, io.BytesIO()
             fmt.write_array_header_1_0(header, fmt.header_data_from_array_1_0(array))
-            pixels = memoryview(array).cast("B")
+            pixels = array.data.cast("B")
             with open(tmp, "wb") as fh:
                 fh.write(header.getvalue())
                 fh.write(pixels)
@@ -396,7 +401,7 @@ class ChunkStore:
         self.done = sorted(set(self.done) | {index})
         self._write_manifest(running=True)
 
-    def load(self, index, dtype):
+    def load(self, index: int, dtype: Any) -> np.ndarray:
         path = self._path(index)
         try:
             data = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -406,7 +411,7 @@ class ChunkStore:
                               self.param) from exc
         return np.asarray(data, dtype=dtype)
 
-    def stopped(self):
+    def stopped(self) -> None:
         """The run ends unfinished: the state stays for the next run, which resumes (or
         goes, when no chunk was finished)."""
         if not self.done:
@@ -420,12 +425,12 @@ class ChunkStore:
             self.info(f"{len(self.done)} of {self.count} chunk(s) are kept in "
                       f"'{self.dir}': run the same job again to resume from them")
 
-    def clear(self):
+    def clear(self) -> None:
         """Delete what this class wrote in the state folder (and the folder if empty)."""
         clear_state(self.output)
 
 
-def clear_state(output):
+def clear_state(output: str) -> None:
     """Delete the resume state of `output`: only the files a ChunkStore writes."""
     d = state_dir(output)
     if not os.path.isdir(d):
@@ -449,7 +454,9 @@ class Assembler:
     waits in memory (the executors bound how far ahead they run).
     """
 
-    def __init__(self, chunks, writer, dtype, store=None, reused=(), info=None):
+    def __init__(self, chunks: Sequence["Chunk"], writer: Any, dtype: Any,
+                 store: Optional[ChunkStore] = None, reused: Collection[int] = (),
+                 info: Optional[Callable[[str], None]] = None) -> None:
         self.chunks = chunks
         self.writer, self.dtype, self.store = writer, dtype, store
         self.reused = set(reused)
@@ -467,7 +474,7 @@ class Assembler:
         self.told: Optional[float] = None
         self.flush()
 
-    def add(self, index, array, seconds=None):
+    def add(self, index: int, array: np.ndarray, seconds: Optional[float] = None) -> None:
         """Computed chunk `index`; `seconds`: what computing it took, or None when that
         is not its real cost (the first chunk of a worker holds the model's first call)."""
         if self.store is not None:
@@ -478,7 +485,7 @@ class Assembler:
         self._estimate(size, seconds)
         self.flush()
 
-    def flush(self):
+    def flush(self) -> None:
         while self.next < len(self.chunks):
             i = self.next
             if i in self.pending:
@@ -491,21 +498,21 @@ class Assembler:
             self.next += 1
 
     @property
-    def complete(self):
+    def complete(self) -> bool:
         return self.next == len(self.chunks)
 
-    def fraction(self, partial=0):
+    def fraction(self, partial: float = 0) -> float:
         """Progress: reused and computed pixels (plus `partial` of a chunk under way)."""
         done = self.total - self.todo + self.computed + partial
         return done / self.total if self.total else 1.0
 
-    def rate(self, now):
+    def rate(self, now: float) -> Optional[float]:
         """Pixels per second: the wall-clock rate since the first computed chunk came,
         once twice as many chunks as run at the same time came after it; before, the
         chunks' own cost times the threads. Never from the first chunk's wall time: it
         holds the model's loading, the workers' start and TensorFlow's first call, which
         made the first estimate 20 to 30 times too long on a cluster."""
-        if self.after >= 2 * self.threads and now > self.first:
+        if self.first is not None and self.after >= 2 * self.threads and now > self.first:
             return self.since_first / (now - self.first)
         px, secs = self.costs
         return self.threads * px / secs if secs > 0 else None
@@ -532,7 +539,7 @@ class Assembler:
                   f"({rate / 1e6:.2f} Mpx/s)")
 
 
-def format_seconds(s):
+def format_seconds(s: float) -> str:
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:

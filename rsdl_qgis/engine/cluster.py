@@ -22,8 +22,10 @@ import socket
 import threading
 import time
 import uuid
+from typing import Any, Callable, Sequence, Tuple
 
 from ..errors import CancelledError, ParameterError
+from .jobs import RESUME, SCHEDULER
 
 #: seconds a run waits with chunks to compute and no worker in the cluster before it
 #: fails (a worker restarted by its nanny is back within seconds)
@@ -36,7 +38,7 @@ SCHEMES = ("tcp", "tls")
 DEFAULT_PORT = 8786
 
 
-def split_address(address):
+def split_address(address: str) -> Tuple[str, str, int]:
     """(scheme, host, port) of a Dask address such as tcp://host:8786 (tcp and port 8786
     when left out)."""
     scheme, sep, rest = address.strip().rpartition("://")
@@ -46,7 +48,7 @@ def split_address(address):
     return (scheme if sep else "tcp"), host.strip("[]"), int(port)
 
 
-def tls_configured():
+def tls_configured() -> bool:
     """Whether Dask's configuration holds TLS certificates (distributed.comm.tls): a CA
     and a certificate for at least one role."""
     import dask
@@ -81,7 +83,7 @@ def _check_address(address, param):
             "certificate and key) on this machine, or give a tcp:// address", param)
 
 
-def connect(address, param="SCHEDULER", timeout=30):
+def connect(address: str, param: str = SCHEDULER, timeout: float = 30) -> Any:
     """A client of the scheduler at `address`, once it has at least one worker, and the
     scheduler and the workers can import rsdl_qgis."""
     from ..deps import require
@@ -137,7 +139,8 @@ def _check_imports(client, address, param):
             "folder on their PYTHONPATH", param)
 
 
-def run_on_cluster(address, task, args, todo, assembler, progress, param="SCHEDULER"):
+def run_on_cluster(address: str, task: Callable[..., Any], args: Any, todo: Sequence[Any],
+                   assembler: Any, progress: Any, param: str = SCHEDULER) -> int:
     """Compute the chunks `todo` on the cluster, each as ``task(*args, chunk_dict)`` on a
     worker (a module-level function, which Dask sends by name: the workers import its
     module), and hand each result (index, pixels, tiles skipped, seconds) to `assembler`
@@ -218,7 +221,7 @@ class _Workers:
         except (OSError, TimeoutError) as exc:
             raise ParameterError(
                 f"lost the Dask scheduler at '{self.address}' ({exc}) with {waiting} "
-                f"chunk(s) to compute: the finished ones are kept (RESUME); start the "
+                f"chunk(s) to compute: the finished ones are kept ({RESUME}); start the "
                 f"scheduler again, or leave {self.param} empty to run in this process",
                 self.param) from exc
         if workers:
@@ -230,7 +233,7 @@ class _Workers:
                 f"the Dask cluster at '{self.address}' has had no worker for "
                 f"{NO_WORKER_TIMEOUT:.0f} s with {waiting} chunk(s) to compute: start "
                 f"workers (`rsdl-worker {self.address}`) and run again, the finished "
-                f"chunks are kept (RESUME); or leave {self.param} empty to run in this "
+                f"chunks are kept ({RESUME}); or leave {self.param} empty to run in this "
                 "process", self.param)
 
     def _changes(self, workers, running):

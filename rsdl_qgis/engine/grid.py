@@ -25,11 +25,18 @@ mode a tile's input region is the union of its blocks' patches.
 """
 import math
 from dataclasses import dataclass
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import GridError, ParameterError
+from .declare import names as _names
+from .declare import numbered
+from .jobs import ServeJob, ServeSource
 from .windows import Window
+
+#: the parameters errors name (declare.py)
+_JOB, _SOURCE = _names(ServeJob), _names(ServeSource)
 
 EPS = 1e-6
 
@@ -43,23 +50,23 @@ class Grid:
     crs_wkt: str = ""
 
     @property
-    def x0(self):
+    def x0(self) -> float:
         return self.geotransform[0]
 
     @property
-    def y0(self):
+    def y0(self) -> float:
         return self.geotransform[3]
 
     @property
-    def sx(self):
+    def sx(self) -> float:
         return self.geotransform[1]
 
     @property
-    def sy(self):
+    def sy(self) -> float:
         """Row spacing, positive (rows go south)."""
         return -self.geotransform[5]
 
-    def check_north_up(self, param=None):
+    def check_north_up(self, param: Optional[str] = None) -> None:
         gt = self.geotransform
         if gt[2] != 0 or gt[4] != 0:
             raise GridError(f"rotated geotransform {tuple(gt)} is not supported: warp the "
@@ -69,7 +76,7 @@ class Grid:
                             "positive and y spacing negative)", param)
 
 
-def map_to_pixel(geotransform, xy):
+def map_to_pixel(geotransform: Sequence[float], xy: Any) -> np.ndarray:
     """Map coordinates (N, 2) -> fractional pixel coordinates (N, 2) (col, row) of a grid.
     The one place where map coordinates become pixels: north-up grids divide by the
     spacing (as GDAL and OTB do), rotated ones invert the geotransform."""
@@ -82,13 +89,13 @@ def map_to_pixel(geotransform, xy):
     return np.column_stack([(g5 * dx - g2 * dy) / det, (-g4 * dx + g1 * dy) / det])
 
 
-def pixel_index(geotransform, xy):
+def pixel_index(geotransform: Sequence[float], xy: Any) -> Tuple[np.ndarray, np.ndarray]:
     """(col, row) int64 arrays of the pixels containing map points xy (N, 2)."""
     cr = np.floor(map_to_pixel(geotransform, xy)).astype(np.int64)
     return cr[:, 0], cr[:, 1]
 
 
-def pixel_centre(geotransform, col, row):
+def pixel_centre(geotransform: Sequence[float], col: Any, row: Any) -> Tuple[Any, Any]:
     """Map coordinates (x, y) of the centres of pixels (col, row)."""
     g0, g1, g2, g3, g4, g5 = geotransform
     c, r = np.asarray(col) + 0.5, np.asarray(row) + 0.5
@@ -107,12 +114,12 @@ class SourceGeometry:
     ky: float      # source pixel height in reference rows
 
     @classmethod
-    def of(cls, grid, ref, rfield):
+    def of(cls, grid: Grid, ref: Grid, rfield: int) -> "SourceGeometry":
         return cls(grid.width, grid.height, int(rfield),
                    (grid.x0 - ref.x0) / ref.sx, (ref.y0 - grid.y0) / ref.sy,
                    grid.sx / ref.sx, grid.sy / ref.sy)
 
-    def extent(self):
+    def extent(self) -> Tuple[float, float, float, float]:
         """(col_inf, col_sup, row_inf, row_sup) of the valid centres' pixels, ref units."""
         r = self.rfield
         c0 = self.dx + (r // 2) * self.kx
@@ -121,7 +128,7 @@ class SourceGeometry:
         r1 = self.dy + (r // 2 + self.height - r + 1) * self.ky
         return c0, c1, r0, r1
 
-    def pixel_of(self, u, axis):
+    def pixel_of(self, u: Any, axis: int) -> np.ndarray:
         """Index of the source pixel containing reference position(s) u (ties go up)."""
         d, k = (self.dx, self.kx) if axis == 0 else (self.dy, self.ky)
         return np.floor((np.asarray(u, dtype=np.float64) - d) / k + EPS).astype(np.int64)
@@ -140,12 +147,12 @@ class OutputGeometry:
     scale: float
     efield: int
 
-    def geotransform(self, ref):
+    def geotransform(self, ref: Grid) -> Tuple[float, float, float, float, float, float]:
         s = self.scale
         return (ref.x0 + (self.u0x - s / 2) * ref.sx, s * ref.sx, 0.0,
                 ref.y0 - (self.u0y - s / 2) * ref.sy, 0.0, -s * ref.sy)
 
-    def centres(self, start, count, axis):
+    def centres(self, start: int, count: int, axis: int) -> np.ndarray:
         u0 = self.u0x if axis == 0 else self.u0y
         return u0 + (start + np.arange(count)) * self.scale
 
@@ -153,19 +160,21 @@ class OutputGeometry:
 def _check_fields(sources, efield, scale, names):
     """The checks every output grid needs: EF >= 1, SCALE > 0, each RF >= 1. Returns the
     parameter name of each source (SOURCE1... unless `names` gives them)."""
-    names = names or [f"SOURCE{i + 1}" for i in range(len(sources))]
+    names = names or [numbered(_JOB.sources, i) for i in range(len(sources))]
     if efield < 1:
-        raise ParameterError(f"the expression field must be at least 1, got {efield}", "EFIELD")
+        raise ParameterError(f"the expression field must be at least 1, got {efield}",
+                             _JOB.efield)
     if not scale > 0:
-        raise ParameterError(f"the scale factor must be positive, got {scale}", "SCALE")
+        raise ParameterError(f"the scale factor must be positive, got {scale}", _JOB.scale)
     for s, name in zip(sources, names):
         if s.rfield < 1:
             raise ParameterError(f"the receptive field must be at least 1, got {s.rfield}",
-                                 f"{name}_RFIELD")
+                                 f"{name}_{_SOURCE.rfield}")
     return names
 
 
-def output_geometry(sources, efield=1, scale=1.0, names=None):
+def output_geometry(sources: Sequence["SourceGeometry"], efield: int = 1, scale: float = 1.0,
+                    names: Optional[List[str]] = None) -> "OutputGeometry":
     """OTBTF's output information for ``sources`` (SourceGeometry list, reference first).
 
     ``names`` are the parameter names of each source, for error messages.
@@ -175,7 +184,7 @@ def output_geometry(sources, efield=1, scale=1.0, names=None):
         if s.rfield > s.width or s.rfield > s.height:
             raise GridError(f"the receptive field {s.rfield} is larger than the image "
                             f"({s.width} x {s.height} pixels): use a larger image or a "
-                            "smaller receptive field", f"{name}_RFIELD")
+                            "smaller receptive field", f"{name}_{_SOURCE.rfield}")
     ext = [s.extent() for s in sources]
     c_inf, c_sup = max(e[0] for e in ext), min(e[1] for e in ext)
     r_inf, r_sup = max(e[2] for e in ext), min(e[3] for e in ext)
@@ -191,7 +200,7 @@ def output_geometry(sources, efield=1, scale=1.0, names=None):
     if size[0] < efield or size[1] < efield:
         raise GridError(f"the output would be smaller than the expression field {efield}: "
                         "the images are too small for these receptive and expression "
-                        "fields and scale", "EFIELD")
+                        "fields and scale", _JOB.efield)
     if scale < 1:
         # a finer output: block pixel EF // 2 lies in the patch's centre pixel, and the
         # block's first pixel starts where the patch does (exact when RF = EF x SCALE)
@@ -201,7 +210,8 @@ def output_geometry(sources, efield=1, scale=1.0, names=None):
     return OutputGeometry(size[0], size[1], c_inf + first, r_inf + first, float(scale), efield)
 
 
-def cover_geometry(sources, efield=1, scale=1.0, names=None):
+def cover_geometry(sources: Sequence["SourceGeometry"], efield: int = 1, scale: float = 1.0,
+                   names: Optional[List[str]] = None) -> "OutputGeometry":
     """The output grid that covers SOURCE1 (``sources[0]``) whole: its extent, spacing x
     SCALE, first pixel at its top-left corner. Blocks near the far edges may run past
     it: the engine computes them whole and keeps what lies on the grid."""
@@ -212,7 +222,7 @@ def cover_geometry(sources, efield=1, scale=1.0, names=None):
     return OutputGeometry(width, height, scale / 2, scale / 2, float(scale), efield)
 
 
-def aligned(tile, efield):
+def aligned(tile: Window, efield: int) -> Window:
     """The window of whole EF blocks that holds `tile` (its offsets are multiples of EF):
     what is computed for a tile that ends on the grid's last, partial blocks."""
     e = efield
@@ -232,7 +242,8 @@ class SourcePlan:
     row_starts: np.ndarray
 
 
-def plan_tile(geom, sources, tile):
+def plan_tile(geom: "OutputGeometry", sources: Sequence["SourceGeometry"],
+              tile: Window) -> List[Any]:
     """Per source, the region and patch origins needed to compute output window ``tile``.
 
     ``tile`` must be aligned on the EF grid (offsets and sizes multiples of EF).
@@ -253,7 +264,8 @@ def plan_tile(geom, sources, tile):
     return plans
 
 
-def reference_pixels(geom, ref, tile):
+def reference_pixels(geom: "OutputGeometry", ref: "SourceGeometry",
+                     tile: Window) -> Tuple[np.ndarray, np.ndarray]:
     """Reference (source 1) pixel indices containing each output pixel centre of a tile."""
     cols = ref.pixel_of(geom.centres(tile.col_off, tile.width, 0), 0)
     rows = ref.pixel_of(geom.centres(tile.row_off, tile.height, 1), 1)

@@ -1,8 +1,11 @@
 """Accuracy metrics from a confusion matrix (rows = reference, columns = predicted)."""
+from typing import Any, Dict, List, Sequence, Tuple
+
 import numpy as np
 
 
-def confusion(reference, predicted, labels=None):
+def confusion(reference: Any, predicted: Any,
+              labels: Any = None) -> Tuple[np.ndarray, List[Any]]:
     """Confusion matrix over `labels` (default: every label seen in either)."""
     reference = np.asarray(reference).ravel()
     predicted = np.asarray(predicted).ravel()
@@ -18,7 +21,7 @@ def confusion(reference, predicted, labels=None):
     return m, labels
 
 
-def scores(matrix):
+def scores(matrix: Any) -> Dict[str, Any]:
     """OA, kappa and per-class precision, recall, F1 (0 where undefined)."""
     m = np.asarray(matrix, dtype=np.float64)
     total = m.sum()
@@ -38,7 +41,7 @@ def scores(matrix):
             "SAMPLES": int(total)}
 
 
-def area_adjusted(matrix, map_pixels, z=1.96):
+def area_adjusted(matrix: Any, map_pixels: Sequence[float], z: float = 1.96) -> Dict[str, Any]:
     """Area-adjusted accuracy and class areas (Olofsson et al. 2014, Remote Sensing of
     Environment 148: 42-57, equations 2 to 10), the map's classes as strata.
 

@@ -27,8 +27,10 @@ import sys
 import threading
 import time
 import uuid
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..errors import RsdlIOError
+from .jobs import OUTPUT
 
 MARK = ".rsdl-"
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname() or "host")[:32]
@@ -38,7 +40,7 @@ _TEMP = re.compile(r"^\.(?P<name>.+?)\.rsdl-(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)
 
 # --- paths ---------------------------------------------------------------------------
 
-def split_layer(path):
+def split_layer(path: str) -> Tuple[str, Union[str, int, None]]:
     """QGIS source strings: 'file.gpkg|layername=x' -> ('file.gpkg', 'x'),
     'file.gpkg|layerid=2' -> ('file.gpkg', 2), and the dialog's "Save to GeoPackage"
     form 'ogr:dbname='file.gpkg' table="x" (geom)' -> ('file.gpkg', 'x'); a plain path ->
@@ -47,7 +49,7 @@ def split_layer(path):
     m = _OGR_URI.match(path)
     if m:
         return m.group("db"), m.group("table")
-    layer = None
+    layer: Union[str, int, None] = None
     if "|" in path:
         path, *opts = path.split("|")
         for opt in opts:
@@ -59,7 +61,7 @@ def split_layer(path):
     return path, layer
 
 
-def real(path):
+def real(path: Any) -> str:
     """The absolute path with links resolved, for comparing paths."""
     return os.path.normcase(os.path.realpath(os.path.abspath(os.path.expanduser(str(path)))))
 
@@ -96,7 +98,7 @@ def _inside(child, folder):
     return child != folder and child.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def check_paths(inputs, outputs):
+def check_paths(inputs: Dict[str, str], outputs: Dict[str, str]) -> None:
     """Refuse an output that is an input of the same run, or another output.
 
     `inputs` and `outputs` map parameter names to paths (``path|layername=x`` for a
@@ -127,7 +129,7 @@ def check_paths(inputs, outputs):
 
 # --- messages ------------------------------------------------------------------------
 
-def describe(exc):
+def describe(exc: BaseException) -> str:
     """A one-line reason for an OS or GDAL error, with what to do when it is known."""
     text = str(getattr(exc, "strerror", None) or exc).strip().splitlines()[0] if str(exc) else ""
     code = getattr(exc, "errno", None)
@@ -144,7 +146,7 @@ def describe(exc):
     return text or type(exc).__name__
 
 
-def io_error(path, exc, param):
+def io_error(path: Any, exc: BaseException, param: Optional[str]) -> RsdlIOError:
     """The error of a write to `path` that failed with `exc`; a driver's own words (SQLite's
     "unable to open database file") are replaced by the reason when the folder tells it."""
     reason = describe(exc)
@@ -158,7 +160,7 @@ def io_error(path, exc, param):
 FULL_DISK = 1 << 20
 
 
-def folder_reason(folder):
+def folder_reason(folder: str) -> Optional[str]:
     """Why nothing can be written in `folder`, when that is why (else None)."""
     try:
         st = os.statvfs(folder)
@@ -196,7 +198,7 @@ def _install_hook():
 
 
 @contextlib.contextmanager
-def gdal_checked(path, param):
+def gdal_checked(path: Any, param: Optional[str]) -> Iterator[None]:
     """Run GDAL writes and closes with every error caught, including those GDAL raises
     while a dataset is flushed or destroyed (which Python otherwise prints and ignores).
     Close datasets inside the block (``ds = None``). Thread-safe: GDAL's error handlers
@@ -229,7 +231,7 @@ def gdal_checked(path, param):
 
 # --- temporary names and leftovers ---------------------------------------------------
 
-def temp_path(path, ext=None):
+def temp_path(path: Any, ext: Optional[str] = None) -> str:
     """A hidden temporary name for `path` in the same folder, marked with this host and
     process so that a later run can tell a leftover of a killed run."""
     d, name = os.path.split(os.path.abspath(str(path)))
@@ -248,7 +250,7 @@ def _alive(pid):
     return True
 
 
-def stale_temps(path):
+def stale_temps(path: Any) -> List[str]:
     """Temporary files and folders of killed runs for the output `path`."""
     d, name = os.path.split(os.path.abspath(str(path)))
     try:
@@ -276,12 +278,12 @@ def stale_temps(path):
     return found
 
 
-def remove_stale(path):
+def remove_stale(path: Any) -> None:
     """Remove what killed runs left for the output `path`."""
     remove_quietly(*stale_temps(path))
 
 
-def fresh_temp(path, param="OUTPUT", ext=None):
+def fresh_temp(path: Any, param: Optional[str] = OUTPUT, ext: Optional[str] = None) -> str:
     """A temporary name for the output `path`: its folder made, and what killed runs left
     for that output removed. Every writer starts here."""
     try:
@@ -292,7 +294,7 @@ def fresh_temp(path, param="OUTPUT", ext=None):
     return temp_path(path, ext)
 
 
-def remove_quietly(*paths):
+def remove_quietly(*paths: Any) -> None:
     for p in paths:
         try:
             if p and (os.path.isfile(p) or os.path.islink(p)):
@@ -308,7 +310,7 @@ def remove_quietly(*paths):
 class AtomicFile:
     """A file written under a temporary name and renamed onto `path` on success.
 
-        with AtomicFile(path, "OUTPUT") as out:
+        with AtomicFile(path, OUTPUT) as out:
             write(out.tmp)
 
     An exception in the block (or in the rename) removes the temporary file, keeps any
@@ -316,7 +318,8 @@ class AtomicFile:
     `ext`: the temporary file's extension (GDAL and OGR choose drivers by it).
     """
 
-    def __init__(self, path, param="OUTPUT", ext=None):
+    def __init__(self, path: Any, param: Optional[str] = OUTPUT,
+                 ext: Optional[str] = None) -> None:
         self.path = str(path)
         self.param = param
         self.tmp = fresh_temp(self.path, param, ext)
@@ -334,7 +337,7 @@ class AtomicFile:
             raise io_error(self.path, exc, self.param) from exc
         return False
 
-    def commit(self):
+    def commit(self) -> str:
         if self.done:
             return self.path
         if os.path.isdir(self.path) and not os.path.isdir(self.tmp):
@@ -358,13 +361,13 @@ class AtomicFile:
             remove_quietly(aux)
         return self.path
 
-    def abort(self):
+    def abort(self) -> None:
         remove_quietly(self.tmp, self.tmp + ".aux.xml")
         for ext in ("-journal", "-wal", "-shm"):
             remove_quietly(self.tmp + ext)
 
 
-def write_text(path, text, param="OUTPUT"):
+def write_text(path: Any, text: str, param: Optional[str] = OUTPUT) -> str:
     """A text file (CSV, HTML, JSON, QML) written atomically."""
     with AtomicFile(path, param) as out:
         with open(out.tmp, "w", encoding="utf-8", newline="") as fh:
@@ -380,7 +383,8 @@ class AtomicFolder(AtomicFile):
     otherwise the run is refused and the folder left as it is.
     """
 
-    def __init__(self, path, param="OUTPUT", owned=None, what="a model"):
+    def __init__(self, path: Any, param: Optional[str] = OUTPUT,
+                 owned: Optional[Callable[[str], List[str]]] = None, what: str = "a model") -> None:
         super().__init__(path, param, ext="")
         self.owned = owned
         self.what = what
@@ -390,7 +394,7 @@ class AtomicFolder(AtomicFile):
         except OSError as exc:       # a read-only or full disk, a folder not ours
             raise io_error(self.path, exc, self.param) from exc
 
-    def check(self):
+    def check(self) -> None:
         p = self.path
         if os.path.isfile(p):
             raise RsdlIOError(f"'{p}' is a file; {self.what} is a folder: give a folder "
@@ -404,7 +408,7 @@ class AtomicFolder(AtomicFile):
                     f"it is not replaced. Give a new or empty folder for {self.what}",
                     self.param)
 
-    def commit(self):
+    def commit(self) -> str:
         if self.done:
             return self.path
         old = None
@@ -426,5 +430,5 @@ class AtomicFolder(AtomicFile):
         remove_quietly(old)
         return self.path
 
-    def abort(self):
+    def abort(self) -> None:
         remove_quietly(self.tmp)

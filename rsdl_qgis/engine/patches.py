@@ -7,14 +7,16 @@ Each source's patch is centred on the pixel of that source containing the sample
 resolutions and extents see the same place.
 """
 import os
-from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import CancelledError, GridError, ParameterError, RsdlIOError
+from .declare import declaration, names, numbered
 from .grid import pixel_index
+from .jobs import PatchesJob, PatchSource  # noqa: F401 (the Python API's)
+from .model import ProgressLike
 from .output import AtomicFile, gdal_checked, io_error, remove_quietly, temp_path
 from .progress import Progress
 from .raster import (
@@ -31,28 +33,9 @@ from .vectors import ClassCodes, PointWriter, lookup_path, read_features, vector
 
 gdal.UseExceptions()
 
-
-@dataclass
-class PatchSource:
-    path: str
-    patch_size: int
-    output: str
-    nodata: Optional[float] = None
-    bands: Optional[List[int]] = None   # 1-based bands cut; None: all but an alpha band
-
-
-@dataclass
-class PatchesJob:
-    vector: str
-    sources: List[PatchSource]
-    field: Optional[str] = None
-    output_labels: Optional[str] = None
-    label_raster: Optional[str] = None
-    label_patch_size: int = 1
-    output_label_patches: Optional[str] = None
-    output_points: Optional[str] = None
-    batch: int = 1024
-    cache_mb: int = 256
+#: the parameters errors name (declare.py): the job's, and each source's patches output
+N, OUTPUT = names(PatchesJob), declaration(PatchSource, "output")
+SETTING = names(PatchSource)           # a source's settings: SOURCEn_PATCH_SIZE...
 
 
 class _Source:
@@ -63,15 +46,16 @@ class _Source:
         self.path = str(path)
         self.ds = open_raster(path, param, "image")
         # the bands cut, then the alpha band (read for the nodata check only)
-        self.band_list, self.alpha = choose_bands(self.ds, bands, f"{param}_BANDS", param, log)
+        self.band_list, self.alpha = choose_bands(self.ds, bands, f"{param}_{SETTING.bands}", param, log)
         self.read_list = self.band_list + ([self.alpha] if self.alpha else [])
         self.grid = grid_of(self.ds)
         self.grid.check_north_up(param)
         if size < 1:
-            raise ParameterError(f"patch size must be at least 1 (got {size})", f"{param}_PATCH_SIZE")
+            raise ParameterError(f"patch size must be at least 1 (got {size})",
+                                 f"{param}_{SETTING.patch_size}")
         if size > min(self.grid.width, self.grid.height):
             raise GridError(f"patch size {size} is larger than the raster "
-                            f"({self.grid.width} x {self.grid.height})", f"{param}_PATCH_SIZE")
+                            f"({self.grid.width} x {self.grid.height})", f"{param}_{SETTING.patch_size}")
         self.size = int(size)
         self.bands = len(self.band_list)
         band = self.ds.GetRasterBand(self.band_list[0])
@@ -234,11 +218,12 @@ class _Spool:
 
 def _read_points(job, ref_wkt, progress):
     """Map coordinates (in SOURCE1's CRS) and class values of the sample points."""
-    feats = read_features(job.vector, job.field or None, _MapGrid(ref_wkt), "VECTOR", "FIELD",
+    feats = read_features(job.vector, job.field or None, _MapGrid(ref_wkt), N.vector, N.field,
                           progress.info)
     if feats.has_polygons:
-        raise GridError("VECTOR holds polygons; patches are cut around points: run Sample "
-                        "selection first to turn polygons into sample points", "VECTOR")
+        raise GridError(f"{N.vector} holds polygons; patches are cut around points: run "
+                        "Sample selection first to turn polygons into sample points",
+                        N.vector)
     return feats
 
 
@@ -250,7 +235,7 @@ class _MapGrid:
         self.geotransform = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 
-def extract_patches(job, progress=None):
+def extract_patches(job: PatchesJob, progress: Optional[ProgressLike] = None) -> Dict[str, Any]:
     """Cut patches of every source around every point; write OTBTF patches images.
 
     Returns counts of kept and rejected samples, and the output paths.
@@ -285,7 +270,7 @@ def extract_patches(job, progress=None):
             raise GridError(f"no sample was kept out of {n_all}: "
                             + (", ".join(reasons) or "no points") +
                             ". Check that the points fall inside every source, far enough from "
-                            "their edges for the patch size, and away from nodata", "VECTOR")
+                            "their edges for the patch size, and away from nodata", N.vector)
         # patches were read in spatial order; they are written in the points' order, as
         # OTBTF does: patch i and label i belong to the i-th kept point
         order = np.argsort(read, kind="stable")
@@ -302,11 +287,11 @@ def extract_patches(job, progress=None):
             if p:
                 codes.write(lookup_path(p))
     progress.set(1.0)
-    result = {"KEPT": int(kept_total), "REJECTED": int(n_all - kept_total),
-              "OUTPUT_LABELS": job.output_labels, "OUTPUT_POINTS": job.output_points,
-              "OUTPUT_LABEL_PATCHES": job.output_label_patches}
+    result: Dict[str, Any] = {"KEPT": int(kept_total), "REJECTED": int(n_all - kept_total),
+              N.output_labels: job.output_labels, N.output_points: job.output_points,
+              N.output_label_patches: job.output_label_patches}
     for i, s in enumerate(job.sources):
-        result[f"OUTPUT_SOURCE{i + 1}"] = s.output
+        result[numbered(N.sources, i, OUTPUT)] = s.output
     if codes is not None:
         result["CLASSES"] = {codes.name_of(c): int(np.count_nonzero(labels == c))
                              for c in np.unique(labels).tolist()}
@@ -316,25 +301,26 @@ def extract_patches(job, progress=None):
 def _open_sources(job, log=None):
     """The sources (and the label raster), each with its output, checked before reading."""
     if not job.sources:
-        raise GridError("give at least SOURCE1", "SOURCE1")
+        raise GridError(f"give at least {numbered(N.sources, 0)}", numbered(N.sources, 0))
     srcs: List[_Source] = []
     for i, s in enumerate(job.sources):
-        param = f"SOURCE{i + 1}"
+        param, out = numbered(N.sources, i), numbered(N.sources, i, OUTPUT)
         if not s.output:
-            raise GridError(f"{param} is given: give OUTPUT_{param} too", f"OUTPUT_{param}")
+            raise GridError(f"{param} is given: give {out} too", out)
         srcs.append(_Source(s.path, s.patch_size, s.nodata, param,
                             srcs[0].grid.crs_wkt if srcs else None, s.bands, log))
     if job.output_points:
-        vector_driver(job.output_points, "OUTPUT_POINTS")
+        vector_driver(job.output_points, N.output_points)
     label_src = None
     if job.label_raster:
         if not job.output_label_patches:
-            raise GridError("LABEL_RASTER is given: give OUTPUT_LABEL_PATCHES too",
-                            "OUTPUT_LABEL_PATCHES")
-        label_src = _Source(job.label_raster, job.label_patch_size, None, "LABEL_RASTER",
+            raise GridError(f"{N.label_raster} is given: give {N.output_label_patches} too",
+                            N.output_label_patches)
+        label_src = _Source(job.label_raster, job.label_patch_size, None, N.label_raster,
                             srcs[0].grid.crs_wkt)
     if job.output_labels and not job.field:
-        raise GridError("OUTPUT_LABELS needs FIELD, the class field of the points", "FIELD")
+        raise GridError(f"{N.output_labels} needs {N.field}, the class field of the points",
+                        N.field)
     return srcs, label_src
 
 
@@ -350,7 +336,7 @@ def _point_labels(job, feats):
             ClassCodes.from_values(feats.value, "text")
         unknown = sorted(set(value_of_point) - set(codes.names))
         if unknown:
-            raise GridError(f"classes {unknown} are not in the lookup table '{lp}'", "FIELD")
+            raise GridError(f"classes {unknown} are not in the lookup table '{lp}'", N.field)
     else:
         codes = ClassCodes.from_values(feats.value, "int")
     return codes, codes.codes_of(value_of_point), value_of_point
@@ -368,20 +354,21 @@ class _PatchOutputs:
         job = self.job
         outputs = [s.output for s in job.sources] + \
             ([job.output_label_patches] if self.label_src else [])
-        for r, path in zip(self.readers, outputs):
+        for i, (r, path) in enumerate(zip(self.readers, outputs)):
             label = r is self.label_src
             meta = {"RSDL_PATCH_SIZE": r.size, "RSDL_SOURCE": os.path.basename(r.path),
                     "RSDL_FORMAT": "label_patches" if label else "patches"}
             self.spools.append(_Spool(path, r.bands, r.size, r.dtype,
                                       (r.grid.geotransform[1], r.grid.geotransform[5]),
                                       r.nodata, meta,
-                                      "OUTPUT_LABEL_PATCHES" if label else f"OUTPUT_{r.param}"))
+                                      N.output_label_patches if label else
+                                      numbered(N.sources, i, OUTPUT)))
         if job.output_points:
             kind = "text" if self.feats.kind == "text" else "int"
             fields = ([(job.field, kind)] if job.field else []) + \
                 [("patch", "int32"), ("originfid", "int32")]
             self.writer = PointWriter(job.output_points, self.readers[0].grid.crs_wkt, fields,
-                                      "OUTPUT_POINTS")
+                                      N.output_points)
 
     def commit(self, labels, order, kept, value_of_point):
         """Write everything in the points' order: spool record order[i] is patch i, of the
@@ -446,9 +433,9 @@ def _cut(job, readers, label_src, corners, inside, out, progress):
 def _write_labels(path, labels):
     """The 1 x n labels raster, written to a temporary name: the caller commits it."""
     dtype = smallest_int_type(labels)
-    out = AtomicFile(path, "OUTPUT_LABELS", ext=".tif")
+    out = AtomicFile(path, N.output_labels, ext=".tif")
     try:
-        with gdal_checked(path, "OUTPUT_LABELS"):
+        with gdal_checked(path, N.output_labels):
             ds = gdal.GetDriverByName("GTiff").Create(out.tmp, 1, len(labels), 1, GDAL_TYPES[dtype],
                                                       [f"COMPRESS={compression()}", "BIGTIFF=IF_SAFER"])
             ds.SetMetadata({"RSDL_FORMAT": "labels", "RSDL_PATCH_SIZE": "1"}, "")

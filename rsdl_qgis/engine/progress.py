@@ -3,6 +3,10 @@
 The engine calls these; the algorithms pass an implementation on top of QGIS's feedback
 (algorithms/base.py: FeedbackProgress), the tests and the Python API the default below.
 """
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import ProgressLike
 
 
 class Progress:
@@ -22,14 +26,14 @@ class Progress:
 class Part(Progress):
     """A part of a run: its fractions 0 to 1 are `start` to `start + span` of `whole`."""
 
-    def __init__(self, whole, start, span):
+    def __init__(self, whole: "ProgressLike", start: float, span: float) -> None:
         self.whole, self.start, self.span = whole, start, span
 
-    def set(self, fraction):
+    def set(self, fraction: float) -> None:
         self.whole.set(self.start + self.span * min(1.0, max(0.0, fraction)))
 
-    def cancelled(self):
+    def cancelled(self) -> bool:
         return self.whole.cancelled()
 
-    def info(self, message):
+    def info(self, message: str) -> None:
         self.whole.info(message)

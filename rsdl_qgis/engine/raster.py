@@ -2,15 +2,21 @@
 import os
 import queue
 import threading
-from typing import Any
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import GridError, RsdlIOError
+from .declare import declaration, names, numbered
 from .grid import Grid
+from .jobs import OUTPUT, SELECT, PatchesJob, PatchSource, source_param
 from .output import AtomicFile, gdal_checked, io_error
 from .windows import Window, crop, intersection
+
+#: the outputs of Patches extraction that the training reads (declare.py)
+PATCHES = names(PatchesJob)
+PATCH_OUT = numbered(PATCHES.sources, 0, declaration(PatchSource, "output"))[:-1]
 
 gdal.UseExceptions()
 
@@ -26,7 +32,7 @@ DEFAULT_NODATA = {"uint8": 255, "uint16": 65535, "int16": -32768, "int32": -2147
                   "uint32": 4294967295, "float32": -9999.0, "float64": -9999.0}
 
 
-def smallest_int_type(values):
+def smallest_int_type(values: Any) -> str:
     """The smallest integer GDAL type holding all `values` (float64 beyond int32)."""
     lo, hi = (int(values.min()), int(values.max())) if len(values) else (0, 0)
     for t in ("uint8", "uint16", "int16", "int32"):
@@ -41,7 +47,7 @@ WRITTEN_BY_EXTRACTION = {"patches": "a patches image", "label_patches": "a label
                          "labels": "a labels raster (1 x n)"}
 
 
-def open_raster(path, param=None, role=None):
+def open_raster(path: Any, param: Optional[str] = None, role: Optional[str] = None) -> Any:
     """Open a raster for reading; errors name the parameter.
 
     `role` refuses a raster that cannot play it: "image" (an image on a map: not a
@@ -72,22 +78,22 @@ def open_raster(path, param=None, role=None):
                         "extraction, not an image on a map: give the image itself", param)
     if role == "patches" and fmt in ("labels", "label_patches"):
         raise GridError(f"'{name}' is {WRITTEN_BY_EXTRACTION[fmt]}, not the patches of a "
-                        "source: give the OUTPUT_SOURCEn image of Patches extraction", param)
+                        f"source: give the {PATCH_OUT}n image of Patches extraction", param)
     if role == "labels" and fmt == "patches":
         raise GridError(f"'{name}' is a patches image (the pixels of a source), not labels: "
-                        "give the OUTPUT_LABELS raster of Patches extraction", param)
+                        f"give the {PATCHES.output_labels} raster of Patches extraction", param)
     if role == "classes" and ds.RasterCount != 1:
         raise GridError(f"'{name}' has {ds.RasterCount} bands; a class map has one band of "
                         "class values (is it the image rather than its class map?)", param)
     return ds
 
 
-def grid_of(ds):
+def grid_of(ds: Any) -> Grid:
     return Grid(ds.RasterXSize, ds.RasterYSize, tuple(ds.GetGeoTransform()),
                 ds.GetProjectionRef() or "")
 
 
-def same_crs(wkt_a, wkt_b):
+def same_crs(wkt_a: str, wkt_b: str) -> bool:
     if not wkt_a or not wkt_b:
         return True
     a, b = osr.SpatialReference(), osr.SpatialReference()
@@ -96,7 +102,8 @@ def same_crs(wkt_a, wkt_b):
     return bool(a.IsSame(b))
 
 
-def require_same_grid(grid, ref, what, param, ref_name="INPUT"):
+def require_same_grid(grid: Grid, ref: Grid, what: str, param: Optional[str],
+                      ref_name: str = SELECT.image) -> None:
     """Raise a GridError unless `grid` (e.g. a mask's) is the grid of `ref`: same size,
     geotransform and CRS. The message gives both and how to resample."""
     same = (grid.width, grid.height) == (ref.width, ref.height) and np.allclose(
@@ -110,7 +117,7 @@ def require_same_grid(grid, ref, what, param, ref_name="INPUT"):
                         f"Raster > Projections > Warp, using {ref_name} as the target", param)
 
 
-def parse_bands(text, param=None):
+def parse_bands(text: Optional[str], param: Optional[str] = None) -> Optional[List[int]]:
     """A band list as OTB writes channel lists: "1,2,3", "1 2 3" or "1-3" (1-based);
     empty: None (every band that is not an alpha band)."""
     text = str(text or "").strip()
@@ -131,7 +138,7 @@ def parse_bands(text, param=None):
     return bands
 
 
-def alpha_band(ds):
+def alpha_band(ds: Any) -> Optional[int]:
     """The 1-based index of the dataset's alpha band (RGBA orthophotos), else None."""
     for b in range(1, ds.RasterCount + 1):
         if ds.GetRasterBand(b).GetColorInterpretation() == gdal.GCI_AlphaBand:
@@ -139,14 +146,16 @@ def alpha_band(ds):
     return None
 
 
-def data_bands(ds):
+def data_bands(ds: Any) -> List[int]:
     """The bands of a dataset that are data (all but an alpha band): what is read by
     default, and how many bands an image counts for models and classifiers."""
     alpha = alpha_band(ds)
     return [b for b in range(1, ds.RasterCount + 1) if b != alpha]
 
 
-def choose_bands(ds, bands, bands_param, param, log=None):
+def choose_bands(ds: Any, bands: Optional[Sequence[int]], bands_param: Optional[str],
+                 param: Optional[str],
+                 log: Optional[Callable[[str], None]] = None) -> Tuple[List[int], Optional[int]]:
     """(the 1-based bands to read, the alpha band or None) for a source whose band list
     is `bands` (None: every band but an alpha band); errors name `bands_param`."""
     count = ds.RasterCount
@@ -170,7 +179,7 @@ def choose_bands(ds, bands, bands_param, param, log=None):
     return chosen, alpha
 
 
-def reflect(start, count, size):
+def reflect(start: int, count: int, size: int) -> np.ndarray:
     """Indices start .. start + count - 1 folded onto 0 .. size - 1 by reflection about
     the edge pixels (numpy's 'reflect'), as often as needed."""
     i = np.arange(start, start + count)
@@ -192,8 +201,10 @@ class SourceReader:
     it is the source's mask (alpha 0 = nodata).
     """
 
-    def __init__(self, path, param, nodata=None, ref_wkt=None, log=None, mirror=False,
-                 bands=None, bands_param=None):
+    def __init__(self, path: str, param: Optional[str], nodata: Optional[float] = None,
+                 ref_wkt: Optional[str] = None, log: Optional[Callable[[str], None]] = None,
+                 mirror: bool = False, bands: Optional[Sequence[int]] = None,
+                 bands_param: Optional[str] = None) -> None:
         self.path = str(path)
         self.param = param
         self.ds = open_raster(path, param, "image")
@@ -202,10 +213,11 @@ class SourceReader:
             try:
                 self.ds = gdal.AutoCreateWarpedVRT(self.ds, wkt, ref_wkt, gdal.GRA_NearestNeighbour)
             except RuntimeError as exc:
-                raise GridError(f"cannot warp '{path}' into the CRS of SOURCE1: {exc}", param) from exc
+                raise GridError(f"cannot warp '{path}' into the CRS of {source_param(0)}: {exc}",
+                                param) from exc
             if log:
-                log(f"{param}: its CRS differs from SOURCE1's; warping it on the fly "
-                    "(nearest neighbour) into SOURCE1's CRS")
+                log(f"{param}: its CRS differs from {source_param(0)}'s; warping it on the fly "
+                    f"(nearest neighbour) into {source_param(0)}'s CRS")
         self.grid = grid_of(self.ds)
         self.grid.check_north_up(param)
         self.mirror = bool(mirror)
@@ -220,12 +232,12 @@ class SourceReader:
         self.floating = np.dtype(self.dtype).kind == "f"
 
     @property
-    def masked(self):
+    def masked(self) -> bool:
         """Whether some pixels are nodata: a nodata value, an alpha band, or floating-point
         pixels (which may be NaN or infinite)."""
         return self.nodata is not None or self.alpha is not None or self.floating
 
-    def finite(self, array):
+    def finite(self, array: np.ndarray) -> np.ndarray:
         """`array` (rows, cols, bands) read from this source with its non-finite values
         replaced by the nodata value (0 without one, or when it is not finite), so that
         no NaN reaches a model: the pixels themselves are nodata (nodata_mask)."""
@@ -238,7 +250,7 @@ class SourceReader:
             array[bad] = fill
         return array
 
-    def block_row_bytes(self, width):
+    def block_row_bytes(self, width: float) -> int:
         """Bytes of one row of this source's blocks across `width` of its pixels: what
         GDAL's cache must hold for each block to be decompressed once while tiles move
         along a row (a 256 x 256 block of a 180-band series is 23 MB)."""
@@ -246,7 +258,8 @@ class SourceReader:
         cols = min(self.grid.width, int(width) + bx)
         return cols * min(by, self.grid.height) * self.bands * np.dtype(self.dtype).itemsize
 
-    def read(self, window, dtype=np.float32, band_list=None):
+    def read(self, window: Window, dtype: Any = np.float32,
+             band_list: Optional[Sequence[int]] = None) -> np.ndarray:
         """The window as a (height, width, bands) array, padded outside the image."""
         dtype = np.dtype(dtype)
         band_list = band_list or self.band_list
@@ -261,7 +274,7 @@ class SourceReader:
             out[inside.relative_to(window).slices()] = self._read(inside, dtype, band_list)
         return out
 
-    def mask(self, window):
+    def mask(self, window: Window) -> Optional[np.ndarray]:
         """Where the alpha band says nodata (alpha 0) in a window, as (rows, cols) bools;
         None for a source without alpha band. Outside the image: nodata (mirrored with
         `mirror`)."""
@@ -310,7 +323,7 @@ class SourceReader:
             raise RsdlIOError(f"cannot read {win} of '{self.path}': {exc}", self.param) from exc
         return out
 
-    def nodata_mask(self, array):
+    def nodata_mask(self, array: np.ndarray) -> np.ndarray:
         """True where every band of a (rows, cols, bands) array equals the nodata value,
         and, for floating-point pixels, where any band is NaN or infinite."""
         bad = None
@@ -336,11 +349,11 @@ class SourceReader:
                 mask &= band
         return mask if mask is not None else np.ones(array.shape[:2], dtype=bool)
 
-    def close(self):
+    def close(self) -> None:
         self.ds = None
 
 
-def compression():
+def compression() -> str:
     """ZSTD where GDAL has it (half DEFLATE's CPU time, smaller files), else DEFLATE."""
     opts = gdal.GetDriverByName("GTiff").GetMetadataItem("DMD_CREATIONOPTIONLIST") or ""
     return "ZSTD" if "ZSTD" in opts else "DEFLATE"
@@ -364,9 +377,12 @@ class TiledWriter:
     right edge).
     """
 
-    def __init__(self, path, width, height, bands, dtype, geotransform, crs_wkt, nodata,
-                 band_names=None, metadata=None, block=256, max_pending=2, param="OUTPUT",
-                 classes=None):
+    def __init__(self, path: str, width: int, height: int, bands: int, dtype: Any,
+                 geotransform: Sequence[float], crs_wkt: Optional[str], nodata: Optional[float],
+                 band_names: Optional[Sequence[str]] = None,
+                 metadata: Optional[Dict[str, str]] = None, block: int = 256,
+                 max_pending: int = 2, param: Optional[str] = OUTPUT,
+                 classes: Optional[Sequence[Any]] = None) -> None:
         """`classes`: per band, None or {"codes", "names"} (category names, colours)."""
         self.path = str(path)
         self.param = param
@@ -410,7 +426,7 @@ class TiledWriter:
             raise
         self.width, self.height, self.bands, self.block = width, height, bands, block
         self.partial: dict = {}      # (block column, block row) -> [pixels, count covered]
-        self.error = None
+        self.error: Optional[BaseException] = None
         self.queue: "queue.Queue[Any]" = queue.Queue(maxsize=max_pending)
         self.thread = threading.Thread(target=self._run, name="rsdl-writer", daemon=True)
         self.thread.start()
@@ -469,7 +485,7 @@ class TiledWriter:
                 raise self.error
             raise io_error(self.path, self.error, self.param)
 
-    def write(self, window, array):
+    def write(self, window: Window, array: np.ndarray) -> None:
         """Queue a (rows, cols, bands) tile for writing at ``window``."""
         self._check()
         self.queue.put((window, np.asarray(array, dtype=self.dtype)))
@@ -479,7 +495,7 @@ class TiledWriter:
             self.queue.put(None)
             self.thread.join()
 
-    def commit(self):
+    def commit(self) -> None:
         self._stop()
         try:
             self._check()
@@ -502,7 +518,7 @@ class TiledWriter:
         except RsdlIOError:
             pass
 
-    def abort(self):
+    def abort(self) -> None:
         try:
             while True:
                 self.queue.get_nowait()

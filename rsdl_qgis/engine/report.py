@@ -5,18 +5,20 @@ import io
 import math
 import os
 import time
+from typing import Any, Dict, Optional, Sequence, Tuple
 
+from .jobs import OUTPUT
 from .output import write_text
 
 
-def write_matrix_csv(path, matrix, names):
+def write_matrix_csv(path: str, matrix: Any, names: Sequence[str], param: str = OUTPUT) -> None:
     """Rows = reference, columns = predicted, both labelled."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["reference \\ predicted"] + list(names))
     for name, row in zip(names, matrix):
         w.writerow([name] + [int(v) for v in row])
-    write_text(path, buf.getvalue(), "OUTPUT_MATRIX")
+    write_text(path, buf.getvalue(), param)
 
 
 def _when(path):
@@ -26,7 +28,7 @@ def _when(path):
         return "unknown"
 
 
-def assessed_html(image, reference, field=None):
+def assessed_html(image: str, reference: str, field: Optional[str] = None) -> str:
     """What a report assessed and when: the map, the reference, their dates, now."""
     e = html.escape
     ref = str(reference).split("|")[0]
@@ -46,7 +48,8 @@ def _pm(value, ci, scale=100.0, digits=1):
     return f"{scale * value:,.{digits}f}{half}"
 
 
-def area_html(adj, names, total, unit, probability=False):
+def area_html(adj: Dict[str, Any], names: Sequence[str], total: float, unit: str,
+              probability: bool = False) -> str:
     """The area-adjusted table (Olofsson et al. 2014): map area, estimated area, user's
     and producer's accuracy; with their 95 % confidence intervals when the reference is a
     probability sample (`probability`), without when it is not (no honest interval)."""
@@ -85,8 +88,9 @@ def area_html(adj, names, total, unit, probability=False):
 {''.join(rows)}</table>"""
 
 
-def html_report(path, title, matrix, names, sc, notes=(), param="OUTPUT_REPORT", extra_html="",
-                head_html="", columns="predicted"):
+def html_report(path: str, title: str, matrix: Any, names: Sequence[str], sc: Dict[str, Any],
+                notes: Sequence[str] = (), param: str = OUTPUT, extra_html: str = "",
+                head_html: str = "", columns: str = "predicted") -> None:
     """A self-contained HTML page: metrics, per-class table, confusion matrix."""
     e = html.escape
     rows = []
@@ -123,7 +127,7 @@ td,th{{border:1px solid #bbb;padding:.3em .6em;text-align:right}}td.d{{backgroun
     write_text(path, page, param)
 
 
-def settings_html(rows):
+def settings_html(rows: Sequence[Tuple[str, Any]]) -> str:
     """A two-column table of (label, value) rows."""
     e = html.escape
     return ("<h2>Inputs and settings</h2><table class='meta'>"
@@ -145,7 +149,8 @@ def _ticks(lo, hi, log):
     return [k * step for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
 
 
-def svg_curves(history, keys, title, log=False):
+def svg_curves(history: Sequence[Dict[str, Any]], keys: Sequence[str], title: str,
+               log: bool = False) -> str:
     """An inline SVG line chart of history[key] per epoch, with labelled axes and ticks;
     `log`: a logarithmic value axis (losses span decades)."""
     series = [(k, [h.get(k) for h in history]) for k in keys

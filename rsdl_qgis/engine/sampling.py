@@ -10,11 +10,17 @@ Strategies and their counts follow OTB's SampleSelection (constant, smallest, pe
 total, byclass, all); the periodic and random samplers pick exactly the required count.
 """
 from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from ..errors import GridError, ParameterError, check_choice
 from .choices import STRATEGIES
+from .declare import names
+from .jobs import SelectionJob
+
+#: the parameters errors name (declare.py)
+N = names(SelectionJob)
 
 
 @dataclass
@@ -26,14 +32,14 @@ class Spans:
     c1: np.ndarray
 
     @property
-    def lengths(self):
+    def lengths(self) -> np.ndarray:
         return self.c1 - self.c0
 
-    def take(self, keep):
+    def take(self, keep: Any) -> "Spans":
         return Spans(self.feature[keep], self.row[keep], self.c0[keep], self.c1[keep])
 
     @staticmethod
-    def concat(parts):
+    def concat(parts: Sequence["Spans"]) -> "Spans":
         if not parts:
             e = np.zeros(0, dtype=np.int64)
             return Spans(e, e, e, e)
@@ -41,7 +47,8 @@ class Spans:
                        for k in ("feature", "row", "c0", "c1")])
 
 
-def polygon_spans(feats, width, height, step=1, chunk_rings=20000):
+def polygon_spans(feats: Any, width: int, height: int, step: int = 1,
+                  chunk_rings: int = 20000) -> Spans:
     """Spans of pixel centres inside each polygon, clipped to a width x height grid.
 
     With `step` > 1, only pixels whose row and column are multiples of `step` are
@@ -95,7 +102,7 @@ def _spans_of_rings(feats, r0, r1, width, height, step):
     a, b = slice(0, None, 2), slice(1, None, 2)
     if len(fe) % 2 or not (np.array_equal(fe[a], fe[b]) and np.array_equal(row[a], row[b])):
         raise GridError("a polygon has an unclosed or invalid ring; repair it first "
-                        "(Vector geometry > Fix geometries)", "VECTOR")
+                        "(Vector geometry > Fix geometries)", N.vector)
     c0 = np.ceil(xc[a] - 0.5).astype(np.int64)
     c1 = np.ceil(xc[b] - 0.5).astype(np.int64)
     c0, c1 = np.clip(c0, 0, width), np.clip(c1, 0, width)
@@ -106,7 +113,7 @@ def _spans_of_rings(feats, r0, r1, width, height, step):
     return Spans(fe[a][ok], row[a][ok], c0[ok], c1[ok])
 
 
-def point_spans(feats, width, height, step=1):
+def point_spans(feats: Any, width: int, height: int, step: int = 1) -> Spans:
     """The pixel containing each point, as one-pixel spans (outside points dropped)."""
     col = np.floor(feats.point_xy[:, 0]).astype(np.int64) if len(feats.point_xy) else np.zeros(0, np.int64)
     row = np.floor(feats.point_xy[:, 1]).astype(np.int64) if len(feats.point_xy) else np.zeros(0, np.int64)
@@ -116,7 +123,7 @@ def point_spans(feats, width, height, step=1):
     return Spans(feats.point_feature[ok], row[ok], col[ok], col[ok] + 1)
 
 
-def spans_of(feats, width, height, step=1):
+def spans_of(feats: Any, width: int, height: int, step: int = 1) -> Spans:
     parts = []
     if feats.has_polygons:
         parts.append(polygon_spans(feats, width, height, step))
@@ -125,7 +132,7 @@ def spans_of(feats, width, height, step=1):
     return Spans.concat(parts)
 
 
-def span_counts(spans, step=1):
+def span_counts(spans: Spans, step: int = 1) -> np.ndarray:
     """Candidate pixels in each span (on the lattice when step > 1)."""
     return -(-(spans.c1 - spans.c0) // step) if step > 1 else spans.c1 - spans.c0
 
@@ -136,7 +143,8 @@ class MaskCounter:
     Reads the mask in strips of rows, so memory is bounded by the strip, not the image.
     """
 
-    def __init__(self, read_rows, width, height, strip=256):
+    def __init__(self, read_rows: Callable[[int, int], np.ndarray], width: int, height: int,
+                 strip: int = 256) -> None:
         self.read_rows = read_rows  # (row0, nrows) -> bool array (nrows, width)
         self.width, self.height, self.strip = width, height, strip
 
@@ -155,7 +163,7 @@ class MaskCounter:
                 # counts the mask's pixels in columns [c0, c) of a row
                 yield idx, r0, np.cumsum(padded.ravel())
 
-    def counts(self, spans, step=1):
+    def counts(self, spans: Spans, step: int = 1) -> np.ndarray:
         out = np.zeros(len(spans.row), dtype=np.int64)
         for idx, r0, cs in self._strips(spans):
             base = (spans.row[idx] - r0) * (self.width + 1)
@@ -167,7 +175,7 @@ class MaskCounter:
                     out[i] = int(np.count_nonzero(np.diff(cs[base[j] + np.stack([cols, cols + 1])], axis=0)))
         return out
 
-    def nth(self, spans, span_idx, k, step=1):
+    def nth(self, spans: Spans, span_idx: Any, k: Any, step: int = 1) -> Any:
         """Column of the k-th (0-based) unmasked candidate pixel of spans[span_idx]."""
         cols = np.zeros(len(span_idx), dtype=np.int64)
         sub = spans.take(span_idx)
@@ -185,8 +193,10 @@ class MaskCounter:
         return cols
 
 
-def required_counts(totals, strategy, samples=None, percent=None, by_class=None,
-                    param="STRATEGY"):
+def required_counts(totals: Dict[int, int], strategy: str, samples: Optional[int] = None,
+                    percent: Optional[float] = None,
+                    by_class: Optional[Dict[int, int]] = None,
+                    param: str = N.strategy) -> Dict[int, int]:
     """Samples to select per class, as OTB's SamplingRateCalculator computes them.
 
     `totals`: {class code: available pixels}. Never more than available.
@@ -197,36 +207,38 @@ def required_counts(totals, strategy, samples=None, percent=None, by_class=None,
         req = tot.copy()
     elif strategy == "constant":
         if not samples or samples < 1:
-            raise ParameterError("the constant strategy needs SAMPLES >= 1", "SAMPLES")
+            raise ParameterError(f"the constant strategy needs {N.samples} >= 1", N.samples)
         req = np.full(len(codes), int(samples))
     elif strategy == "smallest":
         req = np.full(len(codes), int(tot.min()))
     elif strategy == "percent":
         if percent is None or not 0 < percent <= 100:
-            raise ParameterError("the percent strategy needs PERCENT in ]0, 100]", "PERCENT")
+            raise ParameterError(f"the percent strategy needs {N.percent} in ]0, 100]",
+                                 N.percent)
         req = np.floor(tot * (percent / 100.0) + 0.5).astype(np.int64)
     elif strategy == "total":
         if not samples or samples < 1:
-            raise ParameterError("the total strategy needs SAMPLES >= 1", "SAMPLES")
+            raise ParameterError(f"the total strategy needs {N.samples} >= 1", N.samples)
         req = np.floor(tot * (float(samples) / tot.sum()) + 0.5).astype(np.int64)
     elif strategy == "byclass":
         if not by_class:
-            raise ParameterError("the byclass strategy needs CLASS_COUNTS, e.g. '1:500,2:300'",
-                            "CLASS_COUNTS")
+            raise ParameterError(f"the byclass strategy needs {N.class_counts}, e.g. "
+                                 "'1:500,2:300'", N.class_counts)
         missing = [c for c in codes if c not in by_class]
         unknown = [c for c in by_class if c not in totals]
         if unknown:
             raise ParameterError(f"classes {unknown} have no pixel; classes present: {codes}",
-                            "CLASS_COUNTS")
+                                 N.class_counts)
         if missing:
-            raise ParameterError(f"no count given for classes {missing}", "CLASS_COUNTS")
+            raise ParameterError(f"no count given for classes {missing}", N.class_counts)
         req = np.array([int(by_class[c]) for c in codes])
     else:
         check_choice(strategy, STRATEGIES, param, "strategy")
     return dict(zip(codes, np.minimum(req, tot).tolist()))
 
 
-def parse_class_counts(text, codes_of_name=None):
+def parse_class_counts(text: Optional[str],
+                       codes_of_name: Optional[Callable[[str], int]] = None) -> Dict[int, int]:
     """'1:500, 2:300' (or 'water:500') -> {code: count}."""
     out = {}
     for item in str(text or "").replace(";", ",").split(","):
@@ -235,17 +247,18 @@ def parse_class_counts(text, codes_of_name=None):
             continue
         name, sep, count = item.rpartition(":")
         if not sep:
-            raise ParameterError(f"'{item}' is not class:count", "CLASS_COUNTS")
+            raise ParameterError(f"'{item}' is not class:count", N.class_counts)
         name = name.strip()
         try:
             code = codes_of_name(name) if codes_of_name else int(name)
             out[code] = int(count)
         except (KeyError, ValueError):
-            raise ParameterError(f"'{item}' is not class:count with a known class", "CLASS_COUNTS") from None
+            raise ParameterError(f"'{item}' is not class:count with a known class",
+                                 N.class_counts) from None
     return out
 
 
-def choose(total, needed, sampler, rng):
+def choose(total: int, needed: int, sampler: str, rng: Any) -> np.ndarray:
     """Sorted indices of `needed` of `total` candidates (periodic: evenly spread)."""
     if needed >= total:
         return np.arange(total, dtype=np.int64)
@@ -258,7 +271,8 @@ def choose(total, needed, sampler, rng):
     return np.sort(rng.choice(total, size=needed, replace=False))
 
 
-def select(spans, span_class, counts, required, sampler, seed, mask=None, step=1):
+def select(spans: Spans, span_class: np.ndarray, counts: np.ndarray, required: Dict[int, int],
+           sampler: str, seed: int, mask: Any = None, step: int = 1) -> Any:
     """Pick the required samples of each class among the spans' candidates.
 
     Candidates are ordered by span (feature order, then row) and column. Returns arrays
@@ -288,8 +302,10 @@ def select(spans, span_class, counts, required, sampler, seed, mask=None, step=1
     return span_idx, spans.row[span_idx], cols
 
 
-def split_sets(sample_class, sample_group, valid_fraction, test_fraction, by_group, seed,
-               notes=None, name_of=str):
+def split_sets(sample_class: np.ndarray, sample_group: np.ndarray, valid_fraction: float,
+               test_fraction: float, by_group: bool, seed: int,
+               notes: Optional[List[str]] = None,
+               name_of: Callable[[Any], Any] = str) -> np.ndarray:
     """Assign each sample to 0 (train), 1 (validation) or 2 (test), per class.
 
     With `by_group`, whole groups (polygons) go to one set: per class, groups are
@@ -304,8 +320,8 @@ def split_sets(sample_class, sample_group, valid_fraction, test_fraction, by_gro
     if valid_fraction + test_fraction <= 0:
         return out
     if valid_fraction < 0 or test_fraction < 0 or valid_fraction + test_fraction >= 1:
-        raise ParameterError("VALID_FRACTION and TEST_FRACTION must be >= 0 and sum to less than 1",
-                        "VALID_FRACTION")
+        raise ParameterError(f"{N.valid_fraction} and {N.test_fraction} must be >= 0 and sum "
+                             "to less than 1", N.valid_fraction)
     notes = notes if notes is not None else []
     rng = np.random.default_rng(seed + 1)
     for code in np.unique(sample_class):

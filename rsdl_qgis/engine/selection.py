@@ -2,15 +2,18 @@
 import csv
 import io
 import os
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from dataclasses import dataclass, replace
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 from osgeo import gdal, ogr
 
 from ..errors import CancelledError, GridError, ParameterError, check_choice
 from .choices import SAMPLERS, STRATEGIES
+from .declare import names
 from .grid import Grid, pixel_centre
+from .jobs import SelectionJob  # noqa: F401 (the Python API's)
+from .model import ProgressLike
 from .output import fresh_temp, gdal_checked, io_error, write_text
 from .progress import Progress
 from .raster import SourceReader, grid_of, open_raster, require_same_grid
@@ -38,6 +41,9 @@ from .windows import Window
 
 gdal.UseExceptions()
 
+#: the parameters errors name (declare.py)
+N = names(SelectionJob)
+
 #: side of the square blocks that stand in for polygons when a label raster is split
 LABEL_BLOCK = 64
 
@@ -57,7 +63,7 @@ def _extent_text(grid):
 class _Mask:
     """An optional mask raster on the grid of the image: non-zero pixels are kept."""
 
-    def __init__(self, path, grid, param="MASK"):
+    def __init__(self, path, grid, param=N.mask):
         self.ds = open_raster(path, param)
         require_same_grid(grid_of(self.ds), grid, "the mask", param)
         self.band = self.ds.GetRasterBand(1)
@@ -73,7 +79,7 @@ class _Validity:
     to the nodata value, a NaN or infinite band, alpha 0). Other images are not read."""
 
     def __init__(self, path):
-        self.reader = SourceReader(path, "INPUT")
+        self.reader = SourceReader(path, N.image)
         self.needed = self.reader.masked
 
     def read_rows(self, row0, nrows):
@@ -87,33 +93,35 @@ class _Validity:
 @dataclass
 class Candidates:
     """Candidate pixels of training geometries, as spans with their classes."""
-    grid: object
-    feats: object
+    grid: Grid
+    feats: Any
     codes: ClassCodes
-    spans: object
+    spans: Any
     span_class: np.ndarray
     counts: np.ndarray
     mask: Optional[object] = None
 
 
-def candidates(image, vector, field, mask=None, step=1, progress=None, param="VECTOR"):
+def candidates(image: str, vector: str, field: Optional[str], mask: Optional[str] = None,
+               step: int = 1, progress: Optional[ProgressLike] = None,
+               param: str = N.vector) -> "Candidates":
     """Read the training geometries over `image` and find their candidate pixels."""
     progress = progress or Progress()
     valid = _Validity(image)                  # opens the image (as a model's source)
     ds = valid.reader.ds
     grid = grid_of(ds)
-    feats = read_features(vector, field, grid, param, "FIELD", progress.info)
+    feats = read_features(vector, field, grid, param, N.field, progress.info)
     _check_cancel(progress)
     spans = spans_of(feats, grid.width, grid.height, step)
     if not len(spans.row) and step > 1 and len(spans_of(feats, grid.width, grid.height, 1).row):
         raise ParameterError(
-            f"no pixel on the lattice of GRID_STEP {step} (rows and columns that are "
-            f"multiples of {step}) lies inside the geometries of VECTOR, though some pixels "
-            "do: lower GRID_STEP", "GRID_STEP")
+            f"no pixel on the lattice of {N.grid_step} {step} (rows and columns that are "
+            f"multiples of {step}) lies inside the geometries of {N.vector}, though some "
+            f"pixels do: lower {N.grid_step}", N.grid_step)
     if not len(spans.row):
         g = grid_of(ds)
-        raise GridError(f"no pixel centre of INPUT ({_extent_text(g)}) lies inside the "
-                        f"geometries of VECTOR ({feats.count} features): they do not overlap "
+        raise GridError(f"no pixel centre of {N.image} ({_extent_text(g)}) lies inside the "
+                        f"geometries of {N.vector} ({feats.count} features): they do not overlap "
                         "the raster, or are smaller than its pixels", param)
     codes = ClassCodes.from_values(feats.value, feats.kind)
     feature_code = codes.codes_of(feats.value)
@@ -146,19 +154,20 @@ def _class_table(cand):
     return pixels, feats_with, empty
 
 
-def _empty_class_error(cand, empty, param="VECTOR"):
-    names = ", ".join(cand.codes.name_of(c) for c in empty)
+def _empty_class_error(cand, empty, param=N.vector):
+    classes = ", ".join(cand.codes.name_of(c) for c in empty)
     if not any(cand.counts) and len(cand.counts) and cand.mask is not None:
         return GridError("no pixel under the training geometries holds data: the pixels of "
-                         "INPUT there are all nodata (or masked by MASK). Check the image "
-                         "and its nodata value", "INPUT")
-    return GridError(f"classes with no pixel: {names}. Their polygons hold no pixel centre "
-                     "of INPUT that holds data (too small, outside the raster, on nodata "
-                     "pixels of INPUT, or masked by MASK): remove them, or draw larger "
-                     "polygons", param)
+                         f"{N.image} there are all nodata (or masked by {N.mask}). Check the "
+                         "image and its nodata value", N.image)
+    return GridError(f"classes with no pixel: {classes}. Their polygons hold no pixel centre "
+                     f"of {N.image} that holds data (too small, outside the raster, on nodata "
+                     f"pixels of {N.image}, or masked by {N.mask}): remove them, or draw "
+                     "larger polygons", param)
 
 
-def write_table(path, header, rows, param="OUTPUT"):
+def write_table(path: str, header: Sequence[str], rows: Sequence[Sequence[Any]],
+                param: str = N.output) -> str:
     """A table as CSV (path ending in .csv) or as an attribute-only vector (GPKG...)."""
     path = str(path)
     file, layer = output_layer(path)
@@ -193,7 +202,9 @@ def write_table(path, header, rows, param="OUTPUT"):
     return path
 
 
-def class_statistics(image, vector, field, output=None, mask=None, progress=None):
+def class_statistics(image: str, vector: str, field: str, output: Optional[str] = None,
+                     mask: Optional[str] = None,
+                     progress: Optional[ProgressLike] = None) -> Dict[str, Any]:
     """Pixels (centre inside) and polygons of each class, like OTB's PolygonClassStatistics.
 
     Returns {"CLASSES": [(class, pixels, polygons)], "TOTAL_PIXELS": n, "OUTPUT": path}.
@@ -213,33 +224,22 @@ def class_statistics(image, vector, field, output=None, mask=None, progress=None
     progress.set(1.0)
     if output:
         write_table(output, ["class", "pixels", "polygons"], rows)
-    return {"CLASSES": rows, "TOTAL_PIXELS": total, "OUTPUT": output}
+    return {"CLASSES": rows, "TOTAL_PIXELS": total, N.output: output}
 
 
-@dataclass
-class SelectionJob:
-    image: str
-    output: str
-    vector: Optional[str] = None
-    labels: Optional[str] = None
-    field: Optional[str] = None
-    strategy: str = "smallest"
-    samples: int = 1000
-    percent: float = 50.0
-    class_counts: str = ""
-    sampler: str = "periodic"
-    seed: int = 0
-    mask: Optional[str] = None
-    grid_step: int = 1
-    valid_fraction: float = 0.0
-    test_fraction: float = 0.0
-    split_by_polygon: bool = True
-    output_valid: Optional[str] = None
-    output_test: Optional[str] = None
-    labels_nodata: Optional[float] = None
+def _beside(output, what, key, fraction):
+    """Where a split set goes when a job asks for it without naming its file: beside
+    OUTPUT, as the dialog proposes it (train.gpkg -> train_valid.gpkg). A file there is
+    not ours to overwrite: an error names the parameter that takes a name."""
+    stem, ext = os.path.splitext(output.split("|")[0])
+    path = f"{stem}_{what}{ext or '.gpkg'}"
+    if os.path.exists(path):
+        raise ParameterError(f"{fraction} is above 0 and {key} was not given; '{path}' "
+                             f"exists already: give {key}", key)
+    return path
 
 
-def sample_selection(job, progress=None):
+def sample_selection(job: SelectionJob, progress: Optional[ProgressLike] = None) -> Dict[str, Any]:
     """Select samples with OTB's strategies and split them into train/valid/test sets.
 
     Outputs point layers at pixel centres carrying the class field (same name; 'class'
@@ -247,21 +247,25 @@ def sample_selection(job, progress=None):
     raster). Text classes get integer codes saved in '<output>.classes.csv'.
     """
     progress = progress or Progress()
-    check_choice(job.strategy, STRATEGIES, "STRATEGY", "strategy")
-    check_choice(job.sampler, SAMPLERS, "SAMPLER", "sampler")
+    check_choice(job.strategy, STRATEGIES, N.strategy, "strategy")
+    check_choice(job.sampler, SAMPLERS, N.sampler, "sampler")
     step = max(1, int(job.grid_step or 1))
     split = job.valid_fraction > 0 or job.test_fraction > 0
     if job.valid_fraction > 0 and not job.output_valid:
-        raise ParameterError("VALID_FRACTION is above 0: give OUTPUT_VALID too", "OUTPUT_VALID")
+        job = replace(job, output_valid=_beside(job.output, "valid", N.output_valid,
+                                                N.valid_fraction))
+        progress.info(f"{N.output_valid} was not given: the validation set goes to "
+                      f"{job.output_valid}")
     if job.test_fraction > 0 and not job.output_test:
-        raise ParameterError("TEST_FRACTION is above 0: give OUTPUT_TEST too", "OUTPUT_TEST")
+        raise ParameterError(f"{N.test_fraction} is above 0: give {N.output_test} too",
+                             N.output_test)
     if bool(job.vector) == bool(job.labels):
-        raise GridError("give either VECTOR (training polygons or points) or LABELS (a label "
-                        "raster), not both" if job.vector else
-                        "give VECTOR (training polygons or points) or LABELS (a label raster)",
-                        "VECTOR")
-    for p, key in ((job.output, "OUTPUT"), (job.output_valid, "OUTPUT_VALID"),
-                   (job.output_test, "OUTPUT_TEST")):
+        raise GridError(f"give either {N.vector} (training polygons or points) or "
+                        f"{N.labels} (a label raster), not both" if job.vector else
+                        f"give {N.vector} (training polygons or points) or {N.labels} (a label "
+                        "raster)", N.vector)
+    for p, key in ((job.output, N.output), (job.output_valid, N.output_valid),
+                   (job.output_test, N.output_test)):
         if p:
             vector_driver(p, key)
     if job.vector:
@@ -307,12 +311,12 @@ def _write_sets(job, sel, sets, progress):
     kind = "text" if sel.codes.kind == "text" else "int"
     fields = [(sel.field, kind), ("originfid", "int32")]
     values = np.asarray(sel.values, dtype=object if kind == "text" else None)
-    result = {"OUTPUT": job.output, "OUTPUT_VALID": job.output_valid,
-              "OUTPUT_TEST": job.output_test}
+    result = {N.output: job.output, N.output_valid: job.output_valid,
+              N.output_test: job.output_test}
     writers = []
     try:
-        for path, key, s in ((job.output, "OUTPUT", 0), (job.output_valid, "OUTPUT_VALID", 1),
-                             (job.output_test, "OUTPUT_TEST", 2)):
+        for path, key, s in ((job.output, N.output, 0), (job.output_valid, N.output_valid, 1),
+                             (job.output_test, N.output_test, 2)):
             if not path:
                 continue
             keep = sets == s
@@ -351,11 +355,11 @@ def _select_in_vector(job, step, progress):
     pixels, _, empty = _class_table(cand)
     if empty and step > 1:
         names = ", ".join(cand.codes.name_of(c) for c in empty)
-        raise GridError(f"no pixel of the GRID_STEP {step} lattice falls in the polygons of "
-                        f"{names}: lower GRID_STEP (1 keeps every pixel) or draw larger "
-                        "polygons", "GRID_STEP")
+        raise GridError(f"no pixel of the {N.grid_step} {step} lattice falls in the polygons "
+                        f"of {names}: lower {N.grid_step} (1 keeps every pixel) or draw larger "
+                        "polygons", N.grid_step)
     if empty:
-        raise _empty_class_error(cand, empty, "MASK" if job.mask else "VECTOR")
+        raise _empty_class_error(cand, empty, N.mask if job.mask else N.vector)
     by_class = parse_class_counts(job.class_counts, cand.codes.code if cand.codes.kind == "text"
                                   else None) if job.strategy == "byclass" else None
     req = required_counts(pixels, job.strategy, job.samples, job.percent, by_class)
@@ -371,14 +375,14 @@ def _select_in_vector(job, step, progress):
 
 
 def _select_in_labels(job, step, progress):
-    ds = open_raster(job.image, "INPUT", "image")
+    ds = open_raster(job.image, N.image, "image")
     grid = grid_of(ds)
-    lds = open_raster(job.labels, "LABELS", "image")
-    require_same_grid(grid_of(lds), grid, "the label raster", "LABELS")
+    lds = open_raster(job.labels, N.labels, "image")
+    require_same_grid(grid_of(lds), grid, "the label raster", N.labels)
     band = lds.GetRasterBand(1)
     if band.DataType in (gdal.GDT_Float32, gdal.GDT_Float64):
         raise GridError("the label raster holds floating-point values; convert it to an "
-                        "integer type (Raster > Conversion > Translate)", "LABELS")
+                        "integer type (Raster > Conversion > Translate)", N.labels)
     nodata = job.labels_nodata if job.labels_nodata is not None else band.GetNoDataValue()
     mask = _Mask(job.mask, grid) if job.mask else None
     strip = 256
@@ -404,7 +408,8 @@ def _select_in_labels(job, step, progress):
             totals[a] = totals.get(a, 0) + b
         progress.set(0.3 * (r0 + n) / grid.height)
     if not totals:
-        raise GridError("the label raster has no labelled pixel (all nodata or masked)", "LABELS")
+        raise GridError("the label raster has no labelled pixel (all nodata or masked)",
+                        N.labels)
     by_class = parse_class_counts(job.class_counts) if job.strategy == "byclass" else None
     req = required_counts(totals, job.strategy, job.samples, job.percent, by_class)
     rng = np.random.default_rng(job.seed)
@@ -440,8 +445,9 @@ def _namer(codes):
     return (lambda c: codes.name_of(c)) if codes.kind == "text" else str
 
 
-def training_samples(image, vector, field, samples, valid_fraction, seed, progress=None,
-                     notes=None):
+def training_samples(image: str, vector: str, field: str, samples: int, valid_fraction: float,
+                     seed: int, progress: Optional[ProgressLike] = None,
+                     notes: Optional[List[str]] = None) -> Any:
     """Up to `samples` random pixels per class of polygons or points, split by polygon.
 
     Returns (xy (N, 2) pixel centres in the image's CRS, class codes (N,), set (N,): 0
@@ -460,7 +466,7 @@ def training_samples(image, vector, field, samples, valid_fraction, seed, progre
         table = ClassCodes.read(lp)
         missing = sorted(set(codes.names) - set(table.names))
         if missing:
-            raise GridError(f"classes {missing} are not in the lookup table '{lp}'", "FIELD")
+            raise GridError(f"classes {missing} are not in the lookup table '{lp}'", N.field)
         code = table.codes_of(values)
         codes = ClassCodes([n for n in table.names if n in set(codes.names)],
                            [table.code(n) for n in table.names if n in set(codes.names)], "text")

@@ -19,8 +19,9 @@ import shutil
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, List, Optional
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import cast as settled
 
 import numpy as np
 from osgeo import gdal
@@ -34,6 +35,7 @@ from ..errors import (
     RsdlIOError,
     check_choice,
 )
+from . import declare
 from .choices import OUTPUT_TYPES
 from .chunks import (
     Assembler,
@@ -45,6 +47,7 @@ from .chunks import (
     layout,
     state_dir,
 )
+from .declare import names
 from .grid import (
     SourceGeometry,
     aligned,
@@ -54,6 +57,8 @@ from .grid import (
     plan_tile,
     reference_pixels,
 )
+from .jobs import ServeJob, ServeSource, source_param  # noqa: F401 (the Python API's)
+from .model import Model, ProgressLike
 from .progress import Progress
 from .raster import DEFAULT_NODATA, SourceReader, TiledWriter
 from .styles import class_metadata
@@ -63,51 +68,8 @@ from .windows import Window
 MAX_AUTO_TILE = 1024
 
 
-@dataclass
-class ServeSource:
-    path: str
-    rfield: int
-    name: str = ""
-    nodata: Optional[float] = None
-    param: str = ""                     # the parameter errors name (default SOURCEn)
-    bands: Optional[List[int]] = None   # 1-based bands read; None: all but an alpha band
-
-
-@dataclass
-class ServeJob:
-    model: str
-    sources: List[ServeSource]
-    output: str
-    output_names: List[str] = field(default_factory=list)
-    efield: Optional[int] = 1           # None: from the model (api.resolve_job), else 1
-    scale: Optional[float] = 1.0        # None: from the model (super-resolution), else 1
-    fully_conv: Optional[bool] = False
-    tile_size: int = 0
-    batch_size: int = 256
-    output_type: str = "float32"
-    output_nodata: Optional[float] = None
-    memory_mb: int = 512
-    chunk_size: int = 0                 # output pixels a chunk's side; 0 picks it
-    pad: Optional[bool] = None          # a map on SOURCE1's whole grid, the sources
-    #                                     mirrored at their edges; None: tile models
-    #                                     (api.apply_metadata), else OTBTF's extent
-    trust_model: bool = False           # skip the scan of what the model may run
-    metadata: dict = field(default_factory=dict)    # more metadata items of the output
-    classes: dict = field(default_factory=dict)     # {"codes", "names"}: a class map's
-    #                                                 colour table and category names
-
-    def to_dict(self):
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        d = dict(d)
-        d["sources"] = [ServeSource(**s) for s in d["sources"]]
-        return cls(**d)
-
-
 @contextmanager
-def gdal_cache(max_bytes):
+def gdal_cache(max_bytes: int) -> Iterator[None]:
     """Bound GDAL's block cache during a run, so memory does not grow with image size."""
     old = gdal.GetCacheMax()
     gdal.SetCacheMax(min(old, max_bytes))
@@ -117,24 +79,31 @@ def gdal_cache(max_bytes):
         gdal.SetCacheMax(old)
 
 
-def param_of(index, suffix=""):
-    return f"SOURCE{index + 1}{suffix}"
+#: the parameters errors name (declare.py): the job's and each source's settings
+N, SETTING = names(ServeJob), names(ServeSource)
+#: what to check when a model's outputs do not fit the fields given
+CHECK = f"{N.sources}n_{SETTING.rfield}, {N.efield}, {N.scale} and {N.fully_conv}"
+
+
+param_of = source_param
 
 
 class ServePlan:
     """Everything known about a job before any pixel is computed."""
 
-    def __init__(self, job, model, progress):
+    def __init__(self, job: ServeJob, model: Model, progress: ProgressLike) -> None:
         # what the Python API may leave unset (api.resolve_job fills it from the model)
         job = replace(job, scale=1.0 if job.scale is None else job.scale,
                       efield=1 if job.efield is None else job.efield,
-                      pad=bool(job.pad), fully_conv=bool(job.fully_conv))
+                      pad=bool(job.pad), fully_conv=bool(job.fully_conv),
+                      output_type="float32" if job.output_type == "automatic"
+                      else job.output_type)
         self.job, self.model, self.progress = job, model, progress
         if not job.sources:
-            raise GridError("at least one source is needed", "SOURCE1")
-        check_choice(job.output_type, OUTPUT_TYPES, "OUTPUT_TYPE", "output type")
+            raise GridError("at least one source is needed", param_of(0))
+        check_choice(job.output_type, OUTPUT_TYPES, N.output_type, "output type")
         if job.batch_size < 1:
-            raise ParameterError("the batch size must be at least 1", "BATCH_SIZE")
+            raise ParameterError("the batch size must be at least 1", N.batch_size)
         self.readers: List[SourceReader] = []
         try:
             for i, s in enumerate(job.sources):
@@ -142,12 +111,14 @@ class ServePlan:
                 self.readers.append(SourceReader(s.path, self.param(i), s.nodata, ref_wkt,
                                                  progress.info, mirror=bool(job.pad),
                                                  bands=s.bands,
-                                                 bands_param=param_of(i, "_BANDS")))
+                                                 bands_param=param_of(i, "bands")))
             ref = self.readers[0].grid
-            self.sgeoms = [SourceGeometry.of(r.grid, ref, s.rfield)
+            # the receptive fields, EFIELD and SCALE are set by now (None was replaced above,
+            # or by api.resolve_job)
+            self.sgeoms = [SourceGeometry.of(r.grid, ref, settled(int, s.rfield))
                            for r, s in zip(self.readers, job.sources)]
             geometry = cover_geometry if job.pad else output_geometry
-            self.geom = geometry(self.sgeoms, job.efield, job.scale,
+            self.geom = geometry(self.sgeoms, settled(int, job.efield), settled(float, job.scale),
                                  [self.param(i) for i in range(len(job.sources))])
             self._check_fields()
             self.input_names = [s.name for s in job.sources]
@@ -166,7 +137,7 @@ class ServePlan:
         self.tile = self._tile_size()
 
     def _check_fields(self):
-        e = self.job.efield
+        e = settled(int, self.job.efield)
         for i, s in enumerate(self.sgeoms):
             ratio = self.geom.scale / s.kx
             # input pixels an EF block spans: its pixels' centres, or, for a finer output,
@@ -175,15 +146,15 @@ class ServePlan:
             if need > s.rfield + 1e-9:
                 raise GridError(
                     f"the receptive field {s.rfield} cannot hold an expression field of {e} "
-                    f"output pixels ({need:g} pixels of this source at SCALE "
-                    f"{self.geom.scale:g}): raise the receptive field or lower EFIELD/SCALE",
-                    self.param(i, "_RFIELD"))
+                    f"output pixels ({need:g} pixels of this source at {N.scale} "
+                    f"{self.geom.scale:g}): raise the receptive field or lower "
+                    f"{N.efield}/{N.scale}", self.param(i, "rfield"))
 
-    def param(self, i, suffix=""):
+    def param(self, i: int, setting: str = "") -> str:
         """The parameter an error about source i names: SOURCEn (SOURCEn_RFIELD...), or
         the source's own (INPUT, MASK) when the job gives one."""
-        if suffix or not self.job.sources[i].param:
-            return param_of(i, suffix)
+        if setting or not self.job.sources[i].param:
+            return param_of(i, setting)
         return self.job.sources[i].param
 
     def _check_bands(self, model):
@@ -194,13 +165,13 @@ class ServePlan:
                 raise band_mismatch(i, name, shape[-1], reader.band_list,
                                     bool(self.job.sources[i].bands), reader.alpha)
 
-    def output_pixels(self, xy):
+    def output_pixels(self, xy: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(col, row, inside) of map points xy (N, 2), in SOURCE1's CRS, on the output grid."""
         col, row = pixel_index(self.geom.geotransform(self.readers[0].grid), xy)
         inside = (col >= 0) & (row >= 0) & (col < self.geom.width) & (row < self.geom.height)
         return col, row, inside
 
-    def feeds_at(self, col, row):
+    def feeds_at(self, col: Any, row: Any) -> Any:
         """The model's feeds for the one output pixel (col, row): a list of feed dicts, or
         None where an input is nodata. What deep features evaluate at sample points."""
         _, feeds, valid = self.prepare(Window(int(col), int(row), 1, 1))
@@ -240,14 +211,14 @@ class ServePlan:
                 elif not fc:
                     raise ModelError(
                         f"output '{name}' has {arr.shape[1]} x {arr.shape[2]} pixels per "
-                        f"patch, but the expression field is {e}: set EFIELD to "
+                        f"patch, but the expression field is {e}: set {N.efield} to "
                         f"{arr.shape[1]}, or serve the model fully convolutionally "
-                        "(FULLY_CONV)", "EFIELD")
+                        f"({N.fully_conv})", N.efield)
             if n == 0 or n % per_pixel:
                 raise ModelError(
                     f"output '{name}' gave {n} values for {tile.width} x {tile.height} "
-                    f"output pixels: not a whole number of bands. Check SOURCEn_RFIELD, "
-                    f"EFIELD, SCALE and FULLY_CONV", "OUTPUT_NAMES")
+                    f"output pixels: not a whole number of bands. Check {CHECK}",
+                    N.output_names)
             bands.append(n // per_pixel)
             self.crops.append(crop)
             if crop:
@@ -273,7 +244,7 @@ class ServePlan:
                 break
         return best
 
-    def cache_bytes(self, width):
+    def cache_bytes(self, width: int) -> int:
         """GDAL's block cache for a run whose chunks are `width` output pixels wide: rows
         of every source's blocks across a chunk, so that tiles going along the chunk
         decompress each block once; at least 32 MB, at most half the memory budget."""
@@ -282,9 +253,9 @@ class ServePlan:
                        for r, s in zip(self.readers, self.sgeoms))
         return int(min(max(need, 32 * 2 ** 20), self.job.memory_mb * 2 ** 20 // 2))
 
-    def estimate_bytes(self, t):
+    def estimate_bytes(self, t: int) -> float:
         """Rough peak memory of the pipeline for square tiles of ``t`` output pixels."""
-        total = 0
+        total = 0.0
         for s, r in zip(self.sgeoms, self.readers):
             side = t * self.geom.scale / s.kx + s.rfield
             total += 3 * side * side * r.bands * 4          # read, cast, prefetched tile
@@ -325,7 +296,7 @@ class ServePlan:
                 feeds[name] = out
             yield feeds
 
-    def prepare(self, tile):
+    def prepare(self, tile: Window) -> Any:
         """Reader side: read the tile's regions; None feeds when it is all nodata. A tile
         on the grid's last, partial blocks is computed whole (`aligned`)."""
         full = aligned(tile, self.geom.efield)
@@ -364,7 +335,9 @@ class ServePlan:
             return arrays
         return [r.finite(a) for r, a in zip(self.readers, arrays)]
 
-    def compute(self, tile, feeds, valid, on_batch=None, out=None):
+    def compute(self, tile: Window, feeds: Any, valid: Any,
+                on_batch: Optional[Callable[[float], None]] = None,
+                out: Optional[np.ndarray] = None) -> np.ndarray:
         """Model side: run the model and assemble the output tile (rows, cols, bands),
         into `out` when given (a view of a chunk). ``on_batch(fraction)`` is told how much
         of the tile is done after each batch."""
@@ -393,8 +366,7 @@ class ServePlan:
                 raise ModelError(
                     f"output '{name}' gave {flat.size} values for a {full.width} x "
                     f"{full.height} pixel tile of {nb} band(s) ({full.size * nb} expected). "
-                    "Check SOURCEn_RFIELD, EFIELD, SCALE and FULLY_CONV against the model",
-                    "OUTPUT_NAMES")
+                    f"Check {CHECK} against the model", N.output_names)
             if self.job.fully_conv:
                 block = flat.reshape(full.height, full.width, nb)
             else:
@@ -408,12 +380,12 @@ class ServePlan:
             out[...] = dest[:tile.height, :tile.width]
         return out
 
-    def close(self):
+    def close(self) -> None:
         for r in self.readers:
             r.close()
 
 
-def runs_fully_conv(job, model, blocks=4):
+def runs_fully_conv(job: ServeJob, model: Model, blocks: int = 4) -> bool:
     """Whether a patch-based job gives the same values in fully-convolutional mode,
     checked on `blocks` x `blocks` expression fields in the middle of the output. False
     for a model whose inputs have a fixed size, or that fails or differs on the probe."""
@@ -447,7 +419,8 @@ def runs_fully_conv(job, model, blocks=4):
             plan.close()
 
 
-def band_mismatch(i, name, takes, band_list, chosen, alpha):
+def band_mismatch(i: int, name: str, takes: int, band_list: Sequence[int], chosen: bool,
+                  alpha: Optional[int]) -> GridError:
     """The error of source i, whose bands `band_list` (chosen by the user or not) are not
     the `takes` bands of the model's input `name`. It names SOURCEn_BANDS where a band list
     can fix it (one was given, or the image has more bands than the model takes), else
@@ -460,8 +433,8 @@ def band_mismatch(i, name, takes, band_list, chosen, alpha):
     read = (f"bands {','.join(map(str, band_list))} of it are read" if chosen else
             f"it has {len(band_list)} band(s)" + (" besides its alpha band" if alpha else ""))
     return GridError(f"the model's input '{name}' takes {takes} band(s), but {read}: give "
-                     f"the bands the model was trained on in {param_of(i, '_BANDS')} (e.g. "
-                     f"{','.join(str(b) for b in range(1, takes + 1))})", param_of(i, "_BANDS"))
+                     f"the bands the model was trained on in {param_of(i, 'bands')} (e.g. "
+                     f"{','.join(str(b) for b in range(1, takes + 1))})", param_of(i, "bands"))
 
 
 def _band_classes(classes, bands):
@@ -497,7 +470,7 @@ def _index(idx):
     return idx
 
 
-def patch_view(array, r):
+def patch_view(array: np.ndarray, r: int) -> np.ndarray:
     """Every r x r patch of a (rows, cols, bands) array, without a copy: a read-only view
     of shape (rows - r + 1, cols - r + 1, r, r, bands) whose [i, j] is the patch whose
     top-left pixel is (i, j)."""
@@ -508,7 +481,7 @@ def patch_view(array, r):
         writeable=False)
 
 
-def check_nodata_fits(nodata, dtype, param="OUTPUT_NODATA"):
+def check_nodata_fits(nodata: float, dtype: Any, param: str = N.output_nodata) -> None:
     """The output's nodata value must be a value of its type: 1e300 in a byte map would
     be tagged in the file and match no pixel."""
     v = float(nodata)
@@ -525,7 +498,7 @@ def check_nodata_fits(nodata, dtype, param="OUTPUT_NODATA"):
                              f"give {span}", param)
 
 
-def cast(array, dtype):
+def cast(array: np.ndarray, dtype: Any) -> np.ndarray:
     """Cast model values to the output type, clipping to the range of integer types."""
     if dtype.kind in "iu" and array.dtype != dtype:
         info = np.iinfo(dtype)
@@ -543,15 +516,19 @@ class RunOptions:
     model_path: the model whose checksum the resume state records; state_for: the output
     the resume state belongs to (default: the job's output); params: the parameter name
     of each source, for messages."""
-    resume: bool = True
-    scheduler: str = ""
+    resume: bool = declare.resume()
+    scheduler: str = declare.chunk_scheduler()
     recipe: Optional[dict] = None
     model_path: str = ""
     state_for: str = ""
     params: Optional[List[str]] = None
 
 
-def serve(job, model, progress=None, run=None):
+RUN = names(RunOptions)
+
+
+def serve(job: ServeJob, model: Model, progress: Optional[ProgressLike] = None,
+          run: Optional["RunOptions"] = None) -> Dict[str, Any]:
     """Run a serving job; returns a dict describing the output."""
     progress = progress or Progress()
     run = run or RunOptions()
@@ -580,19 +557,20 @@ def serve(job, model, progress=None, run=None):
     ntiles = sum(len(c.tiles) for c in chunks)
     progress.info(f"Done in {elapsed:.1f} s; {skipped} of {ntiles} tile(s) computed were all "
                   "nodata and skipped" + (f"; {len(reused)} chunk(s) reused" if reused else ""))
-    return {"OUTPUT": job.output, "WIDTH": plan.geom.width, "HEIGHT": plan.geom.height,
+    return {N.output: job.output, "WIDTH": plan.geom.width, "HEIGHT": plan.geom.height,
             "BANDS": bands, "TILES": ntiles, "SKIPPED_TILES": skipped,
             "CHUNKS": len(chunks), "REUSED_CHUNKS": len(reused), "SECONDS": elapsed}
 
 
-def size_text(n):
+def size_text(n: float) -> str:
     for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n:.0f} bytes"
 
 
-def check_space(plan, run, progress, free_space=None):
+def check_space(plan: ServePlan, run: "RunOptions", progress: ProgressLike,
+                free_space: Optional[Callable[[str], int]] = None) -> None:
     """The disk a run needs, from its plan, against the free space, before anything is
     written: the kept chunks (RESUME) are the output's pixels uncompressed, which must
     fit; the compressed output is usually far smaller than its pixels (a warning when
@@ -614,12 +592,13 @@ def check_space(plan, run, progress, free_space=None):
             f"{sum(plan.bands)} band(s) of {plan.out_dtype.name}: {size_text(raw)} of pixels")
     if chunks_need and chunks_need > free:
         raise RsdlIOError(
-            f"not enough disk space: {text}, which RESUME keeps uncompressed beside it "
+            f"not enough disk space: {text}, which {RUN.resume} keeps uncompressed beside it "
             f"while the run goes on ({size_text(chunks_need)} more), but '{state}' has "
             f"{size_text(free)} free. Free some space, choose a folder on a larger disk, or "
-            "untick RESUME (the compressed map alone is usually far smaller)", "OUTPUT")
+            f"untick {RUN.resume} (the compressed map alone is usually far smaller)",
+            N.output)
     progress.info(f"Disk: {text}" + (", kept uncompressed while the run goes on "
-                                     "(RESUME)" if run.resume else "")
+                                     f"({RUN.resume})" if run.resume else "")
                   + f"; {size_text(free)} free in '{folder}'")
     if raw + chunks_need > free:
         progress.info("Warning: the output may not fit on this disk if it compresses little "
@@ -636,11 +615,11 @@ def _open_state(plan, run, chunks, progress):
     params = run.params or [plan.param(i) for i in range(len(job.sources))]
     model_path = run.model_path or (job.model if os.path.exists(job.model) else "")
     store = ChunkStore(state_for, fingerprint(job.to_dict(), params, model_path, gdal_files),
-                       chunks, sum(plan.bands), "OUTPUT", progress.info)
+                       chunks, sum(plan.bands), N.output, progress.info)
     return store, store.open()
 
 
-def gdal_files(path):
+def gdal_files(path: str) -> List[str]:
     """The files GDAL reads for a raster: a VRT's sources, a .aux.xml, overviews."""
     try:
         ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY)
@@ -688,7 +667,7 @@ def _write(plan, run, chunks, store, reused, progress):
                 from .cluster import run_on_cluster
                 if not run.recipe:
                     raise ParameterError("this model cannot be sent to a Dask cluster",
-                                         "SCHEDULER")
+                                         RUN.scheduler)
                 skipped = run_on_cluster(run.scheduler, remote_chunk,
                                          (run.recipe, _absolute(job.to_dict())), todo,
                                          assembler, progress)
@@ -703,7 +682,8 @@ def _write(plan, run, chunks, store, reused, progress):
     return skipped
 
 
-def run_local(plan, todo, assembler, progress):
+def run_local(plan: ServePlan, todo: Sequence[Any], assembler: Any,
+              progress: ProgressLike) -> int:
     """Compute the chunks `todo` here, in order, handing each to the assembler."""
     skipped = 0
     for chunk in todo:
@@ -765,7 +745,8 @@ def _worker_plan(recipe, job_dict):
     return plan
 
 
-def remote_chunk(recipe, job_dict, chunk_dict):
+def remote_chunk(recipe: Dict[str, Any], job_dict: Dict[str, Any],
+                 chunk_dict: Dict[str, Any]) -> Any:
     """A chunk computed on a Dask worker: (chunk index, output pixels (rows, cols,
     bands), tiles skipped, seconds the chunk took: None for the worker's first chunk of
     the job, whose time holds the model's first call)."""
@@ -785,7 +766,8 @@ def remote_chunk(recipe, job_dict, chunk_dict):
     return chunk.index, array, skipped, seconds
 
 
-def compute_chunk(plan, chunk, report=None, progress=None):
+def compute_chunk(plan: ServePlan, chunk: Any, report: Optional[Callable[..., None]] = None,
+                  progress: Optional[ProgressLike] = None) -> Any:
     """The output pixels (rows, cols, bands) of one chunk, and how many of its tiles were
     all nodata. `report(pixels)` is told how many of its pixels are done."""
     win = chunk.window
@@ -795,7 +777,9 @@ def compute_chunk(plan, chunk, report=None, progress=None):
     return out, skipped
 
 
-def run_pipeline(plan, tiles, views, progress, report=None):
+def run_pipeline(plan: ServePlan, tiles: Sequence[Window], views: Dict[Window, np.ndarray],
+                 progress: ProgressLike,
+                 report: Optional[Callable[..., None]] = None) -> int:
     """Read ahead in a thread while the model computes here; each tile's output goes
     into its view `views[tile]`. Returns the number of tiles that were all nodata."""
     q: "queue.Queue[Any]" = queue.Queue(maxsize=1)

@@ -3,7 +3,9 @@ default style from there. No qgis import: the engine writes them."""
 import json
 import os
 from html import escape
+from typing import Any, Dict, List, Sequence
 
+from .jobs import OUTPUT
 from .output import write_text
 
 PALETTE = ["#1f78b4", "#33a02c", "#e31a1c", "#ff7f00", "#6a3d9a", "#b15928", "#a6cee3",
@@ -13,17 +15,18 @@ KNOWN = {"water": "#1f78b4", "crop": "#ffd92f", "tree": "#1b7837", "forest": "#1
          "grass": "#a6d96a", "grassland": "#a6d96a"}
 
 
-def class_colours(names):
+def class_colours(names: Sequence[Any]) -> List[Any]:
     return [KNOWN.get(str(n).lower(), PALETTE[i % len(PALETTE)]) for i, n in enumerate(names)]
 
 
-def class_metadata(codes, names):
+def class_metadata(codes: Sequence[Any], names: Sequence[str]) -> Dict[str, str]:
     """The metadata item of a class map that names its classes: RSDL_CLASSES, a JSON
     object from code to name (rsdl:accuracy reads it)."""
     return {"RSDL_CLASSES": json.dumps(dict(zip(map(str, codes), names)))}
 
 
-def embed_classes(band, dtype, codes, names, colours=True):
+def embed_classes(band: Any, dtype: Any, codes: Sequence[Any], names: Sequence[str],
+                  colours: bool = True) -> None:
     """A class map that displays in any GIS, not only through its .qml: the colour of
     each class in the file's own colour table (8 and 16-bit maps), and the class names
     as GDAL category names (kept by GTiff in the .aux.xml beside the map)."""
@@ -50,7 +53,7 @@ def embed_classes(band, dtype, codes, names, colours=True):
 MARK = "<!-- written by rsdl_qgis -->"
 
 
-def qml_path(path):
+def qml_path(path: str) -> str:
     return os.path.splitext(str(path))[0] + ".qml"
 
 
@@ -66,10 +69,10 @@ def _write_qml(path, renderer):
 """
     if _users_own(qml_path(path)):
         return                                  # a style the user made is never replaced
-    write_text(qml_path(path), qml, "OUTPUT")
+    write_text(qml_path(path), qml, OUTPUT)
 
 
-def write_class_style(path, codes, names):
+def write_class_style(path: str, codes: Sequence[Any], names: Sequence[str]) -> None:
     """A class map's style: paletted, one colour and the class name per code."""
     entries = "\n".join(
         f'        <paletteEntry value="{c}" color="{col}" alpha="255" '
@@ -83,7 +86,7 @@ def write_class_style(path, codes, names):
     </rasterrenderer>""")
 
 
-def write_ramp_style(path, lo=0.0, hi=1.0):
+def write_ramp_style(path: str, lo: float = 0.0, hi: float = 1.0) -> None:
     """A probability, confidence or regression map's style: a colour ramp from lo to hi."""
     mid = (lo + hi) / 2
     _write_qml(path, f"""    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1"
@@ -99,7 +102,7 @@ def write_ramp_style(path, lo=0.0, hi=1.0):
     </rasterrenderer>""")
 
 
-def style_values(path):
+def style_values(path: str) -> None:
     """The style of a map of values written by the serving engine. One float band
     (a regression or a probability): a colour ramp over its values, 0..1 when they lie in
     it. Anything else keeps QGIS's default rendering, and a style that rsdl wrote for an
@@ -133,7 +136,7 @@ def _users_own(qml):
         return False
 
 
-def remove_own_style(path):
+def remove_own_style(path: str) -> None:
     """Removes the .qml beside `path` when rsdl wrote it (never a user's own style)."""
     qml = qml_path(path)
     try:

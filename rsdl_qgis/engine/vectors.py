@@ -10,13 +10,14 @@ import os
 import re
 import struct
 import uuid
-from typing import Any, List, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from osgeo import gdal, ogr, osr
 
 from ..errors import GridError, RsdlIOError
 from .grid import map_to_pixel
+from .jobs import OUTPUT, SELECT
 from .output import (
     _alive,
     describe,
@@ -36,7 +37,8 @@ LOOKUP_SUFFIX = ".classes.csv"
 ARC_STEP_DEGREES = 1.0
 
 
-def open_layer(source, param="VECTOR", layer=None):
+def open_layer(source: str, param: Optional[str] = SELECT.vector,
+               layer: Union[str, int, None] = None) -> Tuple[Any, Any]:
     """Open a vector layer: (datasource, layer). Errors name the parameter."""
     path, name = split_source(source)
     name = layer if layer is not None else name
@@ -54,12 +56,12 @@ def open_layer(source, param="VECTOR", layer=None):
     return ds, lyr
 
 
-def field_names(lyr):
+def field_names(lyr: Any) -> List[str]:
     defn = lyr.GetLayerDefn()
     return [defn.GetFieldDefn(i).GetName() for i in range(defn.GetFieldCount())]
 
 
-def class_field(lyr, field, param="FIELD"):
+def class_field(lyr: Any, field: str, param: Optional[str] = SELECT.field) -> Tuple[int, str]:
     """Index and kind ('int' or 'text') of the class field; lists the fields when missing."""
     names = field_names(lyr)
     if not field:
@@ -83,7 +85,7 @@ def class_field(lyr, field, param="FIELD"):
                     "field must hold integers or text", param)
 
 
-def transform_to(lyr, target_wkt):
+def transform_to(lyr: Any, target_wkt: Optional[str]) -> Any:
     """A coordinate transformation from the layer's CRS to `target_wkt` (None when same)."""
     src = lyr.GetSpatialRef()
     if src is None or not target_wkt:
@@ -120,11 +122,11 @@ class Features:
         self.kind = "int"
 
     @property
-    def count(self):
+    def count(self) -> int:
         return len(self.fid)
 
     @property
-    def has_polygons(self):
+    def has_polygons(self) -> bool:
         return len(self.ring_feature) > 0
 
 
@@ -164,7 +166,10 @@ def _parse_wkb(wkb, rings, pts, feature, point_list, point_feature):
     geom(off)
 
 
-def read_features(source, field, grid, param="VECTOR", field_param="FIELD", log=None):
+def read_features(source: str, field: Optional[str], grid: Any,
+                  param: Optional[str] = SELECT.vector,
+                  field_param: Optional[str] = SELECT.field,
+                  log: Optional[Callable[[str], None]] = None) -> "Features":
     """Read polygons or points and their class values into pixel coordinates of `grid`.
 
     Lines are refused (buffer them into polygons first). Features with a null class
@@ -308,31 +313,31 @@ class ClassCodes:
     """Class values <-> integer codes. Integer classes are their own codes; text classes
     get codes 1..K in sorted order, saved in a lookup table beside the outputs."""
 
-    def __init__(self, names, codes, kind):
+    def __init__(self, names: Sequence[Any], codes: Sequence[int], kind: str) -> None:
         self.names = list(names)
         self.codes = [int(c) for c in codes]
         self.kind = kind
         self._code = dict(zip(self.names, self.codes))
 
     @classmethod
-    def from_values(cls, values, kind):
+    def from_values(cls, values: Sequence[Any], kind: str) -> "ClassCodes":
         uniq = sorted(set(values))
         if kind == "text":
             return cls(uniq, range(1, len(uniq) + 1), kind)
         return cls([str(v) for v in uniq], uniq, kind)
 
-    def code(self, value):
+    def code(self, value: Any) -> int:
         return self._code[value] if self.kind == "text" else int(value)
 
-    def codes_of(self, values):
+    def codes_of(self, values: Sequence[Any]) -> np.ndarray:
         if self.kind == "text":
             return np.array([self._code[v] for v in values], dtype=np.int64)
         return np.asarray(values, dtype=np.int64)
 
-    def name_of(self, code):
+    def name_of(self, code: int) -> Any:
         return dict(zip(self.codes, self.names)).get(int(code), str(code))
 
-    def write(self, path, param="OUTPUT"):
+    def write(self, path: str, param: Optional[str] = OUTPUT) -> None:
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["code", "name"])
@@ -341,19 +346,19 @@ class ClassCodes:
         write_text(path, buf.getvalue(), param)
 
     @classmethod
-    def read(cls, path):
+    def read(cls, path: str) -> "ClassCodes":
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
         return cls([r["name"] for r in rows], [int(r["code"]) for r in rows], "text")
 
 
-def lookup_path(vector_path):
+def lookup_path(vector_path: str) -> str:
     """Where the class lookup table of a vector file lives."""
     path, _ = split_source(vector_path)
     return os.path.splitext(path)[0] + LOOKUP_SUFFIX
 
 
-def vector_driver(path, param="OUTPUT"):
+def vector_driver(path: str, param: Optional[str] = OUTPUT) -> str:
     ext = os.path.splitext(split_source(path)[0])[1].lower()
     drivers = {".gpkg": "GPKG", ".shp": "ESRI Shapefile", ".sqlite": "SQLite", ".csv": "CSV",
                ".geojson": "GeoJSON", ".json": "GeoJSON", ".fgb": "FlatGeobuf"}
@@ -362,14 +367,14 @@ def vector_driver(path, param="OUTPUT"):
     return drivers[ext]
 
 
-def output_layer(path):
+def output_layer(path: str) -> Tuple[str, str]:
     """(file, layer name) of a vector output: 'file.gpkg|layername=x', else the file's stem."""
     file, layer = split_source(path)
     return file, (layer if isinstance(layer, str) and layer else
                   os.path.splitext(os.path.basename(file))[0])
 
 
-def publish_layer(tmp, path, param="OUTPUT"):
+def publish_layer(tmp: str, path: str, param: Optional[str] = OUTPUT) -> None:
     """Move a complete temporary GeoPackage (one layer) to the vector output `path`.
 
     Into an existing GeoPackage only that layer is written (replacing a layer of the same
@@ -451,7 +456,8 @@ class PointWriter:
     converted from it by OGR.
     """
 
-    def __init__(self, path, crs_wkt, fields, param="OUTPUT", layer_name=None):
+    def __init__(self, path: str, crs_wkt: Optional[str], fields: Sequence[Tuple[str, str]],
+                 param: Optional[str] = OUTPUT, layer_name: Optional[str] = None) -> None:
         import sqlite3
         self.path = str(path)
         self.param = param
@@ -510,7 +516,7 @@ class PointWriter:
         size = rec.dtype.itemsize
         return [raw[i:i + size] for i in range(0, len(raw), size)]
 
-    def write(self, x, y, columns):
+    def write(self, x: Any, y: Any, columns: Sequence[Any]) -> None:
         """Write points (arrays x, y) with per-field value sequences in `columns`."""
         import sqlite3
         x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
@@ -525,7 +531,7 @@ class PointWriter:
         self.extent = [min(self.extent[0], x.min()), min(self.extent[1], y.min()),
                        max(self.extent[2], x.max()), max(self.extent[3], y.max())]
 
-    def commit(self):
+    def commit(self) -> None:
         import sqlite3
         try:
             if self.count:
@@ -550,7 +556,7 @@ class PointWriter:
             self.abort()
             raise
 
-    def abort(self):
+    def abort(self) -> None:
         if getattr(self, "db", None) is not None:
             self.db.close()
             self.db = None
@@ -570,7 +576,7 @@ def _siblings(path):
     return [path]
 
 
-def remove_vector(path):
+def remove_vector(path: str) -> None:
     for p in _siblings(path):
         if os.path.exists(p):
             os.remove(p)

@@ -19,13 +19,18 @@ map's classes, which reduce to Olofsson et al.'s when they are.
 No qgis import here.
 """
 import json
-from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..engine.declare import names
+from ..engine.model import ProgressLike
 from ..engine.progress import Progress
 from ..errors import CancelledError, GridError, ParameterError
+from .jobs import AccuracyJob, DesignJob
+
+#: the parameters errors name (engine/declare.py)
+N, ACCURACY = names(DesignJob), names(AccuracyJob)
 
 #: the fields that make a point layer a sample of this design (rsdl:accuracy reads them)
 STRATUM, STRATUM_NAME, STRATUM_PIXELS, STRATUM_SAMPLES = (
@@ -34,31 +39,22 @@ INCLUSION, WEIGHT, REFERENCE = "inclusion_probability", "weight", "reference"
 DESIGN_FIELDS = (STRATUM, STRATUM_PIXELS, STRATUM_SAMPLES)
 
 
-@dataclass
-class DesignJob:
-    image: str                      # the class map whose classes are the strata
-    output: str                     # the point layer written
-    samples: int = 300              # points in all
-    minimum: int = 30               # points per class at least (fewer where a class is smaller)
-    seed: int = 0
-
-
 def allocate(counts: Dict[int, int], total: int, minimum: int) -> Dict[int, int]:
     """Points per stratum: `minimum` each, the rest of `total` in proportion to the
     strata's sizes (largest remainders), never more than a stratum's pixels."""
     codes = [c for c in sorted(counts) if counts[c] > 0]
     if not codes:
-        raise GridError("the map has no classified pixel: nothing to sample", "INPUT")
+        raise GridError("the map has no classified pixel: nothing to sample", N.image)
     if total < 1:
-        raise ParameterError("SAMPLES must be at least 1", "SAMPLES")
+        raise ParameterError(f"{N.samples} must be at least 1", N.samples)
     if minimum < 0:
-        raise ParameterError("MINIMUM must be 0 or more", "MINIMUM")
+        raise ParameterError(f"{N.minimum} must be 0 or more", N.minimum)
     sizes = np.array([counts[c] for c in codes], dtype=np.float64)
     base = np.minimum(minimum, sizes).astype(np.int64)
     if base.sum() > total:
         raise ParameterError(
-            f"{len(codes)} classes x MINIMUM {minimum} = {int(base.sum())} points, more than "
-            f"SAMPLES {total}: raise SAMPLES or lower MINIMUM", "SAMPLES")
+            f"{len(codes)} classes x {N.minimum} {minimum} = {int(base.sum())} points, more "
+            f"than {N.samples} {total}: raise {N.samples} or lower {N.minimum}", N.samples)
     n = base.copy()
     left = total - int(n.sum())
     while left > 0:
@@ -81,7 +77,8 @@ def allocate(counts: Dict[int, int], total: int, minimum: int) -> Dict[int, int]
     return {c: int(k) for c, k in zip(codes, n)}
 
 
-def draw(band, width, height, nodata, allocation, counts, seed, progress=None):
+def draw(band: Any, width: int, height: int, nodata: Optional[float], allocation: Dict[int, int],
+         counts: Dict[int, int], seed: int, progress: Optional[ProgressLike] = None) -> Any:
     """(cols, rows, codes) of a stratified random sample without replacement of pixels:
     `allocation[c]` pixels of class c, each pixel of the class as likely. The pixels are
     chosen by rank among their class's pixels in row-major order, then found in one pass
@@ -120,13 +117,13 @@ def draw(band, width, height, nodata, allocation, counts, seed, progress=None):
     return np.concatenate(cols), np.concatenate(rows), np.concatenate(codes)
 
 
-def sampling_design(job: DesignJob, progress: Optional[Progress] = None) -> dict:
+def sampling_design(job: DesignJob, progress: Optional[ProgressLike] = None) -> dict:
     """Draw the sample of `job` and write it (engine/vectors.PointWriter)."""
     from ..engine.grid import pixel_centre
     from ..engine.raster import grid_of, open_raster
     from ..engine.vectors import PointWriter
     progress = progress or Progress()
-    ds = open_raster(job.image, "INPUT", "classes")
+    ds = open_raster(job.image, N.image, "classes")
     grid = grid_of(ds)
     band = ds.GetRasterBand(1)
     nodata = band.GetNoDataValue()
@@ -144,7 +141,7 @@ def sampling_design(job: DesignJob, progress: Optional[Progress] = None) -> dict
     fields = [("sample_id", "int32"), (STRATUM, "int"), (STRATUM_NAME, "text"),
               (STRATUM_PIXELS, "int"), (STRATUM_SAMPLES, "int"), (INCLUSION, "real"),
               (WEIGHT, "real"), (REFERENCE, "text")]
-    writer = PointWriter(job.output, grid.crs_wkt, fields, "OUTPUT")
+    writer = PointWriter(job.output, grid.crs_wkt, fields, N.output)
     try:
         writer.write(x, y, [np.arange(1, len(x) + 1), codes,
                             [names.get(int(c), str(int(c))) for c in codes], size, taken,
@@ -160,14 +157,14 @@ def sampling_design(job: DesignJob, progress: Optional[Progress] = None) -> dict
                   + "; ".join(lines))
     progress.info(f"Fill the '{REFERENCE}' field of each point by photo-interpretation "
                   "(the class you see, by name or code), then run Accuracy assessment with "
-                  "this layer as reference and FIELD 'reference'")
+                  f"this layer as reference and {ACCURACY.field} '{REFERENCE}'")
     progress.set(1.0)
-    return {"OUTPUT": job.output, "SAMPLES": int(len(x)),
+    return {N.output: job.output, "SAMPLES": int(len(x)),
             "ALLOCATION": {names.get(c, str(c)): allocation[c] for c in sorted(allocation)},
             "MAP_AREA": float(sum(counts.values()) * pixel_area), "UNIT": unit}
 
 
-def map_names(ds):
+def map_names(ds: Any) -> Dict[int, str]:
     """{code: name} of a class map (its RSDL_CLASSES), {} when it names none."""
     try:
         return {int(k): v for k, v in json.loads(ds.GetMetadataItem("RSDL_CLASSES") or "{}").items()}
@@ -175,7 +172,8 @@ def map_names(ds):
         return {}
 
 
-def map_class_pixels(band, grid, nodata, progress):
+def map_class_pixels(band: Any, grid: Any, nodata: Optional[float],
+                     progress: ProgressLike) -> Dict[int, int]:
     """Pixels of each class code in the whole map (nodata left out)."""
     counts: dict = {}
     for r0 in range(0, grid.height, 256):
@@ -190,7 +188,7 @@ def map_class_pixels(band, grid, nodata, progress):
     return counts
 
 
-def area_unit(grid):
+def area_unit(grid: Any) -> Tuple[str, float]:
     """('ha', hectares per pixel) on a projected grid in metres, else ('pixels', 1)."""
     from osgeo import osr
     srs = osr.SpatialReference()
@@ -233,8 +231,9 @@ def _ratio(stats, fpc=True):
     return r, max(v, 0.0) if v == v else v      # 0 less rounding (y = x in a stratum)
 
 
-def stratified_estimates(map_codes, ref_codes, strata, stratum_sizes, labels, z=1.96,
-                         fpc=True):
+def stratified_estimates(map_codes: Any, ref_codes: Any, strata: Any,
+                         stratum_sizes: Dict[int, int], labels: Any, z: float = 1.96,
+                         fpc: bool = True) -> Dict[str, Any]:
     """Accuracy and area estimates from a stratified random sample (Stehman 2014).
 
     `map_codes`, `ref_codes`, `strata`: per sample point, the class the assessed map gives,

@@ -6,13 +6,22 @@ them on one-pixel tiles at the samples only (never over the whole image); at
 classification time it streams the whole image through the same model.
 """
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..engine.declare import param_name
+from ..engine.jobs import SERVE, SERVE_SOURCE, source_param
+from ..engine.model import ProgressLike
 from ..engine.progress import Progress
 from ..engine.serve import ServeJob, ServePlan, ServeSource
 from ..errors import CancelledError, GridError, ModelError
+from .jobs import ClassifyJob
+
+#: the parameters errors name (engine/declare.py): the image features are computed on
+#: (SOURCE1 of a deep model), the mask of a classification, a model's first input name
+IMAGE, MASK = param_name(ClassifyJob, "image"), param_name(ClassifyJob, "mask")
+FIRST_NAME = source_param(0, "name")
 
 MASK_INPUT = "__mask__"
 
@@ -22,24 +31,24 @@ class IdentityModel:
     kind = "raw pixels"
     extra_outputs = False
 
-    def __init__(self, bands):
+    def __init__(self, bands: int) -> None:
         self.inputs = {"x": ((None, None, None, bands), "float32")}
         self.outputs = {"x": ((None, None, None, bands), "float32")}
         self.path = "(raw pixel values)"
 
-    def resolve_input(self, name, param="SOURCE1_NAME"):
+    def resolve_input(self, name: str, param: str = FIRST_NAME) -> str:
         return "x"
 
-    def resolve_output(self, name, param="OUTPUT_NAMES"):
+    def resolve_output(self, name: str, param: str = SERVE.output_names) -> str:
         return "x"
 
-    def input_dtype(self, name):
+    def input_dtype(self, name: str) -> str:
         return "float32"
 
-    def describe(self):
+    def describe(self) -> str:
         return "raw pixel values"
 
-    def run(self, feeds, names):
+    def run(self, feeds: Dict[str, np.ndarray], names: Sequence[str]) -> List[np.ndarray]:
         return [feeds["x"]]
 
 
@@ -62,18 +71,19 @@ class ContextModel(IdentityModel):
     #: NaN and infinite pixels are left out of the windows here (see ServePlan._finite)
     masks_nan = True
 
-    def __init__(self, bands, windows, nodata=None):
+    def __init__(self, bands: int, windows: Sequence[int],
+                 nodata: Optional[float] = None) -> None:
         super().__init__(bands)
         self.windows = [int(w) for w in windows]
         self.nodata = nodata
         n = bands * (1 + 2 * len(self.windows))
         self.outputs = {"x": ((None, None, None, n), "float32")}
 
-    def describe(self):
+    def describe(self) -> str:
         return ("raw pixel values with the mean and standard deviation of windows of "
                 + ", ".join(f"{w} x {w}" for w in self.windows) + " pixels")
 
-    def run(self, feeds, names):
+    def run(self, feeds: Dict[str, np.ndarray], names: Sequence[str]) -> List[np.ndarray]:
         x = np.asarray(feeds["x"], dtype=np.float64)
         m = max(self.windows) // 2
         h, w = x.shape[1] - 2 * m, x.shape[2] - 2 * m
@@ -116,31 +126,35 @@ class FeatureModel:
     the mask input is 0 get `nodata` in both.
     """
 
-    def __init__(self, inner, inner_names, bands, classifier=None, nodata=0, mask=False):
+    def __init__(self, inner: Any, inner_names: Sequence[str], bands: Sequence[int],
+                 classifier: Any = None, nodata: float = 0, mask: bool = False) -> None:
         self.inner, self.inner_names, self.bands = inner, list(inner_names), list(bands)
         self.classifier, self.nodata, self.mask = classifier, nodata, mask
-        self.pool = None
+        self.pool: Any = None                 # a thread pool for large forests
+        self.loaded: Any = None                 # the classifier file it comes from, if any
+        self.recipe: Any = None                 # and its feature recipe (ml/pipeline.py)
         if classifier is not None:
             self._deterministic()
         self.inputs = dict(inner.inputs)
         if mask:
             self.inputs[MASK_INPUT] = ((None, None, None, 1), "float32")
-        self.outputs = {"class": None, "confidence": None} if classifier is not None else \
+        self.outputs: Dict[str, Any] = {"class": None, "confidence": None} \
+            if classifier is not None else \
             {"features": None}
         self.extra_outputs = False
         self.kind, self.path = "features", getattr(inner, "path", "")
         self.masks_nan = getattr(inner, "masks_nan", False)
 
-    def resolve_input(self, name, param="SOURCE1_NAME"):
+    def resolve_input(self, name: str, param: str = FIRST_NAME) -> str:
         return name if name == MASK_INPUT else self.inner.resolve_input(name, param)
 
-    def resolve_output(self, name, param="OUTPUT_NAMES"):
+    def resolve_output(self, name: str, param: str = SERVE.output_names) -> str:
         return name
 
-    def input_dtype(self, name):
+    def input_dtype(self, name: str) -> str:
         return "float32" if name == MASK_INPUT else self.inner.input_dtype(name)
 
-    def describe(self):
+    def describe(self) -> str:
         return self.inner.describe()
 
     def _deterministic(self):
@@ -158,19 +172,19 @@ class FeatureModel:
             if self.threads > 1:
                 self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="rsdl-predict")
 
-    def predict_proba(self, x):
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
         if self.pool is None or len(x) < 4096:
             return self.classifier.predict_proba(x)
         parts = np.array_split(x, self.threads)
         return np.concatenate(list(self.pool.map(self.classifier.predict_proba, parts)))
 
-    def features(self, feeds):
+    def features(self, feeds: Dict[str, np.ndarray]) -> np.ndarray:
         inner = {k: v for k, v in feeds.items() if k != MASK_INPUT}
         outs = self.inner.run(inner, self.inner_names)
         return np.concatenate([np.asarray(o).reshape(-1, nb).astype(np.float32)
                                for o, nb in zip(outs, self.bands)], axis=1)
 
-    def run(self, feeds, names):
+    def run(self, feeds: Dict[str, np.ndarray], names: Sequence[str]) -> List[np.ndarray]:
         x = self.features(feeds)
         if self.classifier is None:
             return [x]
@@ -193,7 +207,7 @@ class FeatureRecipe:
     bands: int = 0                          # raw: SOURCE1's band count
     rfields: List[int] = field(default_factory=lambda: [1])
     names: List[str] = field(default_factory=lambda: [""])
-    nodata: List[object] = field(default_factory=lambda: [None])
+    nodata: List[Optional[float]] = field(default_factory=lambda: [None])
     output_names: List[str] = field(default_factory=list)
     output_bands: List[int] = field(default_factory=list)
     fully_conv: Optional[bool] = False     # None until a deep model's metadata says
@@ -204,20 +218,22 @@ class FeatureRecipe:
     #                                        in files written before they existed
 
     @property
-    def raw_bands(self):
+    def raw_bands(self) -> int:
         """Features per pixel of a raw recipe: the bands, and per window their mean and
         standard deviation."""
         return self.bands * (1 + 2 * len(self.context))
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, d):
+    def from_dict(cls, d: Dict[str, Any]) -> "FeatureRecipe":
         return cls(**d)
 
 
-def feature_model(recipe, model_path=None, trusted=False, param="MODEL", paths=None):
+def feature_model(recipe: "FeatureRecipe", model_path: Optional[str] = None,
+                  trusted: bool = False, param: str = SERVE.model,
+                  paths: Optional[Sequence[str]] = None) -> Any:
     """The inner model of a recipe: the identity for raw pixels, else the deep model
     (scanned before it is loaded unless `trusted`)."""
     if recipe.kind == "raw":
@@ -226,7 +242,7 @@ def feature_model(recipe, model_path=None, trusted=False, param="MODEL", paths=N
         return IdentityModel(recipe.bands)
     from ..models import load_model
     from ..models.metadata import feature_outputs, fully_conv, model_settings, source_settings
-    model = load_model(model_path, param, trusted=trusted)
+    model = load_model(model_path or "", param, trusted=trusted)
     meta, recipe.names = model_settings(model, recipe.names, recipe.output_names,
                                         recipe.rfields, paths or [], None,
                                         band_lists=_lists(recipe, len(recipe.names)))
@@ -234,9 +250,10 @@ def feature_model(recipe, model_path=None, trusted=False, param="MODEL", paths=N
     recipe.fully_conv = fully_conv(meta, recipe.fully_conv)
     if not [n for n in recipe.output_names if n.strip()]:
         recipe.output_names = feature_outputs(meta)
-    recipe.names = [model.resolve_input(n, f"SOURCE{i + 1}_NAME") for i, n in enumerate(recipe.names)]
+    recipe.names = [model.resolve_input(n, source_param(i, "name"))
+                    for i, n in enumerate(recipe.names)]
     names = [n.strip() for n in recipe.output_names if n.strip()] or [""]
-    recipe.output_names = [model.resolve_output(n, "OUTPUT_NAMES") for n in names]
+    recipe.output_names = [model.resolve_output(n, SERVE.output_names) for n in names]
     return model
 
 
@@ -245,17 +262,18 @@ def _lists(recipe, n):
     return (list(recipe.band_lists or []) + [None] * n)[:n]
 
 
-def serve_job(recipe, paths, output="", mask=None):
+def serve_job(recipe: "FeatureRecipe", paths: Sequence[str], output: str = "",
+              mask: Optional[str] = None) -> ServeJob:
     """The serving job that computes a recipe's features over `paths` (one per source)."""
     if len(paths) != len(recipe.rfields):
         raise GridError(f"the features need {len(recipe.rfields)} source(s); "
-                        f"{len(paths)} given", "INPUT")
-    sources = [ServeSource(p, rf, n, nd, "INPUT" if i == 0 else "", bands=b)
+                        f"{len(paths)} given", IMAGE)
+    sources = [ServeSource(p, rf, n, nd, IMAGE if i == 0 else "", bands=b)
                for i, (p, rf, n, nd, b) in enumerate(zip(
                    paths, recipe.rfields, recipe.names, recipe.nodata,
                    _lists(recipe, len(paths))))]
     if mask:
-        sources.append(ServeSource(mask, 1, MASK_INPUT, None, "MASK"))
+        sources.append(ServeSource(mask, 1, MASK_INPUT, None, MASK))
     fully = True if recipe.kind == "raw" else recipe.fully_conv
     # neighbourhood statistics cover the whole image, mirrored past its edges, as a
     # pixel alone does; a deep model keeps OTBTF's extent
@@ -265,7 +283,7 @@ def serve_job(recipe, paths, output="", mask=None):
                     pad=pad)
 
 
-def probe_bands(recipe, inner, paths):
+def probe_bands(recipe: "FeatureRecipe", inner: Any, paths: Sequence[str]) -> List[int]:
     """Bands of each model output, found by running the model once on zeros."""
     if recipe.kind == "raw":
         return [recipe.raw_bands]
@@ -278,7 +296,9 @@ def probe_bands(recipe, inner, paths):
         plan.close()
 
 
-def features_at(recipe, inner, paths, xy, progress=None, batch=256):
+def features_at(recipe: "FeatureRecipe", inner: Any, paths: Sequence[str], xy: Any,
+                progress: Optional[ProgressLike] = None,
+                batch: int = 256) -> Tuple[np.ndarray, np.ndarray]:
     """Features at map points `xy` (N, 2) in SOURCE1's CRS.
 
     Returns (features (M, F), kept indices into xy): points outside the output grid of the
@@ -290,7 +310,10 @@ def features_at(recipe, inner, paths, xy, progress=None, batch=256):
     plan = ServePlan(job, model, progress)
     try:
         col, row, inside = plan.output_pixels(xy)
-        feats, kept, pending, pending_idx = [], [], [], []
+        feats: list = []
+        kept: list = []
+        pending: list = []
+        pending_idx: list = []
 
         def flush():
             if not pending:
@@ -323,5 +346,6 @@ def features_at(recipe, inner, paths, xy, progress=None, batch=256):
     out = np.concatenate(feats)
     if len(out) != len(kept):
         raise ModelError(f"the model gave {len(out)} feature vectors for {len(kept)} samples: "
-                         "check SOURCEn_RFIELD, OUTPUT_NAMES and FULLY_CONV", "OUTPUT_NAMES")
+                         f"check {SERVE.sources}n_{SERVE_SOURCE.rfield}, {SERVE.output_names} "
+                         f"and {SERVE.fully_conv}", SERVE.output_names)
     return out, np.asarray(kept, dtype=np.int64)

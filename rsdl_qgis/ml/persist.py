@@ -16,11 +16,18 @@ import shutil
 import tempfile
 import zipfile
 import zlib
+from typing import Any, Dict, Optional
 
 from ..deps import require
+from ..engine.declare import param_name
+from ..engine.jobs import OUTPUT
 from ..engine.output import AtomicFile
 from ..errors import RsdlIOError
 from ..models.metadata import model_folder
+from .jobs import ClassifyJob
+
+#: the parameter a classifier file is read from (engine/declare.py)
+CLASSIFIER = param_name(ClassifyJob, "classifier")
 
 FORMAT = "rsdl-classifier"
 VERSION = 1
@@ -42,7 +49,8 @@ def _sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def save(path, pipeline, manifest, model_path=None, param="OUTPUT"):
+def save(path: str, pipeline: Any, manifest: Dict[str, Any], model_path: Optional[str] = None,
+         param: str = OUTPUT) -> str:
     """Write a classifier file (to a temporary name, renamed when complete)."""
     sio = require("skops.io", "skops")
     path = str(path)
@@ -74,15 +82,15 @@ def save(path, pipeline, manifest, model_path=None, param="OUTPUT"):
 class Loaded:
     """A loaded classifier: pipeline, manifest, and the extracted model folder/file."""
 
-    def __init__(self, pipeline, manifest, workdir):
+    def __init__(self, pipeline: Any, manifest: Dict[str, Any], workdir: Optional[str]) -> None:
         self.pipeline, self.manifest, self.workdir = pipeline, manifest, workdir
 
     @property
-    def model_path(self):
+    def model_path(self) -> Optional[str]:
         member = self.manifest.get("model_member")
-        return os.path.join(self.workdir, member) if member else None
+        return os.path.join(self.workdir, member) if member and self.workdir else None
 
-    def close(self):
+    def close(self) -> None:
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
@@ -145,7 +153,7 @@ def _read_member(z, name, limit, sink=None):
     return digest.hexdigest(), (b"".join(parts) if sink is None else None)
 
 
-def load(path, param="CLASSIFIER"):
+def load(path: str, param: str = CLASSIFIER) -> "Loaded":
     """Read and check a classifier file; refuse anything modified or unexpected.
 
     The checksums in the manifest detect damage (a truncated copy, a bad disk), not

@@ -1,14 +1,15 @@
 """Train a classifier on pixel or deep features, classify images, assess accuracy."""
 import os
 import time
-from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
 
-from ..engine.choices import NEIGHBOURHOOD
+from ..engine.declare import declaration, names, numbered, param_name
+from ..engine.jobs import ServeJob, ServeSource
 from ..engine.metrics import area_adjusted, confusion, scores
+from ..engine.model import ProgressLike
 from ..engine.output import AtomicFile, gdal_checked, remove_quietly, temp_path
 from ..engine.progress import Part, Progress
 from ..engine.raster import (
@@ -28,7 +29,7 @@ from ..engine.styles import class_metadata, embed_classes, write_class_style, wr
 from ..engine.vectors import ClassCodes, lookup_path, read_features
 from ..errors import CancelledError, GridError, ModelError, ParameterError, RsdlError
 from . import persist
-from .classifiers import CLASSIFIERS, build, fit
+from .classifiers import CLASSIFIERS, SETTINGS
 from .design import (
     DESIGN_FIELDS,
     STRATUM,
@@ -39,30 +40,23 @@ from .design import (
     stratified_estimates,
 )
 from .features import FeatureModel, FeatureRecipe, feature_model, features_at, probe_bands, serve_job
+from .fitting import build, fit
+from .jobs import AccuracyJob, ClassifyJob, DeepFeatures, TrainClassifierJob  # noqa: F401
 
 gdal.UseExceptions()
 
-
-@dataclass
-class DeepFeatures:
-    """A deep model whose outputs are the features (same meaning as rsdl:modelserve's)."""
-    model: str
-    sources: List[str] = field(default_factory=list)      # SOURCE2..4 (SOURCE1 = INPUT)
-    # None, '' and []: from the model's metadata (models trained by rsdl:trainmodel)
-    rfields: List[Optional[int]] = field(default_factory=lambda: [None])
-    names: List[str] = field(default_factory=lambda: [""])
-    nodata: List[Optional[float]] = field(default_factory=lambda: [None])
-    output_names: List[str] = field(default_factory=list)
-    efield: int = 1
-    scale: float = 1.0
-    fully_conv: Optional[bool] = None
-    bands: List[Optional[List[int]]] = field(default_factory=lambda: [None])  # per source
+#: the parameters errors name (engine/declare.py)
+TC, CL, AC, DF = (names(TrainClassifierJob), names(ClassifyJob), names(AccuracyJob),
+                  names(DeepFeatures))
+SOURCES, SOURCE = param_name(ServeJob, "sources"), names(ServeSource)
+REFERENCE_RASTER = declaration(AccuracyJob, "reference").option("raster")
+NEIGHBOURHOOD_PARAM = TC.neighbourhood
 
 
 MAX_WINDOW = 63                # the largest neighbourhood window, pixels
 
 
-def parse_windows(text, param="NEIGHBOURHOOD"):
+def parse_windows(text: Optional[str], param: str = NEIGHBOURHOOD_PARAM) -> List[int]:
     """'3,7,15' or '3 7 15' as [3, 7, 15]; '' as [] (pixel values alone)."""
     parts = [p for p in str(text or "").replace(",", " ").split() if p]
     try:
@@ -72,7 +66,7 @@ def parse_windows(text, param="NEIGHBOURHOOD"):
                              "sizes in pixels like 3,7,15, or leave it empty", param) from None
 
 
-def check_windows(windows, param="NEIGHBOURHOOD"):
+def check_windows(windows: Sequence[int], param: str = NEIGHBOURHOOD_PARAM) -> List[int]:
     """Window sizes for neighbourhood statistics: odd, 3 to MAX_WINDOW, distinct, sorted."""
     out = sorted({int(w) for w in windows})
     bad = [w for w in out if w < 3 or w > MAX_WINDOW or w % 2 == 0]
@@ -83,31 +77,10 @@ def check_windows(windows, param="NEIGHBOURHOOD"):
     return out
 
 
-@dataclass
-class TrainClassifierJob:
-    image: str
-    vector: str
-    field: str
-    output: str
-    classifier: str = "rf"
-    settings: dict = field(default_factory=dict)
-    samples: int = 1000
-    valid_fraction: float = 0.3
-    seed: int = 0
-    deep: Optional[DeepFeatures] = None
-    report: Optional[str] = None
-    trust_model: bool = False
-    bands: Optional[List[int]] = None     # the image's bands (raw features, or the deep
-    #                                       model's SOURCE1); None: all but an alpha band
-    neighbourhood: List[int] = field(default_factory=lambda: list(NEIGHBOURHOOD))
-    #                                       raw features: window sizes of the neighbourhood
-    #                                       statistics (ContextModel); []: pixel values only
-
-
 def _recipe(job, progress):
     """The feature recipe and its inner model."""
-    ds = open_raster(job.image, "INPUT", "image")
-    chosen, _ = choose_bands(ds, job.bands, "SOURCE1_BANDS", "INPUT")
+    ds = open_raster(job.image, TC.image, "image")
+    chosen, _ = choose_bands(ds, job.bands, numbered(SOURCES, 0, SOURCE.bands), TC.image)
     if job.deep is None:
         nodata = ds.GetRasterBand(chosen[0]).GetNoDataValue()
         count = len(chosen)              # an alpha band is a mask, not a feature
@@ -119,10 +92,10 @@ def _recipe(job, progress):
         return recipe, inner, [job.image]
     d = job.deep
     if d.efield != 1 or d.scale != 1:
-        raise GridError("deep features are computed per pixel of SOURCE1: use EFIELD 1 and "
-                        "SCALE 1 (a model with a larger expression field or output spacing "
-                        "cannot give one feature vector per pixel)",
-                        "EFIELD" if d.efield != 1 else "SCALE")
+        raise GridError(f"deep features are computed per pixel of {numbered(SOURCES, 0)}: use "
+                        f"{DF.efield} 1 and {DF.scale} 1 (a model with a larger expression "
+                        "field or output spacing cannot give one feature vector per pixel)",
+                        DF.efield if d.efield != 1 else DF.scale)
     paths = [job.image] + list(d.sources)
     n = len(paths)
     pad = lambda seq, v: (list(seq) + [v] * n)[:n]  # noqa: E731
@@ -137,12 +110,13 @@ def _recipe(job, progress):
     return recipe, inner, paths
 
 
-def train_classifier(job, progress=None):
+def train_classifier(job: TrainClassifierJob,
+                     progress: Optional[ProgressLike] = None) -> Dict[str, Any]:
     """Select samples, compute their features, train and validate, save one file."""
     progress = progress or Progress()
     start = time.monotonic()
     if not 0 <= job.valid_fraction < 1:
-        raise ParameterError("VALID_FRACTION must be in [0, 1)", "VALID_FRACTION")
+        raise ParameterError(f"{TC.valid_fraction} must be in [0, 1)", TC.valid_fraction)
     pipeline, settings = build(job.classifier, job.settings, job.seed)
     recipe, inner, paths = _recipe(job, progress)
     recipe.output_bands = probe_bands(recipe, inner, paths)
@@ -150,14 +124,15 @@ def train_classifier(job, progress=None):
                                                             Part(progress, 0.0, 0.5))
     k = int(settings.get("k", 0)) if job.classifier == "knn" else 0
     if k > int(train.sum()):
-        raise ParameterError(f"k-NN with KNN_K {k} needs at least {k} training samples; there "
-                             f"are {int(train.sum())}: lower KNN_K or raise SAMPLES", "KNN_K")
-    progress.info(f"Training {CLASSIFIERS[job.classifier][0]} on {int(train.sum())} samples "
+        knn = SETTINGS["k"].param
+        raise ParameterError(f"k-NN with {knn} {k} needs at least {k} training samples; there "
+                             f"are {int(train.sum())}: lower {knn} or raise {TC.samples}", knn)
+    progress.info(f"Training {CLASSIFIERS[job.classifier].label} on {int(train.sum())} samples "
                   f"x {x.shape[1]} features")
     t0 = time.monotonic()
     fit(pipeline, job.classifier, np.nan_to_num(x[train]), code[train],
         Part(progress, 0.45, 0.5))
-    result = {"OUTPUT": job.output, "TRAIN_SAMPLES": int(train.sum()),
+    result = {TC.output: job.output, "TRAIN_SAMPLES": int(train.sum()),
               "VALID_SAMPLES": int((~train).sum()), "FEATURES": int(x.shape[1])}
     labels = np.array(codes.codes)
     names = [codes.name_of(c) for c in labels]
@@ -199,7 +174,8 @@ def _training_features(job, recipe, inner, paths, progress):
     present = np.unique(code[train])
     if len(present) < 2:
         raise GridError(f"the training set holds {len(present)} class(es) after the split: "
-                        "at least two are needed. Lower VALID_FRACTION or add polygons", "VECTOR")
+                        f"at least two are needed. Lower {TC.valid_fraction} or add polygons",
+                        TC.vector)
     missing = sorted(set(codes.codes) - set(present.tolist()))
     if missing:
         progress.info(f"warning: classes {[codes.name_of(c) for c in missing]} have no training "
@@ -214,7 +190,7 @@ def _validate_classifier(job, pipeline, x, code, train, labels, names, notes, re
     report when one is asked for."""
     if not (~train).any():
         if job.report:
-            progress.info("No validation set (VALID_FRACTION 0): no report written")
+            progress.info(f"No validation set ({TC.valid_fraction} 0): no report written")
         return None
     pred = pipeline.predict(np.nan_to_num(x[~train]))
     matrix, _ = confusion(code[~train], pred, labels)
@@ -223,28 +199,13 @@ def _validate_classifier(job, pipeline, x, code, train, labels, names, notes, re
     progress.info(f"Validation: OA {100 * metrics['OA']:.2f} %, kappa {metrics['KAPPA']:.4f}, "
                   f"mean F1 {metrics['F1_MEAN']:.4f} on {int((~train).sum())} samples")
     if job.report:
-        html_report(job.report, f"Classifier validation: {CLASSIFIERS[job.classifier][0]}",
-                    matrix, names, metrics, notes)
-        result["OUTPUT_REPORT"] = job.report
+        html_report(job.report, f"Classifier validation: {CLASSIFIERS[job.classifier].label}",
+                    matrix, names, metrics, notes, param=TC.report)
+        result[TC.report] = job.report
     return metrics
 
 
-@dataclass
-class ClassifyJob:
-    image: str
-    classifier: str
-    output: str
-    sources: List[str] = field(default_factory=list)     # SOURCE2..4 of deep features
-    confidence: Optional[str] = None
-    mask: Optional[str] = None
-    tile_size: int = 0
-    memory_mb: int = 512
-    trust_model: bool = False
-    chunk_size: int = 0
-    pad: bool = False                     # mirror the edges: the map covers the image
-
-
-def class_nodata(codes):
+def class_nodata(codes: Sequence[int]) -> Tuple[int, Any]:
     """A nodata value for a class map that is not a class code, and the smallest type."""
     lo, hi = min(codes), max(codes)
     nodata = 0 if 0 not in codes else (hi + 1 if hi + 1 <= 65535 else lo - 1)
@@ -255,26 +216,26 @@ def _check_recipe(recipe):
     """A classifier file comes from anywhere: its neighbourhood windows must be what
     Train a classifier writes (a huge window would take the memory of a whole image)."""
     try:
-        windows = check_windows(list(recipe.context or []), "CLASSIFIER")
+        windows = check_windows(list(recipe.context or []), CL.classifier)
     except (ParameterError, TypeError, ValueError):
         windows = None
     if windows is None or windows != list(recipe.context or []) or (
             windows and list(recipe.rfields) != [max(windows)]):
         raise ModelError(f"the classifier file's neighbourhood windows ({recipe.context}) "
                          "are not ones Train a classifier writes: the file is damaged or "
-                         "was made elsewhere. Train the classifier again", "CLASSIFIER")
+                         "was made elsewhere. Train the classifier again", CL.classifier)
 
 
-def classifier_model(classifier, trusted=False, mask=False):
+def classifier_model(classifier: str, trusted: bool = False, mask: bool = False) -> FeatureModel:
     """The model classification serves: the features and the classifier of a classifier
     file, giving [class code, confidence] per pixel. Its ``loaded`` (the opened file)
     must be closed. What a Dask worker builds too (worker_classifier_model)."""
-    loaded = persist.load(classifier, "CLASSIFIER")
+    loaded = persist.load(classifier, CL.classifier)
     try:
         m = loaded.manifest
         recipe = FeatureRecipe.from_dict(m["recipe"])
         _check_recipe(recipe)
-        inner = feature_model(recipe, loaded.model_path, trusted, "CLASSIFIER")
+        inner = feature_model(recipe, loaded.model_path, trusted, CL.classifier)
         nodata, _ = class_nodata(m["classes"]["codes"])
         model = FeatureModel(inner, recipe.output_names, recipe.output_bands, loaded.pipeline,
                              nodata, mask=mask)
@@ -285,7 +246,8 @@ def classifier_model(classifier, trusted=False, mask=False):
     return model
 
 
-def worker_classifier_model(classifier, trusted=False, mask=False):
+def worker_classifier_model(classifier: str, trusted: bool = False,
+                            mask: bool = False) -> FeatureModel:
     """classifier_model for a Dask worker, which keeps it until the worker ends."""
     import atexit
     model = classifier_model(classifier, trusted, mask)
@@ -293,7 +255,8 @@ def worker_classifier_model(classifier, trusted=False, mask=False):
     return model
 
 
-def classify(job, progress=None, resume=True, scheduler=""):
+def classify(job: ClassifyJob, progress: Optional[ProgressLike] = None, resume: bool = True,
+             scheduler: str = "") -> Dict[str, Any]:
     """Classify an image with a classifier file, streaming through the serving engine
     (resumable, and on a Dask cluster when `scheduler` is given)."""
     progress = progress or Progress()
@@ -301,14 +264,14 @@ def classify(job, progress=None, resume=True, scheduler=""):
     try:
         m, recipe = model.loaded.manifest, model.recipe
         codes, names = m["classes"]["codes"], m["classes"]["names"]
-        ds = open_raster(job.image, "INPUT", "image")
+        ds = open_raster(job.image, CL.image, "image")
         first = (recipe.band_lists or [None])[0]
-        count = len(choose_bands(ds, first, "INPUT", "INPUT")[0])
+        count = len(choose_bands(ds, first, CL.image, CL.image)[0])
         if count != recipe.bands:
             raise GridError(f"the classifier was trained on {recipe.bands} band(s) "
-                            f"({m.get('trained_on', '?')}); INPUT has {count}"
+                            f"({m.get('trained_on', '?')}); {CL.image} has {count}"
                             + (" besides its alpha band" if count < ds.RasterCount else ""),
-                            "INPUT")
+                            CL.image)
         ds = None
         nodata, dtype = class_nodata(codes)
         paths = [job.image] + list(job.sources)
@@ -321,12 +284,12 @@ def classify(job, progress=None, resume=True, scheduler=""):
         sjob.pad = True if recipe.context else job.pad   # neighbourhoods cover the image
         both = temp_path(job.output)
         sjob.output = both
-        progress.info(f"Classifier: {CLASSIFIERS[m['classifier']][0]} on {recipe.kind} features; "
+        progress.info(f"Classifier: {CLASSIFIERS[m['classifier']].label} on {recipe.kind} features; "
                       f"classes {', '.join(f'{c}={n}' for c, n in zip(codes, names))}")
         run = RunOptions(
             resume=resume, scheduler=scheduler, model_path=job.classifier, state_for=job.output,
-            params=["INPUT"] + [f"SOURCE{i + 2}" for i in range(len(job.sources))] +
-            (["MASK"] if job.mask else []),
+            params=[CL.image] + [numbered(SOURCES, i + 1) for i in range(len(job.sources))] +
+            ([CL.mask] if job.mask else []),
             recipe={"builder": worker_classifier_model,
                     "args": {"classifier": os.path.abspath(job.classifier),
                              "trusted": job.trust_model, "mask": bool(job.mask)}})
@@ -339,16 +302,16 @@ def classify(job, progress=None, resume=True, scheduler=""):
                 raise
             meta = {**class_metadata(codes, names),
                     "RSDL_CLASSIFIER": os.path.basename(job.classifier)}
-            _split(both, job.output, 1, dtype, nodata, meta, "OUTPUT", (codes, names))
+            _split(both, job.output, 1, dtype, nodata, meta, CL.output, (codes, names))
             write_class_style(job.output, codes, names)
             if job.confidence:
-                _split(both, job.confidence, 2, "float32", nodata, {}, "OUTPUT_CONFIDENCE")
+                _split(both, job.confidence, 2, "float32", nodata, {}, CL.confidence)
                 write_ramp_style(job.confidence)
         finally:
             remove_quietly(both)
     finally:
         model.loaded.close()
-    return {"OUTPUT": job.output, "OUTPUT_CONFIDENCE": job.confidence,
+    return {CL.output: job.output, CL.confidence: job.confidence,
             "WIDTH": res["WIDTH"], "HEIGHT": res["HEIGHT"], "SECONDS": res["SECONDS"],
             "CHUNKS": res["CHUNKS"], "REUSED_CHUNKS": res["REUSED_CHUNKS"]}
 
@@ -374,20 +337,10 @@ def _split(src, dst, band, dtype, nodata, meta, param, classes=None):
             ds = None
 
 
-@dataclass
-class AccuracyJob:
-    image: str
-    reference: str                        # a vector (with field) or a raster
-    field: Optional[str] = None
-    output_matrix: Optional[str] = None
-    output_report: Optional[str] = None
-    reference_nodata: Optional[float] = None
-
-
 def _pairs_from_raster(job, grid, band):
     """(reference values, map values) of every reference pixel that is not nodata."""
-    rds = open_raster(job.reference, "REFERENCE_RASTER", "classes")
-    require_same_grid(grid_of(rds), grid, "the reference raster", "REFERENCE_RASTER")
+    rds = open_raster(job.reference, REFERENCE_RASTER, "classes")
+    require_same_grid(grid_of(rds), grid, "the reference raster", REFERENCE_RASTER)
     rnd = job.reference_nodata if job.reference_nodata is not None else \
         rds.GetRasterBand(1).GetNoDataValue()
     ref_vals, map_vals = [], []
@@ -405,11 +358,12 @@ def _pairs_from_vector(job, grid, band, names_of, progress):
     """(reference codes, map values) of every pixel whose centre lies in a reference
     polygon or point; text classes are matched by name with the map's classes."""
     if not job.field:
-        raise GridError("choose the class field of the reference layer", "FIELD")
-    feats = read_features(job.reference, job.field, grid, "REFERENCE", "FIELD", progress.info)
+        raise GridError("choose the class field of the reference layer", AC.field)
+    feats = read_features(job.reference, job.field, grid, AC.reference, AC.field,
+                          progress.info)
     spans = spans_of(feats, grid.width, grid.height)
     if not len(spans.row):
-        raise GridError("the reference geometries do not overlap the class map", "REFERENCE")
+        raise GridError("the reference geometries do not overlap the class map", AC.reference)
     if feats.kind == "text":
         by_name = {v: k for k, v in names_of.items()}
         lp = lookup_path(job.reference)
@@ -420,7 +374,7 @@ def _pairs_from_vector(job, grid, band, names_of, progress):
         if unknown:
             raise GridError(f"reference classes {unknown} are not classes of the map "
                             f"({', '.join(sorted(by_name)) or 'the map has no class names'})",
-                            "FIELD")
+                            AC.field)
         feature_code = np.array([by_name[v] for v in feats.value], dtype=np.int64)
     else:
         feature_code = np.asarray(feats.value, dtype=np.int64)
@@ -445,14 +399,14 @@ def _pairs_from_vector(job, grid, band, names_of, progress):
     return ref_vals, map_vals
 
 
-def design_sample(reference):
+def design_sample(reference: Optional[str]) -> bool:
     """True when `reference` is a point layer written by Sampling design for accuracy
     (its points carry their stratum, the stratum's size and its number of points)."""
     if not reference or _is_raster(reference):
         return False
     from ..engine.vectors import field_names, open_layer
     try:
-        ds, lyr = open_layer(reference, "REFERENCE")
+        ds, lyr = open_layer(reference, AC.reference)
     except RsdlError:
         return False
     ok = all(f in field_names(lyr) for f in DESIGN_FIELDS)
@@ -469,8 +423,8 @@ def _design_points(job, grid, band, names_of, progress):
     from ..engine.vectors import class_field, open_layer, transform_to
     if not job.field:
         raise GridError("choose the field that holds the interpreted classes (reference)",
-                        "FIELD")
-    ds, lyr = open_layer(job.reference, "REFERENCE")
+                        AC.field)
+    ds, lyr = open_layer(job.reference, AC.reference)
     idx, kind = class_field(lyr, job.field)
     ct = transform_to(lyr, grid.crs_wkt)
     by_name = {v: k for k, v in names_of.items()}
@@ -478,7 +432,7 @@ def _design_points(job, grid, band, names_of, progress):
     for f in lyr:
         g = f.GetGeometryRef()
         if g is None or g.GetGeometryType() not in (ogr.wkbPoint, ogr.wkbPoint25D):
-            raise GridError("a sampling design's reference holds points only", "REFERENCE")
+            raise GridError("a sampling design's reference holds points only", AC.reference)
         if not f.IsFieldSetAndNotNull(idx) or str(f.GetField(idx)).strip() == "":
             empty += 1
             continue
@@ -506,16 +460,16 @@ def _design_points(job, grid, band, names_of, progress):
     if unknown:
         raise GridError(f"interpreted classes {sorted(unknown)} are not classes of the map "
                         f"({', '.join(sorted(by_name)) or 'the map has no class names'}): "
-                        "type a class name of the map or its code", "FIELD")
+                        "type a class name of the map or its code", AC.field)
     if not xy:
         raise GridError(f"none of the sample's points has a '{job.field}' value yet: "
                         "interpret them first (open the layer's attribute table, type the "
-                        "class you see at each point)", "FIELD")
+                        "class you see at each point)", AC.field)
     cols, rows = pixel_index(grid.geotransform, np.asarray(xy, np.float64))
     inside = (cols >= 0) & (rows >= 0) & (cols < grid.width) & (rows < grid.height)
     if inside.sum() * 2 < len(inside):
         raise GridError(f"{int((~inside).sum())} of the {len(inside)} sample points lie outside "
-                        "the map: the sample was drawn over another area", "REFERENCE")
+                        "the map: the sample was drawn over another area", AC.reference)
     notes = []
     if not inside.all():
         # a map that lost its edges (OTBTF's extent) does not map those points: left out,
@@ -533,11 +487,11 @@ def _design_points(job, grid, band, names_of, progress):
     return mp, np.asarray(ref, np.int64), np.asarray(strata, np.int64), sizes, notes
 
 
-def accuracy(job, progress=None):
+def accuracy(job: AccuracyJob, progress: Optional[ProgressLike] = None) -> Dict[str, Any]:
     """Confusion matrix of a class map against reference polygons, points or a raster;
     with a sample drawn by Sampling design, design-based estimates with intervals."""
     progress = progress or Progress()
-    ds = open_raster(job.image, "INPUT", "classes")
+    ds = open_raster(job.image, AC.image, "classes")
     grid = grid_of(ds)
     band = ds.GetRasterBand(1)
     map_nodata = band.GetNoDataValue()
@@ -563,8 +517,9 @@ def accuracy(job, progress=None):
             if strata is not None:
                 strata = strata[~skip]
     if not len(ref):
-        raise GridError("no reference pixel falls on classified pixels of the map", "REFERENCE")
-    for values, key, what in ((mp, "INPUT", "class map"), (ref, "REFERENCE_RASTER", "reference")):
+        raise GridError("no reference pixel falls on classified pixels of the map",
+                        AC.reference)
+    for values, key, what in ((mp, AC.image, "class map"), (ref, REFERENCE_RASTER, "reference")):
         if values.dtype.kind != "f":
             continue
         frac = values[values != np.round(values)]
@@ -577,8 +532,8 @@ def accuracy(job, progress=None):
     counts = map_class_pixels(band, grid, map_nodata, progress)
     ref, mp = ref.astype(np.int64), mp.astype(np.int64)
     # every class of the map is a stratum, sampled or not
-    labels = np.union1d(np.union1d(ref, mp), np.fromiter(counts, dtype=np.int64))
-    matrix, labels = confusion(ref, mp, labels)
+    strata_codes = np.union1d(np.union1d(ref, mp), np.fromiter(counts, dtype=np.int64))
+    matrix, labels = confusion(ref, mp, strata_codes)
     sc = scores(matrix)
     names = [names_of.get(int(c), str(int(c))) for c in labels]
     unit, pixel_area = area_unit(grid)
@@ -604,13 +559,13 @@ def accuracy(job, progress=None):
     progress.info(f"OA {100 * sc['OA']:.2f} %, kappa {sc['KAPPA']:.4f} on {sc['SAMPLES']} "
                   f"{'points' if strata is not None else 'pixels'}; {headline}")
     if job.output_matrix:
-        write_matrix_csv(job.output_matrix, matrix, names)
+        write_matrix_csv(job.output_matrix, matrix, names, AC.output_matrix)
     if job.output_report:
         total = sum(counts.values()) * pixel_area
         head = assessed_html(job.image, job.reference, job.field)
         html_report(job.output_report, "Accuracy assessment", matrix, names, sc,
                     notes + ([DESIGN_NOTE] if strata is not None else [SAMPLE_NOTE]),
-                    head_html=head,
+                    param=AC.output_report, head_html=head,
                     extra_html=area_html(adj, names, total, unit,
                                          probability=strata is not None),
                     columns="the map")
@@ -619,7 +574,7 @@ def accuracy(job, progress=None):
            "SAMPLES": sc["SAMPLES"], "OA_AREA_ADJUSTED": adj["oa"],
            "OA_CI": adj["oa_ci"] if strata is not None else None,
            "PROBABILITY_SAMPLE": strata is not None,
-           "OUTPUT_MATRIX": job.output_matrix, "OUTPUT_REPORT": job.output_report,
+           AC.output_matrix: job.output_matrix, AC.output_report: job.output_report,
            "MATRIX": matrix.tolist(), "CLASSES": names}
     for i, n in enumerate(names):
         res[f"PRECISION_{n}"] = sc["PRECISION"][i]

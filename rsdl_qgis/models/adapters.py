@@ -12,12 +12,18 @@ one; an unknown one fails with the names the model has), ``input_dtype(name)`` a
 ``run(feeds, output_names) -> list of numpy arrays``. TensorFlow is imported lazily.
 """
 
+from typing import Any, Dict, List, Optional, Sequence
+
 import numpy as np
 
 from ..engine.choices import MAX_BATCH
+from ..engine.jobs import SERVE, source_param
+from ..engine.model import TensorInfo
 from ..errors import ModelError
 from . import safety
 
+#: the parameters errors name (engine/declare.py)
+FIRST_NAME = source_param(0, "name")
 TF1_SKIP_SINK_TYPES = {"NoOp", "Assign", "AssignVariableOp", "SaveV2", "RestoreV2", "Const",
                        "VarHandleOp", "VariableV2", "MergeV2Checkpoints",
                        "StringJoin", "ShardedFilename", "Placeholder", "PlaceholderWithDefault"}
@@ -31,7 +37,7 @@ def _training_op(op):
             or "strided_slice" in name)
 
 
-def reason(exc):
+def reason(exc: BaseException) -> str:
     """The informative line of a TensorFlow error (its first line is often only 'Graph
     execution error:', followed by stack entries)."""
     skip = ("Graph execution error", "Detected at node", "Stack trace", "File ", "[[", "<",
@@ -58,12 +64,19 @@ class ModelAdapter:
     resolution, a description, and the rsdl metadata when the model carries it."""
     kind = "model"
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.inputs = {}
-        self.outputs = {}
-        self.metadata = None
+        self.inputs: Dict[str, TensorInfo] = {}
+        self.outputs: Dict[str, TensorInfo] = {}
+        self.metadata: Optional[Dict[str, Any]] = None
         self.extra_outputs = False  # TF1 graphs can return any tensor, not only the sinks
+
+    def _has_tensor(self, name: str) -> bool:
+        """Whether the graph holds a tensor of that name (TF1 graphs)."""
+        return False
+
+    def _tensor_info(self, name: str) -> TensorInfo:
+        raise NotImplementedError
 
     def _resolve(self, name, table, what, param):
         if not name:
@@ -82,17 +95,17 @@ class ModelAdapter:
         raise ModelError(f"the model has no {what} named '{name}'; its {what}s are: "
                          f"{', '.join(sorted(table)) or '(none)'}", param)
 
-    def resolve_input(self, name, param="SOURCE1_NAME"):
+    def resolve_input(self, name: str, param: str = FIRST_NAME) -> str:
         return self._resolve(name, self.inputs, "input", param)
 
-    def resolve_output(self, name, param="OUTPUT_NAMES"):
+    def resolve_output(self, name: str, param: str = SERVE.output_names) -> str:
         return self._resolve(name, self.outputs, "output", param)
 
-    def input_dtype(self, name):
+    def input_dtype(self, name: str) -> str:
         dt = self.inputs[name][1]
         return "float32" if dt in ("string", "object", "bool") else dt
 
-    def fixed_batch(self):
+    def fixed_batch(self) -> Optional[int]:
         """The batch size the model's inputs are fixed to (ONNX exports often take
         exactly 1), else None (any batch)."""
         sizes = {s[0] for s, _ in self.inputs.values() if s and s[0] is not None}
@@ -100,10 +113,11 @@ class ModelAdapter:
         if batch is not None and not 1 <= batch <= MAX_BATCH:
             raise ModelError(f"the model declares a fixed batch of {batch} patches (at most "
                              f"{MAX_BATCH} are fed at once): the model file is damaged "
-                             "or not made for images", "MODEL")
+                             "or not made for images", SERVE.model)
         return batch
 
-    def run(self, feeds, output_names):
+    def run(self, feeds: Dict[str, np.ndarray],
+            output_names: Sequence[str]) -> List[np.ndarray]:
         """The outputs for `feeds` (batch first); a model whose batch size is fixed is fed
         batches of exactly that size (the last one filled up with copies of its last
         item, whose outputs are dropped)."""
@@ -125,13 +139,14 @@ class ModelAdapter:
         raise NotImplementedError
 
     @staticmethod
-    def failed(feeds, exc, param="MODEL"):
+    def failed(feeds: Dict[str, np.ndarray], exc: BaseException,
+               param: str = SERVE.model) -> ModelError:
         """The error of a run that failed: the shapes fed and TensorFlow's or ONNX Runtime's
         informative line."""
         shapes = {k: v.shape for k, v in feeds.items()}
         return ModelError(f"the model failed on inputs {shapes}: {reason(exc)}", param)
 
-    def describe(self):
+    def describe(self) -> str:
         def fmt(t):
             return ", ".join(f"{n} {list(s) if s is not None else '?'} {d}"
                              for n, (s, d) in sorted(t.items()))
@@ -141,11 +156,12 @@ class ModelAdapter:
 class TF1Model(ModelAdapter):
     kind = "TF1 SavedModel"
 
-    def __init__(self, path, tf, tags=("serve",), graph_def=None, param="MODEL"):
+    def __init__(self, path: str, tf: Any, tags: Sequence[str] = ("serve",),
+                 graph_def: Any = None, param: str = SERVE.model) -> None:
         super().__init__(path)
         self.param = param
         self._unchecked = graph_def         # scanned per set of fetched tensors (safety.py)
-        self._checked = set()
+        self._checked: set = set()
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph)
         try:
@@ -204,7 +220,7 @@ class TF1Model(ModelAdapter):
 class TF2Model(ModelAdapter):
     kind = "TF2 SavedModel"
 
-    def __init__(self, path, tf, loaded):
+    def __init__(self, path: str, tf: Any, loaded: Any) -> None:
         super().__init__(path)
         self.tf = tf
         self.obj = loaded          # holds the variables the signature reads
@@ -228,14 +244,15 @@ class TF2Model(ModelAdapter):
 class KerasModel(ModelAdapter):
     kind = "Keras model"
 
-    def __init__(self, path, tf, safe_mode=True):
+    def __init__(self, path: str, tf: Any, safe_mode: bool = True,
+                 param: str = SERVE.model) -> None:
         super().__init__(path)
         import keras
         try:
             self.model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
         except Exception as exc:
             raise ModelError(f"cannot load the Keras model '{path}' (safe mode): {exc}",
-                             "MODEL") from exc
+                             param) from exc
         self.tf = tf
         self.inputs = {t.name: (tuple(t.shape), np.dtype(t.dtype).name) for t in self.model.inputs}
         self.outputs = {n: (tuple(t.shape), np.dtype(t.dtype).name)

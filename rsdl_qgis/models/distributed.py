@@ -30,26 +30,32 @@ import tempfile
 import threading
 import time
 import uuid
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from ..engine.declare import defaults, names
+from ..engine.model import ProgressLike
 from ..engine.progress import Progress
 from ..errors import CancelledError, ParameterError, RsdlError
+from .jobs import TrainModelJob
 
+#: the parameters errors name (engine/declare.py)
+N = names(TrainModelJob)
 #: seconds between two progress messages of the first worker
 PROGRESS_EVERY = 0.5
 
 
-def local_strategy(progress):
+def local_strategy(progress: ProgressLike) -> Any:
     """MirroredStrategy over this machine's GPUs, or None (and a note) without one."""
     from ..deps import require_tensorflow
     tf = require_tensorflow()
     gpus = tf.config.list_logical_devices("GPU")
     if not gpus:
-        progress.info("DISTRIBUTION: this machine has no GPU TensorFlow can use: training "
-                      "on the CPU, as with DISTRIBUTION none")
+        progress.info(f"{N.distribution}: this machine has no GPU TensorFlow can use: "
+                      f"training on the CPU, as with {N.distribution} none")
         return None
-    progress.info(f"DISTRIBUTION: {len(gpus)} GPU(s) of this machine "
+    progress.info(f"{N.distribution}: {len(gpus)} GPU(s) of this machine "
                   f"({', '.join(g.name for g in gpus)}), MirroredStrategy")
     return tf.distribute.MirroredStrategy([g.name for g in gpus])
 
@@ -82,7 +88,7 @@ def _dataset(ds, batch, codes, weights, rng, augment, shard, tf):
     return data.with_options(options)
 
 
-def synchronise_batch_norm(model, keras):
+def synchronise_batch_norm(model: Any, keras: Any) -> Any:
     """Batch normalisation over the global batch, not each worker's share: with its
     statistics from a worker's half batch, two workers' networks came out 8 to 10 points
     less accurate than one process's, on every seed tried (and as accurate with this).
@@ -95,8 +101,9 @@ def synchronise_batch_norm(model, keras):
         layers += list(getattr(layer, "layers", []))
 
 
-def fit_on_workers(job, model, plain, optimizer, train, valid, classes, tf, progress,
-                   strategy, rank, size, fit):
+def fit_on_workers(job: TrainModelJob, model: Any, plain: Any, optimizer: Any, train: Any,
+                   valid: Any, classes: Any, tf: Any, progress: ProgressLike, strategy: Any,
+                   rank: int, size: int, fit: Any) -> Any:
     """Train `model` (built in `strategy`'s scope) for EPOCHS, this worker being `rank`
     of `size`; `plain`, the same network outside the strategy, is what validates (the
     distributed model's weights are only ever read). Fills and returns `fit`
@@ -109,8 +116,8 @@ def fit_on_workers(job, model, plain, optimizer, train, valid, classes, tf, prog
     rng = np.random.default_rng(job.seed + rank)
     if train.count < global_batch * size:
         raise ParameterError(f"{train.count} training samples are too few to share between "
-                             f"{size} workers in batches of {job.batch_size}: lower WORKERS "
-                             "or BATCH_SIZE", "WORKERS")
+                             f"{size} workers in batches of {job.batch_size}: lower "
+                             f"{N.workers} or {N.batch_size}", N.workers)
     # one dataset per worker, its batches this worker's own (no re-batching by TensorFlow,
     # which split a worker's last partial batch into an empty one and made NaN)
     data = strategy.distribute_datasets_from_function(
@@ -212,7 +219,7 @@ def fit_on_workers(job, model, plain, optimizer, train, valid, classes, tf, prog
               and epoch + 1 - (fit.best["epoch"] or 0) >= job.patience):
             fit.stopped = epoch + 1
             progress.info(f"Early stop: no better validation loss in the {job.patience} "
-                          f"epochs since epoch {fit.best['epoch']} (PATIENCE)")
+                          f"epochs since epoch {fit.best['epoch']} ({N.patience})")
             break
     seconds = time.monotonic() - began
     progress.info(f"Speed: {stepped * global_batch / max(seconds, 1e-9):.0f} samples/s "
@@ -222,8 +229,8 @@ def fit_on_workers(job, model, plain, optimizer, train, valid, classes, tf, prog
         raise ParameterError(
             f"the training loss stopped being a number (NaN or infinite) at "
             f"{fit.diverged}: the network diverged and no model was written. Lower "
-            f"LEARNING_RATE (it is {job.learning_rate:g}; the default is 0.0003)",
-            "LEARNING_RATE")
+            f"{N.learning_rate} (it is {job.learning_rate:g}; the default is "
+            f"{defaults(TrainModelJob)['learning_rate']:g})", N.learning_rate)
     if fit.cancelled:
         if fit.best["weights"] is None:
             raise CancelledError()
@@ -239,7 +246,7 @@ class WorkerLines(Progress):
     """The progress of a worker's training process: JSON lines on stdout (the first
     worker's reach the client); "cancel" on stdin cancels."""
 
-    def __init__(self, rank):
+    def __init__(self, rank: int) -> None:
         self.rank = rank
         self.flag = threading.Event()
         threading.Thread(target=self._listen, daemon=True).start()
@@ -257,17 +264,17 @@ class WorkerLines(Progress):
         if self.rank == 0:
             print(json.dumps(msg), flush=True)
 
-    def info(self, message):
+    def info(self, message: str) -> None:
         self._say(info=message)
 
-    def set(self, fraction):
+    def set(self, fraction: float) -> None:
         self._say(progress=fraction)
 
-    def cancelled(self):
+    def cancelled(self) -> bool:
         return self.flag.is_set()
 
 
-def free_port():
+def free_port() -> int:
     """A free TCP port of this machine (for a worker's TensorFlow server)."""
     import socket
     with socket.socket() as s:
@@ -275,7 +282,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_task(job_dict, cluster, rank, token):
+def run_task(job_dict: Dict[str, Any], cluster: List[str], rank: int,
+             token: str) -> Dict[str, Any]:
     """Dask task: worker `rank` of the training `token`, in a fresh process (TensorFlow's
     distribution is set once per process, before anything else). The first worker's
     lines go to the client through a Dask queue, its model files come back as bytes."""
@@ -330,7 +338,7 @@ def run_task(job_dict, cluster, rank, token):
                                f"{proc.returncode}: {tail}")
         if rank:
             return {"result": last["result"]}
-        files = {}
+        files: Dict[str, Optional[bytes]] = {}
         model = os.path.join(tmp, "model")
         for root, dirs, names in os.walk(model):
             for d in dirs:                  # a SavedModel's assets/ may be empty
@@ -369,30 +377,31 @@ def _absolute(job):
     return d
 
 
-def train_on_workers(job, progress, output, start):
+def train_on_workers(job: TrainModelJob, progress: ProgressLike, output: Any,
+                     start: float) -> Dict[str, Any]:
     """DISTRIBUTION workers: one training process per Dask worker of SCHEDULER; the first
     worker's model files written at OUTPUT (an AtomicFolder) and its report at
     OUTPUT_REPORT."""
     if not job.scheduler:
-        raise ParameterError("DISTRIBUTION workers trains on the workers of a Dask "
-                             "cluster: give its address as SCHEDULER (docs/cluster.md)",
-                             "SCHEDULER")
+        raise ParameterError(f"{N.distribution} workers trains on the workers of a Dask "
+                             f"cluster: give its address as {N.scheduler} (docs/cluster.md)",
+                             N.scheduler)
     from distributed import Event, Queue
 
     from ..engine.cluster import connect, split_address
     from ..engine.output import io_error
-    client = connect(job.scheduler, "SCHEDULER")
+    client = connect(job.scheduler, N.scheduler)
     try:
         workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
         n = job.workers or len(workers)
         if n > len(workers):
-            raise ParameterError(f"WORKERS is {n} but the Dask cluster at '{job.scheduler}' "
-                                 f"has {len(workers)} worker(s): lower WORKERS (0: all)",
-                                 "WORKERS")
+            raise ParameterError(f"{N.workers} is {n} but the Dask cluster at "
+                                 f"'{job.scheduler}' has {len(workers)} worker(s): lower "
+                                 f"{N.workers} (0: all)", N.workers)
         chosen = workers[:n]
         ports = client.run(free_port, workers=chosen)
         cluster = [f"{split_address(w)[1]}:{ports[w]}" for w in chosen]
-        progress.info(f"DISTRIBUTION: {n} worker(s) of the Dask cluster at "
+        progress.info(f"{N.distribution}: {n} worker(s) of the Dask cluster at "
                       f"'{job.scheduler}', MultiWorkerMirroredStrategy: "
                       f"{', '.join(cluster)}")
         # TensorFlow's gRPC server binds every interface and has no authentication,
@@ -431,20 +440,20 @@ def train_on_workers(job, progress, output, start):
         output.commit()
         if job.output_report and chief.get("report"):
             from ..engine.output import AtomicFile
-            with AtomicFile(job.output_report, "OUTPUT_REPORT") as out:
+            with AtomicFile(job.output_report, N.output_report) as out:
                 with open(out.tmp, "wb") as fh:
                     fh.write(chief["report"])
     except OSError as exc:
-        raise io_error(job.output_model, exc, "OUTPUT") from exc
-    result = dict(chief["result"], OUTPUT=job.output_model, WORKERS=n,
-                  SECONDS=time.monotonic() - start)
+        raise io_error(job.output_model, exc, N.output_model) from exc
+    result = dict(chief["result"], SECONDS=time.monotonic() - start)
+    result.update({N.output_model: job.output_model, N.workers: n})
     if job.output_report:
-        result["OUTPUT_REPORT"] = job.output_report
+        result[N.output_report] = job.output_report
     progress.set(1.0)
     return result
 
 
-def write_files(files, folder):
+def write_files(files: Dict[str, Optional[bytes]], folder: str) -> None:
     """Write the first worker's model files ({relative path: bytes, or None for a
     folder}) under `folder`, refusing any name that would land outside it."""
     top = os.path.realpath(folder)
@@ -452,7 +461,7 @@ def write_files(files, folder):
         path = os.path.realpath(os.path.join(top, rel))
         if os.path.commonpath([path, top]) != top or path == top:
             raise RsdlError(f"the first worker sent a model file named '{rel}', outside "
-                            "the model folder: the model was not written", "OUTPUT")
+                            "the model folder: the model was not written", N.output_model)
         if data is None:
             os.makedirs(path, exist_ok=True)
             continue

@@ -8,15 +8,19 @@ key ``class_names``, so the ONNX file is served with no number to type, here or 
 """
 import json
 import os
+from typing import Any, Dict, Optional
 
 from ..deps import require, require_tensorflow
+from ..engine.jobs import MODEL, OUTPUT
+from ..engine.model import ProgressLike
 from ..engine.output import AtomicFile
 from ..errors import ModelError
 
 OPSET = 17
 
 
-def export_onnx(model_dir, output, trusted=False, progress=None):
+def export_onnx(model_dir: str, output: str, trusted: bool = False,
+                progress: Optional[ProgressLike] = None) -> Dict[str, Any]:
     """Convert the model folder `model_dir` (written by rsdl:trainmodel) to the ONNX file
     `output`."""
     from .metadata import model_folder, read_metadata
@@ -27,7 +31,7 @@ def export_onnx(model_dir, output, trusted=False, progress=None):
     if not meta or not os.path.isfile(kfile):
         raise ModelError(f"'{model_dir}' is not a model folder written by Train a model (it "
                          "has no rsdl_metadata.json and model.keras); other models are served "
-                         "as they are", "MODEL")
+                         "as they are", MODEL)
     tf = require_tensorflow()
     tf2onnx = require("tf2onnx", "tf2onnx")
     import keras
@@ -51,7 +55,7 @@ def export_onnx(model_dir, output, trusted=False, progress=None):
         _rename(proto, {t.name: k for t, k in zip(frozen.outputs, keys)})
     except Exception as exc:
         raise ModelError(f"the model could not be converted to ONNX: "
-                         f"{str(exc).splitlines()[0][:300]}", "MODEL") from exc
+                         f"{str(exc).splitlines()[0][:300]}", MODEL) from exc
     meta = dict(meta, layout="NHWC")
     meta.pop("history", None)
     proto.metadata_props.add(key="rsdl_metadata", value=json.dumps(meta))
@@ -59,14 +63,14 @@ def export_onnx(model_dir, output, trusted=False, progress=None):
     proto.metadata_props.add(key="class_names", value=json.dumps(
         {str(c): n for c, n in zip(classes["codes"], classes["names"])}))
     proto.producer_name = "rsdl_qgis (tf2onnx)"
-    with AtomicFile(output, "OUTPUT") as out:
+    with AtomicFile(output, OUTPUT) as out:
         with open(out.tmp, "wb") as fh:
             fh.write(proto.SerializeToString())
     if progress is not None:
         progress.info(f"Exported to ONNX (opset {OPSET}): inputs {', '.join(names)}; outputs "
                       f"{', '.join(o.name for o in proto.graph.output)}; with its rsdl metadata")
         progress.set(1.0)
-    return {"OUTPUT": str(output)}
+    return {OUTPUT: str(output)}
 
 
 def _rename(proto, names):

@@ -30,10 +30,12 @@ the others): the error says which numbers to give. Whatever the user gives wins;
 what was left unset is filled.
 """
 import math
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
 from ..engine.choices import MAX_PATCH
+from ..engine.jobs import SERVE, source_param
 from ..errors import ModelError
 
 MAX_PROBE = 160
@@ -43,7 +45,7 @@ DEFAULT_OVERLAP = 10
 DEFAULT_TILE = 512
 
 
-def margin(tile, overlap, quantum=1):
+def margin(tile: int, overlap: float, quantum: int = 1) -> int:
     """Pixels dropped at each side of a tile's output so that tiles overlapping by
     `overlap` percent keep only their centres (Deepness's stride and half overlap), a
     multiple of `quantum` / 2 so that the tile stays a size the model takes."""
@@ -70,7 +72,8 @@ def _static_patch(shape):
     return h if h is not None and h == w else None
 
 
-def infer(model, names, output, bands, hints=None):
+def infer(model: Any, names: Sequence[str], output: str, bands: Sequence[int],
+          hints: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """What the model says of its geometry: a dict shaped like rsdl metadata
     (``inputs`` with ``rfield``, ``efield``, ``scale``, ``fully_conv``, and ``cover``
     for tile models) and ``how``, one sentence for the log. `names`: the model input of
@@ -87,7 +90,7 @@ def infer(model, names, output, bands, hints=None):
                 f"the model declares its input '{n}' as {p} x {p} pixels: no image patch is "
                 f"that size (rsdl feeds patches up to {MAX_PATCH} x {MAX_PATCH}; one of "
                 f"{p} x {p} x {b} would be {p * p * b * 4 / 1e9:.3g} GB). The model file is "
-                "damaged or not made for images", "MODEL")
+                "damaged or not made for images", SERVE.model)
     if all(p is not None for p in patches):
         feeds = {n: np.zeros((1, p, p, b), np.dtype(model.input_dtype(n)))
                  for n, p, b in zip(names, patches, bands)}
@@ -101,7 +104,7 @@ def infer(model, names, output, bands, hints=None):
             return {"inputs": [{"name": names[0], "rfield": p}], "efield": side - 2 * m * r,
                     "scale": p / side, "fully_conv": False, "cover": True,
                     "how": f"from its fixed input shape ({p} x {p}, giving {side} x {side}): "
-                           f"super-resolution, patch-based, SCALE {p / side:g}; tiles "
+                           f"super-resolution, patch-based, {SERVE.scale} {p / side:g}; tiles "
                            f"overlapping by {overlap:g} %, the central "
                            f"{side - 2 * m * r} x {side - 2 * m * r} of each output kept"}
         if len(names) == 1 and side == p > 1:
@@ -122,9 +125,9 @@ def infer(model, names, output, bands, hints=None):
         raise ModelError(
             f"the model has {len(names)} inputs ({', '.join(names)}) of free size: their "
             "receptive fields cannot be inferred (each depends on the others). Give "
-            + ", ".join(f"SOURCE{i + 1}_RFIELD" for i in range(len(names)))
-            + " (and EFIELD, SCALE and FULLY_CONV when they are not the defaults)",
-            "SOURCE1_RFIELD")
+            + ", ".join(source_param(i, "rfield") for i in range(len(names)))
+            + f" (and {SERVE.efield}, {SERVE.scale} and {SERVE.fully_conv} when they are not "
+            "the defaults)", source_param(0, "rfield"))
     name, dtype = names[0], np.dtype(model.input_dtype(names[0]))
     sizes = {}
     for s in range(1, MAX_PROBE + 1):
@@ -142,7 +145,8 @@ def _fit(sizes, name, tile=None, overlap=DEFAULT_OVERLAP):
     """The output-size law from {input side: output side}."""
     if not sizes:
         raise ModelError(f"the model gave no output for inputs of 1 to {MAX_PROBE} pixels: "
-                         "give SOURCE1_RFIELD, EFIELD and FULLY_CONV", "SOURCE1_RFIELD")
+                         f"give {source_param(0, 'rfield')}, {SERVE.efield} and "
+                         f"{SERVE.fully_conv}", source_param(0, "rfield"))
     q = math.gcd(*sizes)                     # the input sizes it takes: multiples of q
     ratio = sizes[max(sizes)] // max(sizes)
     if len(sizes) > 1 and ratio >= 1 and all(o == s * ratio for s, o in sizes.items()):
@@ -158,7 +162,8 @@ def _fit(sizes, name, tile=None, overlap=DEFAULT_OVERLAP):
                        + (f", sizes multiple of {q}" if q > 1 else "") + "): a tile model, "
                        f"fully convolutional on tiles of {tile} x {tile} input pixels that "
                        f"overlap by {m} pixel(s) at each side"
-                       + ("" if ratio == 1 else f"; super-resolution, SCALE {1 / ratio:g}")}
+                       + ("" if ratio == 1 else f"; super-resolution, {SERVE.scale} "
+                                                f"{1 / ratio:g}")}
     big = sorted(sizes)[-max(2, len(sizes) // 2):]     # small sizes can behave oddly
     lo, hi = big[0], big[-1]
     # where the output grows by one step (or block): the slope between those is the step
@@ -184,5 +189,5 @@ def _fit(sizes, name, tile=None, overlap=DEFAULT_OVERLAP):
             "fully_conv": False, "step": k,
             "how": f"by running it on 1 to {MAX_PROBE} pixel inputs (one output every {k} "
                    f"input pixels): receptive field {rf}, patch-based at full resolution; "
-                   f"it can also run fully convolutionally at SCALE {k} (faster, a map "
+                   f"it can also run fully convolutionally at {SERVE.scale} {k} (faster, a map "
                    f"{k} times coarser)"}

@@ -27,9 +27,11 @@
 """
 import ast
 import json
+from typing import Any, Sequence, Tuple
 
 import numpy as np
 
+from ..engine.jobs import MODEL
 from ..errors import ModelError
 from . import safety
 from .adapters import ModelAdapter, reason
@@ -45,7 +47,7 @@ def _dim(d):
     return d if isinstance(d, int) and d > 0 else None
 
 
-def layout_of(shape, producer=""):
+def layout_of(shape: Sequence[Any], producer: str = "") -> Tuple[str, str]:
     """'NCHW' or 'NHWC' for a 4-D input shape (None = free), with how it was found."""
     _, a, b, c = shape
     if a is not None and b is None and c is None:
@@ -65,7 +67,7 @@ def layout_of(shape, producer=""):
 class OnnxModel(ModelAdapter):
     kind = "ONNX model"
 
-    def __init__(self, path, param="MODEL", trusted=False):
+    def __init__(self, path: str, param: str = MODEL, trusted: bool = False) -> None:
         super().__init__(path)
         from ..deps import require
         onnx = require("onnx", "onnx")
@@ -147,7 +149,7 @@ class OnnxModel(ModelAdapter):
         self.seg_thresh = float((deep or {}).get("seg_thresh", 0.5))
         self.value_scale = float((deep or {}).get("reg_output_scaling", 1.0))
 
-    def describe(self):
+    def describe(self) -> str:
         text = super().describe()
         if self.layouts:
             text += "; layouts: " + ", ".join(f"{n} {lay} ({self.how[n]})"
@@ -295,13 +297,13 @@ def _metadata(props):
             deep[key] = float(value)
         except (TypeError, ValueError):
             raise ModelError(f"the model's metadata '{key}' is '{raw[:40]}', not a number: fix "
-                             "it in the ONNX file's metadata_props", "MODEL") from None
+                             "it in the ONNX file's metadata_props", MODEL) from None
     if "model_type" in props:
         kind = str(_value(props["model_type"])).strip().lower()
         if kind not in MODEL_TYPES:
             raise ModelError(f"the model's metadata says model_type '{kind}', which is none of "
                              "Segmentor, Regressor, Superresolution, Detector, Recognition",
-                             "MODEL")
+                             MODEL)
         deep["model_type"] = MODEL_TYPES[kind]
     raw = props.get("class_names", props.get("names"))
     if raw:
@@ -310,7 +312,7 @@ def _metadata(props):
             all(isinstance(v, dict) for v in value) else [_names(value)]
         if any(h is None for h in heads):
             raise ModelError(f"the model's class_names '{raw[:60]}' are neither a dictionary "
-                             "{index: name} nor a list of them (one per output)", "MODEL")
+                             "{index: name} nor a list of them (one per output)", MODEL)
         deep["heads"] = heads
     mean = props.get("standardization_mean")
     std = props.get("standardization_std")

@@ -24,7 +24,9 @@ marks the model as trusted. Models written by rsdl and OTBTF's models pass.
 import json
 import os
 import zipfile
+from typing import Any, Collection, Sequence
 
+from ..engine.jobs import MODEL, SERVE
 from ..errors import ModelError
 
 #: operations refused by name
@@ -44,11 +46,11 @@ DENIED_PARTS = ("File", "Reader", "Writer", "Summary", "Dataset", "Debug", "Rpc"
 RESTORE_OPS = {"RestoreV2", "Restore", "RestoreSlice"}
 
 TRUST_HINT = ("It was refused: a model can hold code. If you know where it comes from "
-              "and trust it, tick 'Trust this model' (TRUST_MODEL=true) in the advanced "
+              f"and trust it, tick 'Trust this model' ({SERVE.trust_model}=true) in the advanced "
               "parameters.")
 
 
-def denied(op, allow=()):
+def denied(op: str, allow: Collection[str] = ()) -> bool:
     if op in allow:
         return False
     return op in DENIED or any(part in op for part in DENIED_PARTS)
@@ -102,7 +104,10 @@ class _Graph:
     def reachable(self, roots):
         """(op, node name) of every node the root tensors/ops depend on, and of every node
         in the functions they call, transitively."""
-        seen, todo, found, funcs = set(), [], [], set()
+        seen: set = set()
+        todo: list = []
+        found: list = []
+        funcs: set = set()
         for r in roots:
             name = r.split(":")[0].lstrip("^")
             if name in self.nodes:
@@ -144,7 +149,8 @@ def _init_roots(mg):
     return roots
 
 
-def check_saved_model(path, param="MODEL", trusted=False, signature="serving_default"):
+def check_saved_model(path: str, param: str = MODEL, trusted: bool = False,
+                      signature: str = "serving_default") -> Any:
     """Scan a SavedModel folder before it is loaded; returns the parsed meta graph.
 
     Checks what loading runs (restore and init ops) and, for models with signatures,
@@ -174,14 +180,15 @@ def check_saved_model(path, param="MODEL", trusted=False, signature="serving_def
     return mg
 
 
-def check_tf1_fetches(path, graph_def, fetches, param="MODEL"):
+def check_tf1_fetches(path: str, graph_def: Any, fetches: Sequence[str],
+                      param: str = MODEL) -> None:
     """Before a TF1 graph runs: nothing the fetched tensors depend on acts outside."""
     for op, node in _Graph(graph_def).reachable(fetches):
         if denied(op):
             _refuse(path, op, node, param)
 
 
-def check_keras_file(path, param="MODEL", trusted=False):
+def check_keras_file(path: str, param: str = MODEL, trusted: bool = False) -> None:
     """A .keras file's configuration: only Keras's own layers, no Lambda (Python code)."""
     if trusted:
         return
@@ -230,7 +237,7 @@ def _onnx_graphs(proto):
         yield f"function {f.name}", f.node, []
 
 
-def check_onnx(proto, path, param="MODEL"):
+def check_onnx(proto: Any, path: str, param: str = MODEL) -> None:
     """Refuse custom operators (code from a library outside ONNX Runtime) and external data
     outside the model's folder, before ONNX Runtime opens the model."""
     folder = os.path.realpath(os.path.dirname(os.path.abspath(str(path))))

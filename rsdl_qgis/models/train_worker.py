@@ -10,7 +10,7 @@ from .distributed import WorkerLines
 from .training import TrainModelJob, train_model
 
 
-def task_main(path):
+def task_main(path: str) -> int:
     """`python -m rsdl_qgis.models.train_worker JOB.json`, TF_CONFIG in the environment:
     one worker of a MultiWorkerMirroredStrategy training. Its last line on stdout is
     {"result": ...} or {"error": ...}."""

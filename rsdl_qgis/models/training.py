@@ -18,77 +18,37 @@ import json
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
-from typing import List, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..deps import require_tensorflow
 from ..engine.choices import DISTRIBUTIONS, SCHEDULES
+from ..engine.declare import defaults, names, numbered, param_name
+from ..engine.jobs import PatchesJob
+from ..engine.model import ProgressLike
 from ..engine.output import AtomicFolder, io_error
 from ..engine.progress import Progress
 from ..engine.raster import open_raster
 from ..engine.vectors import ClassCodes
 from ..errors import CancelledError, GridError, ModelError, ParameterError, RsdlIOError, check_choice
 from . import zoo
+from .jobs import TrainModelJob, TrainSource  # noqa: F401 (the Python API's)
 from .metadata import METADATA, model_folder, read_metadata
 
+#: the parameters errors name (engine/declare.py)
+N, PATCHES = names(TrainModelJob), names(PatchesJob)
 KERAS_FILE = "model.keras"
 #: what rsdl:trainmodel writes in a model folder (a SavedModel, the Keras model, metadata)
 OWN_FILES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", KERAS_FILE, METADATA}
 CHUNK = 1024
 
 
-@dataclass
-class TrainSource:
-    path: str
-    name: str = ""
-
-
-@dataclass
-class TrainModelJob:
-    train_sources: List[TrainSource]
-    train_labels: str
-    output_model: str
-    valid_sources: List[TrainSource] = field(default_factory=list)
-    valid_labels: Optional[str] = None
-    model: Optional[str] = None
-    architecture: str = "cnn"
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 3e-4           # Adam's peak rate (docs/training.md)
-    schedule: str = "cosine"              # "cosine": decays to 1 % by the last epoch; "constant"
-    patience: int = 8                     # epochs without a better validation loss before
-    #                                       training stops (0: run every epoch)
-    average: bool = True                  # validate and keep the weights' moving average
-    class_weights: bool = True
-    augment: bool = True
-    restore: bool = True
-    seed: int = 0
-    label_nodata: Optional[int] = None
-    output_report: Optional[str] = None
-    trust_model: bool = False
-    distribution: str = "none"            # "none", "gpus" (this machine's), "workers" (a
-    #                                       Dask cluster's: models/distributed.py)
-    scheduler: str = ""                   # the Dask scheduler of "workers"
-    workers: int = 0                      # how many of its workers (0: all)
-
-    def to_dict(self):
-        from dataclasses import asdict
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        d = dict(d)
-        for k in ("train_sources", "valid_sources"):
-            d[k] = [TrainSource(**s) for s in d.get(k) or []]
-        return cls(**d)
-
-
 class Patches:
     """A patches image (n patches of s x s stacked in rows), read in chunks."""
 
-    def __init__(self, path, param, role="patches"):
+    def __init__(self, path: str, param: str, role: str = "patches") -> None:
         self.path, self.param = str(path), param
         self.ds = open_raster(path, param, role)
         self.size = self.ds.RasterXSize
@@ -100,14 +60,14 @@ class Patches:
         self.bands = self.ds.RasterCount
         self.nodata = self.ds.GetRasterBand(1).GetNoDataValue()
 
-    def read(self, i0, i1, dtype=np.float32):
+    def read(self, i0: int, i1: int, dtype: Any = np.float32) -> np.ndarray:
         s = self.size
         a = self.ds.ReadAsArray(0, i0 * s, s, (i1 - i0) * s)
         a = a.reshape(self.bands, i1 - i0, s, s) if self.bands > 1 or a.ndim == 3 else \
             a.reshape(1, i1 - i0, s, s)
         return np.ascontiguousarray(a.transpose(1, 2, 3, 0), dtype=dtype)
 
-    def stats(self):
+    def stats(self) -> Tuple[np.ndarray, np.ndarray]:
         """Per-band mean and variance over all patches (streamed)."""
         n, total, total2 = 0, np.zeros(self.bands), np.zeros(self.bands)
         for i0 in range(0, self.count, CHUNK):
@@ -122,14 +82,15 @@ class Patches:
 class Dataset:
     """Sources and labels of one set, checked against each other."""
 
-    def __init__(self, sources, labels, label_param, source_params, label_nodata=None):
+    def __init__(self, sources: Sequence[TrainSource], labels: str, label_param: str,
+                 source_params: Sequence[str], label_nodata: Optional[int] = None) -> None:
         self.sources = [Patches(s.path, p) for s, p in zip(sources, source_params)]
         self.names = [s.name for s in sources]
         self.labels = Patches(labels, label_param, "labels")
         if self.labels.bands != 1:
             raise GridError(f"'{os.path.basename(str(labels))}' has {self.labels.bands} bands; "
-                            "labels have one band of class values: give the OUTPUT_LABELS "
-                            "raster of Patches extraction", label_param)
+                            "labels have one band of class values: give the "
+                            f"{PATCHES.output_labels} raster of Patches extraction", label_param)
         self.dense = self.labels.size > 1
         self.label_nodata = label_nodata if label_nodata is not None else self.labels.nodata
         counts = [s.count for s in self.sources]
@@ -140,21 +101,23 @@ class Dataset:
                             "files written together by one Patches extraction run", label_param)
         self.count = counts[0]
 
-    def label_values(self):
+    def label_values(self) -> np.ndarray:
         out = []
         for i0 in range(0, self.count, CHUNK):
             raw = self.labels.read(i0, min(self.count, i0 + CHUNK), np.float64).ravel()
             if not np.all(raw == np.round(raw)):
                 raise GridError(f"'{os.path.basename(self.labels.path)}' holds values that are "
                                 "not whole numbers: labels are class codes. Give the "
-                                "OUTPUT_LABELS raster of Patches extraction", self.labels.param)
+                                f"{PATCHES.output_labels} raster of Patches extraction",
+                                self.labels.param)
             v = raw.astype(np.int64)
             if self.label_nodata is not None:
                 v = v[v != int(self.label_nodata)]
             out.append(v)
         return np.concatenate(out) if out else np.zeros(0, np.int64)
 
-    def batches(self, batch, codes, weights, rng=None, augment=False, shard=(0, 1)):
+    def batches(self, batch: int, codes: np.ndarray, weights: np.ndarray, rng: Any = None,
+                augment: bool = False, shard: Tuple[int, int] = (0, 1)) -> Iterator[Any]:
         """Yield (inputs dict, label indices, sample weights); shuffled when rng is given.
         `shard` (k, n): the k-th of n workers' share, the k-th n-th of every block of
         samples (each worker reads only its share)."""
@@ -195,7 +158,8 @@ class Dataset:
         return {n: x for n, x in zip(self.names, xs)}, idx.astype(np.int32), w
 
 
-def augment(xs, y, w, rng, dense):
+def augment(xs: List[np.ndarray], y: np.ndarray, w: np.ndarray, rng: Any,
+            dense: bool) -> Tuple[List[np.ndarray], np.ndarray, np.ndarray]:
     """Random flips and 90-degree rotations, one of the 8 per sample, on every source
     (and on dense labels) alike."""
     k = rng.integers(0, 8, len(y))
@@ -219,7 +183,7 @@ def augment(xs, y, w, rng, dense):
     return xs, y, w
 
 
-def class_names(labels_path, codes):
+def class_names(labels_path: str, codes: Sequence[int]) -> List[str]:
     """Names from the lookup table beside the labels raster, else the codes."""
     lp = os.path.splitext(str(labels_path))[0] + ".classes.csv"
     if os.path.exists(lp):
@@ -228,18 +192,18 @@ def class_names(labels_path, codes):
     return [str(int(c)) for c in codes]
 
 
-def load_keras(kfile, keras, trusted=False):
+def load_keras(kfile: str, keras: Any, trusted: bool = False) -> Any:
     """A .keras file of MODEL, its configuration checked first, loaded in safe mode unless
     the user trusts it."""
     from .safety import check_keras_file
-    check_keras_file(kfile, "MODEL", trusted)
+    check_keras_file(kfile, N.model, trusted)
     try:
         return keras.saving.load_model(kfile, safe_mode=not trusted, compile=False)
     except Exception as exc:
-        raise ModelError(f"cannot load '{kfile}': {str(exc).splitlines()[0]}", "MODEL") from exc
+        raise ModelError(f"cannot load '{kfile}': {str(exc).splitlines()[0]}", N.model) from exc
 
 
-def core_of(model, meta):
+def core_of(model: Any, meta: Optional[Dict[str, Any]]) -> Any:
     """The network a model serves: the fcn architecture wraps it in a layer 'core' (the
     training model adds the patch-level head)."""
     return model.get_layer("core") if meta and meta.get("architecture") == "fcn" else model
@@ -253,7 +217,7 @@ def _load_for_training(job, keras):
     if not os.path.isfile(kfile) or not kfile.endswith(".keras"):
         raise ModelError(f"'{job.model}' cannot be trained further: give a .keras file or a "
                          "model folder written by rsdl:trainmodel (OTBTF's TF1 graphs can "
-                         "only be served)", "MODEL")
+                         "only be served)", N.model)
     model = load_keras(kfile, keras, job.trust_model)
     if not job.restore:
         model = keras.models.clone_model(model)
@@ -262,26 +226,29 @@ def _load_for_training(job, keras):
     return model, core, serving, meta
 
 
-def train_model(job, progress=None, worker=None):
+def train_model(job: TrainModelJob, progress: Optional[ProgressLike] = None,
+                worker: Optional[Tuple[Any, int, int]] = None) -> Dict[str, Any]:
     """Train a built-in or given model on patches images and export it for serving.
     `worker`: (strategy, rank, size) in a process of a distributed training
     (models/distributed.py); rank 0 writes the model."""
     progress = progress or Progress()
     start = time.monotonic()
     if not job.train_sources:
-        raise GridError("give at least TRAIN_SOURCE1", "TRAIN_SOURCE1")
+        first = numbered(N.train_sources, 0)
+        raise GridError(f"give at least {first}", first)
     if not job.model:
-        check_choice(job.architecture, zoo.ARCHITECTURES, "ARCHITECTURE", "architecture")
+        check_choice(job.architecture, list(zoo.ARCHITECTURES), N.architecture, "architecture")
     if job.epochs < 1:
-        raise ParameterError("EPOCHS must be at least 1", "EPOCHS")
+        raise ParameterError(f"{N.epochs} must be at least 1", N.epochs)
     if job.batch_size < 1:
-        raise ParameterError("BATCH_SIZE must be at least 1", "BATCH_SIZE")
-    check_choice(job.schedule, SCHEDULES, "SCHEDULE", "learning-rate schedule")
+        raise ParameterError(f"{N.batch_size} must be at least 1", N.batch_size)
+    check_choice(job.schedule, SCHEDULES, N.schedule, "learning-rate schedule")
     if job.patience < 0:
-        raise ParameterError("PATIENCE must be 0 (off) or more epochs", "PATIENCE")
-    check_choice(job.distribution, DISTRIBUTIONS, "DISTRIBUTION", "distribution")
+        raise ParameterError(f"{N.patience} must be 0 (off) or more epochs", N.patience)
+    check_choice(job.distribution, DISTRIBUTIONS, N.distribution, "distribution")
     # refused now, before any training, when the folder holds files we did not write
-    output = AtomicFolder(job.output_model, "OUTPUT", owned=foreign_files, what="the model")
+    output = AtomicFolder(job.output_model, N.output_model, owned=foreign_files,
+                          what="the model")
     try:
         if worker is None and job.distribution == "workers":
             from .distributed import train_on_workers
@@ -295,7 +262,7 @@ def train_model(job, progress=None, worker=None):
         output.abort()        # nothing left when the model was not written
 
 
-def foreign_files(path):
+def foreign_files(path: str) -> List[str]:
     """What a model folder holds beyond what rsdl:trainmodel writes (everything, when it
     is not a model written by rsdl:trainmodel)."""
     names = sorted(os.listdir(path))
@@ -339,10 +306,12 @@ def _train(job, progress, start, output, worker=None):
     if strategy is not None:
         if rank:
             return {"RANK": rank}
+        if plain is None:
+            raise RuntimeError("a strategy's training without its plain model")
         model = plain
         model.set_weights(trained)
         _compile(model, _optimizer(job, steps, keras))
-    result = {"OUTPUT": job.output_model, "EPOCHS": len(fit.history) - 1,
+    result = {N.output_model: job.output_model, "EPOCHS": len(fit.history) - 1,
               "BEST_EPOCH": fit.best["epoch"], "CANCELLED": fit.cancelled}
     matrix, metrics = _validate(model, valid, classes, progress)
     tips = advice(fit, job)
@@ -366,7 +335,7 @@ def _train(job, progress, start, output, worker=None):
     if job.output_report:
         _report(job, fit.history, matrix, classes.names, metrics, meta, model,
                 (train.count, valid.count if valid is not None else 0), tips)
-        result["OUTPUT_REPORT"] = job.output_report
+        result[N.output_report] = job.output_report
     result["SECONDS"] = time.monotonic() - start
     progress.set(1.0)
     return result
@@ -388,13 +357,13 @@ EMA_MOMENTUM = (0.9, 0.995)   # the weights' moving average spans half an epoch,
 #                               the initial weights, so it must forget them within an epoch
 
 
-def ema_momentum(steps_per_epoch):
+def ema_momentum(steps_per_epoch: int) -> float:
     """The moving average's momentum for epochs of this many steps."""
     low, high = EMA_MOMENTUM
     return min(high, max(low, 1.0 - 2.0 / max(1, steps_per_epoch)))
 
 
-def advice(fit, job):
+def advice(fit: Any, job: TrainModelJob) -> List[str]:
     """What the curves say, in plain words, with what to change (the dialog's labels)."""
     epochs = [h for h in fit.history if h.get("epoch", 0) > 0]
     if not epochs:
@@ -474,21 +443,22 @@ def _datasets(job):
     n_src = len(job.train_sources)
     for i, s in enumerate(job.train_sources):
         s.name = s.name or f"x{i + 1}"
-    train = Dataset(job.train_sources, job.train_labels, "TRAIN_LABELS",
-                    [f"TRAIN_SOURCE{i + 1}" for i in range(n_src)], job.label_nodata)
+    train = Dataset(job.train_sources, job.train_labels, N.train_labels,
+                    [numbered(N.train_sources, i) for i in range(n_src)], job.label_nodata)
     if not (job.valid_labels or job.valid_sources):
         return train, None
     if len(job.valid_sources) != n_src or not job.valid_labels:
-        raise GridError(f"give VALID_SOURCE1..VALID_SOURCE{n_src} and VALID_LABELS "
-                        "together, like the training set", "VALID_LABELS")
+        raise GridError(f"give {numbered(N.valid_sources, 0)}.."
+                        f"{numbered(N.valid_sources, n_src - 1)} and {N.valid_labels} "
+                        "together, like the training set", N.valid_labels)
     vs = [TrainSource(v.path, t.name) for v, t in zip(job.valid_sources, job.train_sources)]
-    valid = Dataset(vs, job.valid_labels, "VALID_LABELS",
-                    [f"VALID_SOURCE{i + 1}" for i in range(n_src)], job.label_nodata)
+    valid = Dataset(vs, job.valid_labels, N.valid_labels,
+                    [numbered(N.valid_sources, i) for i in range(n_src)], job.label_nodata)
     for a, b, i in zip(train.sources, valid.sources, range(n_src)):
         if (a.size, a.bands) != (b.size, b.bands):
-            raise GridError(f"VALID_SOURCE{i + 1} has {b.bands} band(s) of {b.size} px "
-                            f"patches; TRAIN_SOURCE{i + 1} has {a.bands} of {a.size}",
-                            f"VALID_SOURCE{i + 1}")
+            raise GridError(f"{numbered(N.valid_sources, i)} has {b.bands} band(s) of "
+                            f"{b.size} px patches; {numbered(N.train_sources, i)} has "
+                            f"{a.bands} of {a.size}", numbered(N.valid_sources, i))
     return train, valid
 
 
@@ -499,10 +469,11 @@ def _classes(job, train, progress):
     if len(codes) > 255 or (train.count >= 20 and len(codes) > train.count // 2):
         raise GridError(f"the training labels hold {len(codes)} different values for "
                         f"{train.count} samples: they do not look like class labels. Give the "
-                        "OUTPUT_LABELS raster of Patches extraction", "TRAIN_LABELS")
+                        f"{PATCHES.output_labels} raster of Patches extraction",
+                        N.train_labels)
     if len(codes) < 2:
         raise GridError(f"the training labels hold {len(codes)} class(es); at least two are "
-                        "needed", "TRAIN_LABELS")
+                        "needed", N.train_labels)
     names = class_names(job.train_labels, codes)
     weights = (len(values) / (len(codes) * counts)) if job.class_weights else np.ones(len(codes))
     progress.info(f"{train.count} training samples, {len(codes)} classes: "
@@ -518,7 +489,9 @@ def _network(job, keras, train, classes, progress):
         stats = [s.stats() for s in train.sources]
         inputs = [(n, s.size, s.bands) for n, s in zip(train.names, train.sources)]
         model, core, serving = zoo.build(job.architecture, keras, inputs, len(classes.codes),
-                                         stats, job.seed)
+                                         stats, job.seed,
+                                         [numbered(N.train_sources, i)
+                                          for i in range(max(2, len(inputs)))])
         progress.info(f"Built a {job.architecture} network: {model.count_params()} parameters")
         return model, core, serving, job.architecture, classes
     model, core, serving, meta_in = _load_for_training(job, keras)
@@ -526,18 +499,19 @@ def _network(job, keras, train, classes, progress):
     for n in train.names:
         if n not in model_inputs:
             raise ModelError(f"the model has no input named '{n}'; its inputs are: "
-                             f"{', '.join(model_inputs)}", "TRAIN_SOURCE1_NAME")
+                             f"{', '.join(model_inputs)}",
+                             numbered(N.train_sources, 0, param_name(TrainSource, "name")))
     k_out = int(model.outputs[0].shape[-1])
     if k_out < len(classes.codes):
         raise ModelError(f"the labels hold {len(classes.codes)} classes but the model outputs "
-                         f"{k_out}; train a new model (no MODEL) or use fewer classes",
-                         "TRAIN_LABELS")
+                         f"{k_out}; train a new model (no {N.model}) or use fewer classes",
+                         N.train_labels)
     if meta_in:
         old = meta_in["classes"]["codes"]
         if not set(classes.codes.tolist()) <= set(old):
             raise ModelError(f"the labels hold classes "
                              f"{sorted(set(classes.codes.tolist()) - set(old))} the model was "
-                             f"not trained on (its classes: {old})", "TRAIN_LABELS")
+                             f"not trained on (its classes: {old})", N.train_labels)
         codes, values = np.array(old), classes.values
         weights = np.ones(len(codes)) if not job.class_weights else np.array(
             [len(values) / (len(codes) * max(1, int(np.sum(values == c)))) for c in codes])
@@ -567,7 +541,7 @@ def _fit(job, model, train, valid, classes, tf, keras, progress):
     steps = -(-train.count // job.batch_size)
     fit = _Fit.start(valid is not None)
 
-    class Feedback(keras.callbacks.Callback):
+    class Feedback(keras.callbacks.Callback):  # type: ignore[name-defined] # keras: imported
         def on_train_batch_end(self, batch, logs=None):
             progress.set(min(0.95, (len(fit.history) - 1 + (batch + 1) / steps)
                              / job.epochs * 0.95))
@@ -599,7 +573,7 @@ def _fit(job, model, train, valid, classes, tf, keras, progress):
                 fit.stopped = epoch + 1
                 self.model.stop_training = True
                 progress.info(f"Early stop: no better validation loss in the {job.patience} "
-                              f"epochs since epoch {fit.best['epoch']} (PATIENCE)")
+                              f"epochs since epoch {fit.best['epoch']} ({N.patience})")
 
     began = time.monotonic()
     warnings.filterwarnings("ignore", message=".*ran out of data.*")
@@ -625,8 +599,9 @@ def _fit(job, model, train, valid, classes, tf, keras, progress):
         raise ParameterError(
             f"the training loss stopped being a number (NaN or infinite) at "
             f"{fit.diverged}: the network diverged and no model was written. Lower "
-            f"LEARNING_RATE (it is {job.learning_rate:g}; the default is 0.0003), or check "
-            "the patches for NaN or huge values", "LEARNING_RATE")
+            f"{N.learning_rate} (it is {job.learning_rate:g}; the default is "
+            f"{defaults(TrainModelJob)['learning_rate']:g}), or check the patches for NaN or "
+            "huge values", N.learning_rate)
     if fit.cancelled:
         if fit.best["weights"] is None:
             raise CancelledError()
@@ -655,7 +630,8 @@ def _validate(model, valid, classes, progress):
     return matrix, metrics
 
 
-def serving_function(core, serving, names, bands, codes, tf):
+def serving_function(core: Any, serving: Dict[str, Any], names: Sequence[str],
+                     bands: Sequence[int], codes: Sequence[int], tf: Any) -> Any:
     """What a served model computes, and its input signature: the network's probabilities
     (cropped to the expression field) and the class codes. Shared by the SavedModel and
     the ONNX export."""
@@ -675,7 +651,9 @@ def serving_function(core, serving, names, bands, codes, tf):
     return serve, sig
 
 
-def export(output, model, core, serving, names, sources, codes, meta, tf, keras):
+def export(output: AtomicFolder, model: Any, core: Any, serving: Dict[str, Any], names: Sequence[str],
+           sources: Sequence[Any], codes: Sequence[int], meta: Dict[str, Any], tf: Any,
+           keras: Any) -> None:
     """SavedModel (signature inputs = source names; outputs class and probabilities),
     the Keras model for fine-tuning, and the metadata, written to the temporary folder of
     `output` (an AtomicFolder) and swapped in when complete."""
@@ -692,7 +670,7 @@ def export(output, model, core, serving, names, sources, codes, meta, tf, keras)
     except (RsdlIOError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        raise io_error(output.path, exc, "OUTPUT") from exc
+        raise io_error(output.path, exc, N.output_model) from exc
     output.commit()
 
 
@@ -767,4 +745,4 @@ def _report(job, history, matrix, names, metrics, meta, model, counts, tips=()):
                    "F1": [0.0] * len(names)}
         notes.append("No validation set: no accuracy figures")
     html_report(job.output_report, "Training report", matrix, names, metrics, notes,
-                extra_html=curves, head_html=head)
+                param=N.output_report, extra_html=curves, head_html=head)

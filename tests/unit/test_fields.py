@@ -73,13 +73,40 @@ def test_two_free_inputs_say_what_to_give(tmp_path):
 
 
 def test_every_adapter_implements_the_engines_model_interface(tmp_path):
+    """Every format of models/formats.py loads as a LoadedModel (what api.py uses: names,
+    description, metadata) that is an engine Model; TF1 (OTBTF's), TF2 (a SavedModel with a
+    signature), Keras and ONNX each run a batch through that interface."""
+    from rsdl_qgis.engine.model import LoadedModel, ProgressLike
+    from rsdl_qgis.engine.progress import Part, Progress
+    from rsdl_qgis.models import formats
     from tests.unit.test_onnx import fcn_weights, keras_fcn, to_onnx_nchw
-    keras_fcn(tmp_path / "k.keras", fcn_weights())
-    paths = [f"{OTBTF}/models/model3", str(tmp_path / "k.keras"),
-             to_onnx_nchw(fcn_weights(), tmp_path / "m.onnx")]
-    for p in paths:
-        assert isinstance(load_model(p), Model), p
+    keras_model, _ = keras_fcn(tmp_path / "k.keras", fcn_weights())
+    keras_model.export(str(tmp_path / "tf2"), verbose=False)       # a TF2 SavedModel
+    paths = {"TF1Model": f"{OTBTF}/models/model3", "TF2Model": str(tmp_path / "tf2"),
+             "KerasModel": str(tmp_path / "k.keras"),
+             "OnnxModel": to_onnx_nchw(fcn_weights(), tmp_path / "m.onnx")}
+    kinds = set()
+    for kind, p in paths.items():
+        m = load_model(p)
+        assert type(m).__name__ == kind and formats.format_of(p) is not None
+        assert isinstance(m, Model) and isinstance(m, LoadedModel), p
+        kinds.add(formats.format_of(p).key)
+        # one input and output: no name to give (OTBTF's graphs also hold the labels y)
+        name = m.resolve_input("x" if kind == "TF1Model" else "")
+        out = m.resolve_output("prediction" if kind == "TF1Model" else "")
+        assert p in m.describe() and name in m.describe()
+        bands = m.inputs[name][0][-1]
+        size = 16 if kind == "TF1Model" else 5
+        x = np.zeros((2, size, size, bands), m.input_dtype(name))
+        (y,) = m.run({name: x}, [out])
+        assert len(y) == 2
+        with pytest.raises(ModelError) as e:
+            m.resolve_input("no such input", "SOURCE1_NAME")
+        assert e.value.param == "SOURCE1_NAME" and name in str(e.value)
+    assert kinds == {f.key for f in formats.FORMATS}            # every format of the table
     from rsdl_qgis.ml.features import FeatureModel, IdentityModel
     identity = IdentityModel(3)
     assert isinstance(identity, Model)
     assert isinstance(FeatureModel(identity, ["x"], [3]), Model)
+    assert isinstance(Progress(), ProgressLike) and isinstance(Part(Progress(), 0, 1),
+                                                               ProgressLike)
