@@ -189,3 +189,51 @@ def test_user_strings_go_through_tr(qgis_app):
     finally:
         QCoreApplication.removeTranslator(upper)
     assert algorithm("modelserve").displayName() == "Apply a model (model serve)"
+
+
+def test_no_parameter_name_is_spelled_below_the_algorithm_layer(qgis_app):
+    """Engine, models and classifiers name a parameter through the field that declares it
+    (engine.declare.names(Job).field): a renamed parameter is one edit, in its job. Every
+    string literal of those modules but docstrings is read; the declarations themselves
+    and names that are also results (SAMPLES, EPOCHS: outputs too) are left out."""
+    import ast
+    import glob
+    import os
+
+    from rsdl_qgis.algorithms import ALGORITHMS
+    from tests.conftest import ROOT
+
+    def numbered(name):
+        return re.sub(r"SOURCE\d", "SOURCE#", name)
+
+    params, outputs = set(), set()
+    for cls in ALGORITHMS:
+        alg = cls()
+        alg.initAlgorithm()
+        params |= {numbered(d.name()) for d in alg.parameterDefinitions()}
+        outputs |= {numbered(d.name()) for d in alg.outputDefinitions()}
+    assert {"SOURCE#_RFIELD", "EPOCHS", "OUTPUT", "MODEL"} <= params   # the oracle's names
+    # results share SAMPLES (samples drawn, sampleselection's and others') and EPOCHS
+    # (epochs run, trainmodel's) with parameters: a result's key is not a parameter
+    names = params - outputs - {"SAMPLES", "EPOCHS"}
+    word = re.compile(r"(?<![A-Za-z0-9_])([A-Z][A-Z0-9_]*[A-Z0-9])(?![A-Za-z0-9_])")
+    declarations = {"engine/declare.py", "engine/jobs.py", "models/jobs.py", "ml/jobs.py"}
+    package = os.path.join(ROOT, "rsdl_qgis")
+    found = []
+    for path in sorted(glob.glob(os.path.join(package, "**", "*.py"), recursive=True)):
+        rel = os.path.relpath(path, package).replace(os.sep, "/")
+        if rel.startswith("algorithms/") or rel in declarations | {"provider.py", "plugin.py"}:
+            continue
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+        docs = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and id(node) not in docs:
+                found += [f"{rel}:{node.lineno} {m}" for m in word.findall(node.value)
+                          if numbered(m) in names]
+    # ml/classifiers.py's SETTINGS declares each setting's parameter: declarations too
+    found = [f for f in found if not f.startswith("ml/classifiers.py")
+             or not re.search(r"\b(RF_TREES|MAX_DEPTH|MIN_SAMPLES_LEAF|SVM_C|SVM_GAMMA|"
+                              r"GBT_ITERATIONS|GBT_LEARNING_RATE|KNN_K)$", f)]
+    assert not found, "parameter names spelled below the algorithm layer:\n" + "\n".join(found)
