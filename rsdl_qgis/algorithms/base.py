@@ -638,8 +638,14 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
                 self.parameterAsString(parameters, "SCHEDULER", context).strip())
 
     def choice(self, parameters, key, context=None):
-        """The name of the choice (a Choice parameter) given as `key`."""
-        return self.parameterDefinition(key).value(parameters, context)
+        """The name of the choice (a Choice parameter) given as `key`; an expression (a
+        model's, a batch run's) is evaluated first."""
+        param, value = self.parameterDefinition(key), parameters.get(key)
+        if isinstance(value, QgsProperty) and \
+                value.propertyType() != QgsProperty.StaticProperty:
+            text = self.parameterAsString(parameters, key, context)
+            parameters = {key: text}
+        return param.value(parameters, context)
 
     def optional_double(self, parameters, key, context):
         if parameters.get(key) in (None, ""):

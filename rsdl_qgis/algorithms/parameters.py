@@ -89,6 +89,9 @@ class Choice(QgsProcessingParameterEnum):
         return None
 
     def checkValueIsAcceptable(self, value, context=None):  # noqa: N802 (QGIS's name)
+        if isinstance(value, QgsProperty) and \
+                value.propertyType() != QgsProperty.StaticProperty:
+            return True                  # an expression: evaluated when the run reads it
         if value in (None, "") or (isinstance(value, QgsProperty) and
                                    value.staticValue() in (None, "")):
             return bool(self.flags() & QgsProcessingParameterDefinition.FlagOptional) \

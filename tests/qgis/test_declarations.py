@@ -116,6 +116,14 @@ def test_choices_are_stored_by_name_and_old_indices_still_read(qgis_app):
     # a copy (what QGIS's modeler and batch dialogs make) reads the same
     copy = d.clone()
     assert copy.key(3) == "knn" and copy.usesStaticStrings()
+    # an expression (a model's input, a batch row's) is evaluated, then read the same way
+    from qgis.core import QgsProcessingContext, QgsProperty
+    context = QgsProcessingContext()
+    for expression, key in (("'svm'", "svm"), ("1 + 1", "gbt"), ("'dt: Decision tree'", "dt")):
+        value = QgsProperty.fromExpression(expression)
+        assert d.checkValueIsAcceptable(value)
+        assert alg.choice({"CLASSIFIER": value}, "CLASSIFIER", context) == key
+    assert alg.choice({}, "CLASSIFIER", context) == "rf"          # unset: the default
 
 
 def test_numbered_sources_take_their_settings_from_one_declaration(qgis_app):
