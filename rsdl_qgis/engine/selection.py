@@ -403,8 +403,8 @@ def _select_in_labels(job, step, progress):
     totals: Dict[int, int] = {}
     for r0, n, lab, ok in strips():
         _check_cancel(progress)
-        v, c = np.unique(lab[ok], return_counts=True)
-        for a, b in zip(v.tolist(), c.tolist()):
+        v, n_of = np.unique(lab[ok], return_counts=True)
+        for a, b in zip(v.tolist(), n_of.tolist()):
             totals[a] = totals.get(a, 0) + b
         progress.set(0.3 * (r0 + n) / grid.height)
     if not totals:

@@ -325,7 +325,7 @@ def features_at(recipe: "FeatureRecipe", inner: Any, paths: Sequence[str], xy: A
             pending_idx.clear()
 
         idx = np.flatnonzero(inside)
-        for n, i in enumerate(idx.tolist()):
+        for n, i in enumerate(int(j) for j in idx):
             if n % 512 == 0:
                 if progress.cancelled():
                     raise CancelledError()

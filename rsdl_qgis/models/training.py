@@ -183,7 +183,7 @@ def augment(xs: List[np.ndarray], y: np.ndarray, w: np.ndarray, rng: Any,
     return xs, y, w
 
 
-def class_names(labels_path: str, codes: Sequence[int]) -> List[str]:
+def class_names(labels_path: str, codes: Any) -> List[str]:
     """Names from the lookup table beside the labels raster, else the codes."""
     lp = os.path.splitext(str(labels_path))[0] + ".classes.csv"
     if os.path.exists(lp):
