@@ -19,7 +19,7 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
-from ..engine.declare import declaration, declared
+from ..engine.declare import declaration, declared, setting_of
 from .parameters import Choice, RasterInput, model_parameter
 
 GEOMETRIES = {"point": QgsProcessing.TypeVectorPoint,
@@ -147,6 +147,5 @@ def read(alg, job, parameters, context, feedback=None, **given):
 def numbered(spec, key, what, optional=None):
     """The declaration of a numbered source's setting (engine/jobs.py: RFIELD...) as the
     parameter of source `key` (SOURCE2 -> SOURCE2_RFIELD, "Source 2: receptive field")."""
-    name = f"{spec.name}_{key}" if spec.option("before") else f"{key}_{spec.name}"
-    return dataclasses.replace(spec, name=name, label=f"{what}: {spec.label}",
+    return dataclasses.replace(spec, name=setting_of(key, spec), label=f"{what}: {spec.label}",
                                optional=spec.optional if optional is None else optional)

@@ -129,8 +129,16 @@ def numbered(prefix: str, index: int, setting: Any = "") -> str:
     source: "OUTPUT_SOURCE2"."""
     key = f"{prefix}{index + 1}"
     if isinstance(setting, Param):
-        return f"{setting.name}_{key}" if setting.option("before") else f"{key}_{setting.name}"
+        return setting_of(key, setting)
     return key + (f"_{setting}" if setting else "")
+
+
+def setting_of(source: str, setting: Param) -> str:
+    """The parameter of a source's setting: SOURCE2 and RFIELD give SOURCE2_RFIELD, and a
+    setting declared `before` its source (OUTPUT) gives OUTPUT_SOURCE2."""
+    if setting.option("before"):
+        return f"{setting.name}_{source}"
+    return f"{source}_{setting.name}"
 
 
 def defaults(job: "AnyJob") -> Dict[str, Any]:

@@ -8,7 +8,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import GridError, RsdlIOError
-from .declare import declaration, names, numbered
+from .declare import declaration, names, setting_of
 from .grid import Grid
 from .jobs import OUTPUT, SELECT, PatchesJob, PatchSource, source_param
 from .output import AtomicFile, gdal_checked, io_error
@@ -16,7 +16,7 @@ from .windows import Window, crop, intersection
 
 #: the outputs of Patches extraction that the training reads (declare.py)
 PATCHES = names(PatchesJob)
-PATCH_OUT = numbered(PATCHES.sources, 0, declaration(PatchSource, "output"))[:-1]
+PATCH_OUT = setting_of(PATCHES.sources, declaration(PatchSource, "output"))    # OUTPUT_SOURCE
 
 gdal.UseExceptions()
 
