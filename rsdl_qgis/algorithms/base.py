@@ -258,13 +258,7 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
     def source_settings(self, job, key, parameters, context):
         """{field: value} of the settings numbered source `key` has among those `job`
         (ServeSource, PatchSource) declares (SOURCE2_RFIELD -> rfield...)."""
-        names = {p.name() for p in self.parameterDefinitions()}
-        out = {}
-        for field_name, spec in declared(job):
-            spec = binder.numbered(spec, key, "")
-            if spec.name in names:
-                out[field_name] = binder.value(self, spec, parameters, context)
-        return out
+        return binder.values(self, job, parameters, context, source=key)
 
     def name(self):
         return self.NAME
@@ -646,11 +640,6 @@ class RsdlAlgorithm(QgsProcessingAlgorithm):
             text = self.parameterAsString(parameters, key, context)
             parameters = {key: text}
         return param.value(parameters, context)
-
-    def optional_double(self, parameters, key, context):
-        if parameters.get(key) in (None, ""):
-            return None
-        return self.parameterAsDouble(parameters, key, context)
 
     def bands(self, parameters, key, context):
         """A band list parameter (SOURCEn_BANDS) as 1-based band numbers, None if empty."""

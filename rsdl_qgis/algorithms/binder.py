@@ -132,16 +132,27 @@ def value(alg, spec, parameters, context, feedback=None):
     return path or (None if spec.optional else path)
 
 
-def read(alg, job, parameters, context, feedback=None, **given):
-    """A job of class `job` from a run's parameters: each declared field the algorithm
-    has a parameter for, read by its kind; `given` fields as they are (the numbered
-    sources...); the rest keep the job's defaults."""
+def values(alg, job, parameters, context, feedback=None, source=None, skip=()):
+    """{field: value} of each field `job` declares that the algorithm has a parameter for,
+    read by its kind (but the fields in `skip`: a destination is resolved once); with
+    `source` (SOURCE2), the settings of that numbered source (SOURCE2_RFIELD -> rfield).
+    The numbered sources themselves are the caller's."""
     names = {p.name() for p in alg.parameterDefinitions()}
-    values = dict(given)
+    out = {}
     for field_name, spec in declared(job):
-        if field_name not in values and spec.name in names and not spec.option("numbered"):
-            values[field_name] = value(alg, spec, parameters, context, feedback)
-    return job(**values)
+        if field_name in skip:
+            continue
+        if source is not None:
+            spec = numbered(spec, source, "")
+        if spec.name in names and not spec.option("numbered"):
+            out[field_name] = value(alg, spec, parameters, context, feedback)
+    return out
+
+
+def read(alg, job, parameters, context, feedback=None, **given):
+    """A job of class `job` from a run's parameters (values()); `given` fields as they
+    are (the numbered sources...); the rest keep the job's defaults."""
+    return job(**values(alg, job, parameters, context, feedback, skip=given), **given)
 
 
 def numbered(spec, key, what, optional=None):
